@@ -1,0 +1,1 @@
+"""Shared network building blocks: U-Net pieces (:mod:`.unet`) and Gaussian latent encoders (:mod:`.encoders`)."""
