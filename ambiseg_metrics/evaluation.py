@@ -1,0 +1,174 @@
+"""Every metric of an image (or a batch) from one pass over the pixels.
+
+:func:`evaluate` counts the pairwise intersections once (:func:`~ambiseg_metrics.pair_counts`) and reads
+all requested metrics from those counts, so asking for ten metrics costs about as much as asking for one.
+Metrics are organised in *families* that share a readout (e.g. the GED and its three terms); a family is
+computed only when one of its metrics is requested.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from ._validate import INPUT_RULES_DOC, check_choice
+from .collective_insight import (
+    VARIANCES,
+    _dmax_block,
+    _sensitivity_block,
+    collective_insight_from_counts,
+)
+from .counts import PairCounts, pair_counts
+from .ged import DISTANCES, ESTIMATORS, ged_terms_from_counts
+
+__all__ = ["METRICS", "MetricFamily", "evaluate", "evaluate_counts"]
+
+Options = Mapping[str, object]
+
+
+@dataclass(frozen=True)
+class MetricFamily:
+    """Metrics computed together from the counts.
+
+    Attributes
+    ----------
+    names : tuple of str
+        The metric names this family produces, in report order.
+    compute : callable
+        ``compute(counts, wanted, options) -> {name: value}`` for the wanted subset of ``names``.
+    needs_pairs : frozenset of str
+        The names among ``names`` that need N >= 2 and M >= 2.
+    """
+
+    names: tuple[str, ...]
+    compute: Callable[[PairCounts, set[str], Options], dict[str, object]]
+    needs_pairs: frozenset[str] = frozenset()
+
+
+def _ged_family(counts: PairCounts, wanted: set[str], options: Options) -> dict[str, object]:
+    t = ged_terms_from_counts(counts, estimator=options["estimator"], distance=options["distance"])
+    return {
+        "ged": t.ged,
+        "ged_cross": t.cross,
+        "ged_sample_diversity": t.sample_diversity,
+        "ged_annotator_diversity": t.annotator_diversity,
+    }
+
+
+def _ci_family(counts: PairCounts, wanted: set[str], options: Options) -> dict[str, object]:
+    if wanted & {"ci", "ci_harmonic", "diversity_agreement"}:
+        r = collective_insight_from_counts(counts, variance=options["variance"])
+        return {
+            "ci": r.ci,
+            "ci_harmonic": r.ci_harmonic,
+            "combined_sensitivity": r.combined_sensitivity,
+            "max_dice_matching": r.max_dice_matching,
+            "diversity_agreement": r.diversity_agreement,
+        }
+    out: dict[str, object] = {}
+    if "combined_sensitivity" in wanted:
+        out["combined_sensitivity"] = counts.map(_sensitivity_block)
+    if "max_dice_matching" in wanted:
+        out["max_dice_matching"] = counts.map(_dmax_block)
+    return out
+
+
+#: Families of metrics known to :func:`evaluate`, in report order.
+FAMILIES: list[MetricFamily] = [
+    MetricFamily(
+        ("ged", "ged_cross", "ged_sample_diversity", "ged_annotator_diversity"), _ged_family
+    ),
+    MetricFamily(
+        ("ci", "ci_harmonic", "combined_sensitivity", "max_dice_matching", "diversity_agreement"),
+        _ci_family,
+        frozenset({"ci", "ci_harmonic", "diversity_agreement"}),
+    ),
+]
+
+#: Every metric name :func:`evaluate` knows, in report order.
+METRICS: tuple[str, ...] = tuple(name for family in FAMILIES for name in family.names)
+
+
+def _check_metrics(metrics: Iterable[str] | None) -> list[str]:
+    if metrics is None:
+        return list(METRICS)
+    if isinstance(metrics, str):
+        metrics = [m.strip() for m in metrics.split(",") if m.strip()]
+    chosen = list(dict.fromkeys(metrics))
+    unknown = [m for m in chosen if m not in METRICS]
+    if unknown:
+        raise ValueError(f"unknown metric(s) {unknown}; choose from {', '.join(METRICS)}")
+    if not chosen:
+        raise ValueError("metrics is empty; choose at least one of " + ", ".join(METRICS))
+    return chosen
+
+
+def evaluate_counts(
+    counts: PairCounts,
+    *,
+    metrics: Iterable[str] | None = None,
+    estimator: str = "v-statistic",
+    distance: str = "iou",
+    variance: str = "dice",
+) -> dict[str, float | np.ndarray]:
+    """Like :func:`evaluate`, from precomputed :func:`~ambiseg_metrics.pair_counts`."""
+    chosen = _check_metrics(metrics)
+    options = {
+        "estimator": check_choice("estimator", estimator, ESTIMATORS),
+        "distance": check_choice("distance", distance, DISTANCES),
+        "variance": check_choice("variance", variance, VARIANCES),
+    }
+    wanted = set(chosen)
+    values: dict[str, object] = {}
+    for family in FAMILIES:
+        subset = wanted & set(family.names)
+        if subset:
+            values.update(family.compute(counts, subset, options))
+    return {name: values[name] for name in chosen}
+
+
+def evaluate(
+    preds: object,
+    gts: object,
+    *,
+    batch: bool = False,
+    metrics: Iterable[str] | None = None,
+    threshold: float = 0.5,
+    estimator: str = "v-statistic",
+    distance: str = "iou",
+    variance: str = "dice",
+) -> dict[str, float | np.ndarray]:
+    """Compute several metrics of one image (or a batch) from a single pass over the pixels.
+
+    Parameters
+    ----------
+    {inputs}
+    metrics : iterable of str or str, optional
+        Names from :data:`METRICS` (a comma-separated string works too); default: all of them.
+        ``ci``, ``ci_harmonic`` and ``diversity_agreement`` need N >= 2 and M >= 2.
+    estimator, distance : str
+        GED options, see :func:`~ambiseg_metrics.ged`.
+    variance : str
+        D_a option, see :func:`~ambiseg_metrics.diversity_agreement`.
+
+    Returns
+    -------
+    dict
+        metric name -> float (one image) or array of B floats (``batch=True``), in the order asked.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from ambiseg_metrics import evaluate
+    >>> masks = np.zeros((2, 4, 4), bool); masks[0, :2] = True; masks[1, 1:3] = True
+    >>> r = evaluate(masks, masks, metrics=["ged", "ci"])
+    >>> r["ged"], r["ci"]
+    (0.0, 1.0)
+    """
+    counts = pair_counts(preds, gts, batch=batch, threshold=threshold)
+    return evaluate_counts(counts, metrics=metrics, estimator=estimator, distance=distance, variance=variance)
+
+
+evaluate.__doc__ = evaluate.__doc__.replace("{inputs}", INPUT_RULES_DOC)
