@@ -1,1 +1,2 @@
-"""Shared network building blocks: U-Net pieces (:mod:`.unet`) and Gaussian latent encoders (:mod:`.encoders`)."""
+"""Shared network building blocks: U-Net pieces (:mod:`.unet`) and
+Gaussian latent encoders (:mod:`.encoders`)."""

@@ -154,7 +154,9 @@ class MixtureGaussianEncoder(nn.Module):
         with torch.no_grad():
             # spread the component means so the mixture does not start collapsed
             bias = torch.zeros(n_components, 2 * latent_dim + 1)
-            bias[:, :latent_dim] = torch.randn(n_components, latent_dim, generator=torch.Generator().manual_seed(0))
+            bias[:, :latent_dim] = torch.randn(
+                n_components, latent_dim, generator=torch.Generator().manual_seed(0)
+            )
             self.head.bias.copy_(bias.reshape(-1))
 
     def forward(self, x: torch.Tensor, seg: torch.Tensor | None = None) -> D.MixtureSameFamily:
@@ -192,3 +194,39 @@ def kl_divergence(q: D.Distribution, p: D.Distribution, z: torch.Tensor | None =
         if z is None:
             z = sample_latent(q)
         return q.log_prob(z) - p.log_prob(z)
+
+
+def sample_with_generator(
+    dist: D.Distribution, n: int, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """``n`` samples (n, B, latent_dim) of an encoder output, reproducible under ``generator``.
+
+    ``torch.distributions`` samplers use the global RNG; this draws the standard-normal / categorical noise
+    from ``generator`` and transforms it, for every distribution the encoders here return.
+    """
+    if isinstance(dist, D.MixtureSameFamily):
+        logits = dist.mixture_distribution.logits  # (B, K)
+        comp = dist.component_distribution.base_dist  # Normal (B, K, D)
+        b, k = logits.shape
+        idx = torch.multinomial(logits.softmax(-1), n, replacement=True, generator=generator).T  # (n, B)
+        eps = torch.randn(
+            (n, *comp.loc.shape), generator=generator, device=logits.device, dtype=comp.loc.dtype
+        )
+        z = comp.loc + comp.scale * eps  # (n, B, K, D)
+        return torch.gather(z, 2, idx[..., None, None].expand(n, b, 1, z.shape[-1])).squeeze(2)
+    if isinstance(dist, D.Independent) and isinstance(dist.base_dist, D.Normal):
+        loc, scale = dist.base_dist.loc, dist.base_dist.scale
+        eps = torch.randn((n, *loc.shape), generator=generator, device=loc.device, dtype=loc.dtype)
+        return loc + scale * eps
+    if isinstance(dist, D.LowRankMultivariateNormal):
+        loc, w = dist.loc, dist.cov_factor
+        e1 = torch.randn((n, *loc.shape), generator=generator, device=loc.device, dtype=loc.dtype)
+        e2 = torch.randn(
+            (n, *w.shape[:-2], w.shape[-1]), generator=generator, device=loc.device, dtype=loc.dtype
+        )
+        return loc + (w @ e2.unsqueeze(-1)).squeeze(-1) + dist.cov_diag.sqrt() * e1
+    if isinstance(dist, D.MultivariateNormal):
+        loc = dist.loc
+        eps = torch.randn((n, *loc.shape), generator=generator, device=loc.device, dtype=loc.dtype)
+        return loc + (dist.scale_tril @ eps.unsqueeze(-1)).squeeze(-1)
+    raise TypeError(f"cannot sample {type(dist).__name__} with a generator")
