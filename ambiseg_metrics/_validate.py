@@ -100,6 +100,11 @@ def _to_array(x: object, name: str) -> np.ndarray:
     if isinstance(x, (list, tuple)):
         if len(x) == 0:
             raise ValueError(f"{name} is empty: at least one mask is needed")
+        if not all(isinstance(p, np.ndarray) or _is_torch_tensor(p) for p in x):
+            try:  # nested Python lists (of lists) of numbers
+                return np.asarray(x)
+            except ValueError as exc:
+                raise ValueError(f"{name} is a ragged nested list; the masks must share one shape") from exc
         parts = [_to_array(p, f"{name}[{i}]") for i, p in enumerate(x)]
         shapes = {p.shape for p in parts}
         if len(shapes) > 1:
