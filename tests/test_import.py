@@ -5,11 +5,12 @@ from __future__ import annotations
 import subprocess
 import sys
 
-HEAVY = ["torch", "numba", "matplotlib", "dask", "distributed", "imageio", "nibabel", "tifffile", "scipy.optimize"]
+HEAVY = ["torch", "numba", "matplotlib", "dask", "distributed", "imageio", "nibabel", "tifffile",
+         "scipy.optimize"]
 
 
 def test_import_is_light():
-    code = "import sys, ambiseg_metrics; print(' '.join(m for m in %r if m in sys.modules))" % (HEAVY,)
+    code = f"import sys, ambiseg_metrics; print(' '.join(m for m in {HEAVY!r} if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "", f"imported at `import ambiseg_metrics`: {out.strip()}"
 
