@@ -64,5 +64,9 @@ def load_dataset(spec: str, split: str, seed: int = 0, **kw) -> AmbiguousSegData
         return load_msmri(path, split, seed=seed, **kw)
     from . import lidc
 
-    loader = {"lidc-pickle": lidc.load_lidc_pickle, "lidc-png": lidc.load_lidc_png, "cimd-lidc": lidc.load_cimd_lidc}
+    loader = {
+        "lidc-pickle": lidc.load_lidc_pickle,
+        "lidc-png": lidc.load_lidc_png,
+        "cimd-lidc": lidc.load_cimd_lidc,
+    }
     return loader[kind](path, split, seed=seed, **kw)

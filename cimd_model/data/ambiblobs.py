@@ -17,8 +17,8 @@ distribution can be computed; the ``M`` stored annotations are i.i.d. draws from
 Flavours mimic the data sets of the CIMD paper:
 
 * ``ct``  – LIDC-like: 1 channel, 4 annotators; nodule core, faint rim, satellite lobe, sometimes nothing.
-* ``us``  – bone-ultrasound-like: 1 channel, 4 annotators; speckle, a bright bone-surface band with an acoustic
-  shadow below it whose faint ends are ambiguous.
+* ``us``  – bone-ultrasound-like: 1 channel, 4 annotators; speckle, a bright bone-surface band with an
+  acoustic shadow below it whose faint ends are ambiguous.
 * ``mri`` – MS-lesion-like: 4 channels (FLAIR, T1, T2, PD contrasts), 2 annotators; definite and faint
   lesions, sometimes no definite lesion at all.
 
@@ -198,7 +198,9 @@ def make_case(flavour: str, seed: int, split: str, index: int, size: int = 64) -
         raise ValueError(f"unknown AmbiBlobs flavour {flavour!r}; choose one of {sorted(FLAVOURS)}")
     if size < 16:
         raise ValueError(f"size must be >= 16 pixels, got {size}")
-    rng = np.random.default_rng([int(seed), FLAVOURS[flavour]["code"], _SPLIT_CODE[check_split(split)], index])
+    rng = np.random.default_rng(
+        [int(seed), FLAVOURS[flavour]["code"], _SPLIT_CODE[check_split(split)], index]
+    )
     image, base, parts, probs, p_empty = _MAKERS[flavour](rng, int(size))
     return BlobCase(
         image=image.astype(np.float32),

@@ -2,8 +2,8 @@
 
 Items are dicts ``{"image": float32 (C, H, W), "masks": float32 (M, H, W) in {0, 1}, "id": str}``.
 Training picks one of the ``M`` annotations at random (:mod:`cimd_model.train`), evaluation uses all of them
-(:mod:`cimd_model.sample`). Every loader of :mod:`cimd_model.data` returns an :class:`ArrayDataset` holding the
-split in memory (the data sets of the paper are small: 128×128 crops / 2-D slices).
+(:mod:`cimd_model.sample`). Every loader of :mod:`cimd_model.data` returns an :class:`ArrayDataset` holding
+the split in memory (the data sets of the paper are small: 128×128 crops / 2-D slices).
 """
 
 from __future__ import annotations
@@ -41,7 +41,8 @@ def unique_ids(raw_ids: Sequence[str]) -> list[str]:
 
 
 class AmbiguousSegDataset(Dataset):
-    """Abstract interface: ``len``, ``__getitem__`` -> item dict, ``in_channels``, ``n_annotators``, ``ids``."""
+    """Abstract interface: ``len``, ``__getitem__`` -> item dict, ``in_channels``, ``n_annotators``,
+    ``ids``."""
 
     in_channels: int
     n_annotators: int
@@ -69,7 +70,9 @@ class ArrayDataset(AmbiguousSegDataset):
         A label for messages.
     """
 
-    def __init__(self, images: np.ndarray, masks: np.ndarray, ids: Sequence[str], name: str = "dataset") -> None:
+    def __init__(
+        self, images: np.ndarray, masks: np.ndarray, ids: Sequence[str], name: str = "dataset"
+    ) -> None:
         images = np.asarray(images)
         masks = np.asarray(masks)
         if images.ndim != 4:
@@ -77,9 +80,7 @@ class ArrayDataset(AmbiguousSegDataset):
         if masks.ndim != 4:
             raise ValueError(f"{name}: masks must be (N, M, H, W), got shape {masks.shape}")
         if images.shape[0] != masks.shape[0] or images.shape[2:] != masks.shape[2:]:
-            raise ValueError(
-                f"{name}: images {images.shape} and masks {masks.shape} disagree on N or (H, W)"
-            )
+            raise ValueError(f"{name}: images {images.shape} and masks {masks.shape} disagree on N or (H, W)")
         if len(ids) != images.shape[0]:
             raise ValueError(f"{name}: {len(ids)} ids for {images.shape[0]} images")
         m = masks.astype(np.float32)
