@@ -9,8 +9,8 @@ Expected layout (the challenge's ``training`` release)::
 channels are FLAIR, MPRAGE (T1), PD, T2, each z-scored over the non-zero voxels of its volume. The masks of
 the two raters are the annotations. Slices are kept according to ``slices`` (``"lesion"``: any rater marks
 something, default; ``"brain"``: at least 5 % non-zero FLAIR; ``"all"``). Slices are padded / centre-cropped
-to ``size`` (default: padded up to a multiple of 16). The split is per patient (seeded): time points and slices
-of one patient never leak across splits.
+to ``size`` (default: padded up to a multiple of 16). The split is per patient (seeded): time points and
+slices of one patient never leak across splits.
 """
 
 from __future__ import annotations
