@@ -26,7 +26,7 @@ from torch import distributions as D
 from torch import nn
 
 from ..base import AmbiguousSegModel
-from ..nets.unet import ConvBlock, Encoder, channel_list, check_divisible
+from ..nets.unet import ConvBlock, Encoder, channel_list, check_divisible, logit_head
 
 CONFIGS: dict[str, dict[str, Any]] = {
     # tiny: 64x64 AmbiBlobs; 4 resolution levels (64..8), latents at 32, 16, 8
@@ -122,7 +122,9 @@ class HierarchicalLatentNet(nn.Module):
 class Likelihood(nn.Module):
     """``p(s | z)``: features built upward from the coarsest latent; logits per level (full resolution)."""
 
-    def __init__(self, chans: list[int], latent_levels: int, zdim: int, n_convs: int, norm: bool) -> None:
+    def __init__(
+        self, chans: list[int], latent_levels: int, zdim: int, n_convs: int, norm: bool, residual: bool = True
+    ) -> None:
         super().__init__()
         self.offset = len(chans) - latent_levels
         self.blocks = nn.ModuleList()
@@ -131,12 +133,15 @@ class Likelihood(nn.Module):
             ch = chans[self.offset + l]
             extra = 0 if l == latent_levels - 1 else chans[self.offset + l + 1]
             self.blocks.append(ConvBlock(zdim + extra, ch, n_convs, norm))
-            self.heads.append(nn.Conv2d(ch, 1, 1))
+            # z_0's logits come from the upsampling path below when z_0 is not at full resolution
+            # the coarsest level carries the background prior; finer levels add residuals around it
+            prior = 0.1 if l == latent_levels - 1 or not residual else 0.5
+            self.heads.append(nn.Identity() if l == 0 and self.offset > 0 else logit_head(ch, prior))
         # from z_0's resolution up to full resolution
         self.up_blocks = nn.ModuleList(
             ConvBlock(chans[r + 1], chans[r], n_convs, norm) for r in range(self.offset - 1, -1, -1)
         )
-        self.final = nn.Conv2d(chans[0], 1, 1)
+        self.final = logit_head(chans[0], 0.1 if latent_levels == 1 or not residual else 0.5)
 
     def forward(self, zs: list[torch.Tensor], size: tuple[int, int]) -> list[torch.Tensor]:
         """Per-level logits ``r_l`` (B, 1, H, W), finest first."""
@@ -173,7 +178,7 @@ class PHiSeg(AmbiguousSegModel):
         args = (chans, levels, zdim, int(c["n_convs"]), bool(c["norm"]))
         self.prior = HierarchicalLatentNet(in_channels, *args)
         self.posterior = HierarchicalLatentNet(in_channels + 1, *args)
-        self.likelihood = Likelihood(*args)
+        self.likelihood = Likelihood(*args, residual=bool(c.get("residual", True)))
         self.factor = 2 ** (len(chans) - 1)
         self.beta = float(c.get("beta", 1.0))
         self.residual = bool(c.get("residual", True))

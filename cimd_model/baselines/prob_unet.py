@@ -29,7 +29,7 @@ from ..nets.encoders import (
     sample_latent,
     sample_with_generator,
 )
-from ..nets.unet import UNet, channel_list
+from ..nets.unet import UNet, channel_list, logit_head
 
 LATENTS = ("diagonal", "full", "lowrank", "mixture")
 
@@ -86,7 +86,7 @@ class Combination(nn.Module):
         for _ in range(n_comb - 1):
             layers += [nn.Conv2d(ch, feat_channels, 1), nn.ReLU(inplace=True)]
             ch = feat_channels
-        layers.append(nn.Conv2d(ch, 1, 1))
+        layers.append(logit_head(ch))
         self.body = nn.Sequential(*layers)
 
     def forward(self, feats: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
