@@ -1,0 +1,377 @@
+"""Evaluating many cases: the one per-case code path, run in-process, in local processes or on Dask.
+
+:func:`evaluate_case` reads one case's samples and annotations (:mod:`ambiseg_metrics.io`) and calls
+:func:`ambiseg_metrics.evaluate` once; :func:`evaluate_cases` runs it over many cases — sequentially,
+in ``jobs`` local processes, or on a ``dask.distributed.Client`` — and returns a :class:`CaseTable`
+with one row per case, sorted by case name. Every way of running calls the same function on the same
+inputs, so the numbers do not depend on how the work was spread.
+
+Cases with fewer than two samples or annotations
+-------------------------------------------------
+Some metrics (those a metric family lists in ``needs_pairs``: ``ci``, ``ci_harmonic``,
+``diversity_agreement``) are undefined when N < 2 or M < 2. If the metrics were chosen explicitly
+(``metrics=...``, ``--metrics``) such a case is an error naming it; with the default (all metrics) those
+cells are NaN (empty in summaries, ``nan`` in the CSV, ``null`` in JSON) and a warning names the cases.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import warnings
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+from ._validate import check_choice, check_threshold
+from .collective_insight import VARIANCES
+from .evaluation import FAMILIES, METRICS, _check_metrics, evaluate
+from .ged import DISTANCES, ESTIMATORS
+from .io import Case, InputFileError, Source, case_name, read_source
+
+__all__ = ["CaseTable", "EvalOptions", "InputWarning", "evaluate_case", "evaluate_cases", "to_cases"]
+
+#: Columns of every row before the metrics.
+ID_COLUMNS: tuple[str, ...] = ("case", "n_pred", "n_gt")
+
+
+class InputWarning(UserWarning):
+    """A non-fatal finding about the inputs (lossy JPEG masks, skipped cases, undefined metrics)."""
+
+
+@dataclass(frozen=True)
+class EvalOptions:
+    """What to compute for every case; the options of :func:`ambiseg_metrics.evaluate`.
+
+    Attributes
+    ----------
+    metrics : tuple of str or None
+        Metric names from :data:`~ambiseg_metrics.METRICS`; None = all of them, and metrics undefined for
+        a case (N < 2 or M < 2) are then NaN instead of an error.
+    threshold, estimator, distance, variance
+        As in :func:`ambiseg_metrics.evaluate`.
+    """
+
+    metrics: tuple[str, ...] | None = None
+    threshold: float = 0.5
+    estimator: str = "v-statistic"
+    distance: str = "iou"
+    variance: str = "dice"
+
+    def checked(self) -> EvalOptions:
+        """Return these options with ``metrics`` normalised; raise ValueError/TypeError if one is invalid."""
+        metrics = None if self.metrics is None else tuple(_check_metrics(self.metrics))
+        check_threshold(self.threshold)
+        check_choice("estimator", self.estimator, ESTIMATORS)
+        check_choice("distance", self.distance, DISTANCES)
+        check_choice("variance", self.variance, VARIANCES)
+        return replace(self, metrics=metrics, threshold=float(self.threshold))
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The metric columns, in report order."""
+        return METRICS if self.metrics is None else tuple(self.metrics)
+
+
+@dataclass
+class CaseTable:
+    """Per-case results: one row per case, sorted by case name.
+
+    Attributes
+    ----------
+    rows : list of dict
+        ``{"case": str, "n_pred": int, "n_gt": int, <metric>: float, ...}``; NaN marks an undefined metric.
+    metrics : tuple of str
+        The metric columns, in report order.
+    notes : list of str
+        Non-fatal findings (also issued as :class:`InputWarning`).
+    """
+
+    rows: list[dict[str, object]]
+    metrics: tuple[str, ...]
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return (*ID_COLUMNS, *self.metrics)
+
+    @property
+    def cases(self) -> list[str]:
+        return [str(r["case"]) for r in self.rows]
+
+    def column(self, name: str) -> np.ndarray:
+        """One column as an array (float64 for metrics, in row order)."""
+        if name not in self.columns:
+            raise KeyError(f"no column {name!r}; columns are {', '.join(self.columns)}")
+        values = [r[name] for r in self.rows]
+        return np.asarray(values, dtype=object if name == "case" else np.float64)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+
+# ----------------------------------------------------------------------------------------------- one case
+def _pair_metrics() -> frozenset[str]:
+    return frozenset().union(*(family.needs_pairs for family in FAMILIES))
+
+
+def _describe(source: Source, name: str, side: str) -> str:
+    if isinstance(source, np.ndarray):
+        return f"case {name!r} ({side} array)"
+    return os.fspath(source)
+
+
+def _blame(exc: ValueError, pred: Source, gt: Source, name: str) -> InputFileError:
+    """Turn a library input error into an InputFileError naming the file it came from."""
+    message = str(exc)
+    if message.startswith("preds"):
+        source, side = pred, "predictions"
+    elif message.startswith("gts"):
+        source, side = gt, "annotations"
+    else:
+        pair = f"{_describe(pred, name, 'predictions')} / {_describe(gt, name, 'annotations')}"
+        return InputFileError(f"case {name!r} ({pair}): {message}")
+    where = _describe(source, name, side)
+    path = None if isinstance(source, np.ndarray) else os.fspath(source)
+    hit = re.search(r"\bmask (\d+)", message)
+    if path is not None and hit and Path(path).is_dir():
+        from .io import _mask_files
+
+        files = _mask_files(Path(path))
+        k = int(hit.group(1))
+        if k < len(files):  # in the folder layout mask k is the k-th file by name
+            where = path = os.fspath(files[k])
+    return InputFileError(f"{where}: {message}", path)
+
+
+def _run_case(name: str, pred: Source, gt: Source, options: EvalOptions) -> tuple[dict[str, object], list]:
+    """Evaluate one case; return its row and the non-fatal notes ``[(kind, message), ...]``."""
+    notes: list[tuple[str, str]] = []
+
+    def warn(kind: str, message: str) -> None:
+        notes.append((kind, message))
+
+    preds = read_source(pred, warn)
+    gts = read_source(gt, warn)
+    if preds.shape[1:] != gts.shape[1:]:
+        raise InputFileError(
+            f"case {name!r}: the predictions ({_describe(pred, name, 'predictions')}) have masks of shape "
+            f"{preds.shape[1:]} but the annotations ({_describe(gt, name, 'annotations')}) have "
+            f"{gts.shape[1:]}",
+            None if isinstance(pred, np.ndarray) else pred,
+        )
+    n, m = int(preds.shape[0]), int(gts.shape[0])
+    names = options.names
+    undefined: list[str] = []
+    if n < 2 or m < 2:
+        undefined = [x for x in names if x in _pair_metrics()]
+        if undefined and options.metrics is not None:
+            pair = f"{_describe(pred, name, 'predictions')}, {_describe(gt, name, 'annotations')}"
+            raise InputFileError(
+                f"case {name!r} ({pair}): {', '.join(undefined)} need at least 2 samples and 2 "
+                f"annotations; got N={n}, M={m}",
+                None if isinstance(pred, np.ndarray) else pred,
+            )
+        if undefined:
+            warn("undefined", f"case {name!r} has N={n}, M={m}: {', '.join(undefined)} left undefined (NaN)")
+    wanted = [x for x in names if x not in undefined]
+    try:
+        values = evaluate(
+            preds, gts, metrics=wanted, threshold=options.threshold, estimator=options.estimator,
+            distance=options.distance, variance=options.variance,
+        )
+    except ValueError as exc:
+        raise _blame(exc, pred, gt, name) from exc
+    except TypeError as exc:  # e.g. a dtype the rules reject
+        raise _blame(ValueError(str(exc)), pred, gt, name) from exc
+    row: dict[str, object] = {"case": name, "n_pred": n, "n_gt": m}
+    for x in names:
+        row[x] = float(values[x]) if x in values else math.nan
+    return row, notes
+
+
+def evaluate_case(
+    pred_source: Source, gt_source: Source, options: EvalOptions | None = None, *, name: str | None = None
+) -> dict[str, object]:
+    """Every requested metric of one case, read from files or arrays.
+
+    Parameters
+    ----------
+    pred_source, gt_source : path or ndarray
+        A case folder (one mask per file), a stack file, or an array (N, *spatial) / (M, *spatial).
+    options : EvalOptions, optional
+        What to compute (default: every metric, library defaults).
+    name : str, optional
+        The case name used in the row and in messages (default: derived from ``pred_source``).
+
+    Returns
+    -------
+    dict
+        ``{"case", "n_pred", "n_gt", <metric>: float, ...}``.
+
+    Raises
+    ------
+    InputFileError
+        A file is unreadable, of the wrong shape or content; the message names it.
+    """
+    options = (options or EvalOptions()).checked()
+    if name is None:
+        name = "case" if isinstance(pred_source, np.ndarray) else case_name(pred_source)
+    row, notes = _run_case(name, pred_source, gt_source, options)
+    for _, message in notes:
+        warnings.warn(message, InputWarning, stacklevel=2)
+    return row
+
+
+# ----------------------------------------------------------------------------------------------- many cases
+def to_cases(cases: Iterable[object] | Mapping[str, Sequence[Source]]) -> list[Case]:
+    """Normalise the ways of giving cases to a list of :class:`~ambiseg_metrics.io.Case`.
+
+    Accepted: :class:`Case` objects, ``(name, pred, gt)`` triples, ``(pred, gt)`` pairs (named after the
+    prediction file/folder, or ``case_00000``... for arrays), or a mapping ``name -> (pred, gt)``.
+    """
+    if isinstance(cases, Mapping):
+        cases = [(name, *pair) for name, pair in cases.items()]
+    out: list[Case] = []
+    for i, item in enumerate(cases):
+        if isinstance(item, Case):
+            out.append(item)
+            continue
+        if not isinstance(item, (tuple, list)) or len(item) not in (2, 3):
+            raise TypeError(
+                f"case {i}: expected a Case, a (pred, gt) pair or a (name, pred, gt) triple; "
+                f"got {type(item).__name__}"
+            )
+        if len(item) == 3:
+            out.append(Case(str(item[0]), item[1], item[2]))
+        else:
+            pred, gt = item
+            name = f"case_{i:05d}" if isinstance(pred, np.ndarray) else case_name(pred)
+            out.append(Case(name, pred, gt))
+    seen: dict[str, int] = {}
+    for i, c in enumerate(out):
+        if c.name in seen:
+            raise ValueError(f"case name {c.name!r} is used twice (cases {seen[c.name]} and {i})")
+        seen[c.name] = i
+    return out
+
+
+def _evaluate_item(case: Case, options: EvalOptions) -> tuple[dict[str, object], list]:
+    """The task every runner executes (module level so that processes and Dask workers can import it)."""
+    return _run_case(case.name, case.pred, case.gt, options)
+
+
+def _init_worker(numba_threads: int) -> None:
+    """Process-pool initializer: share the cores between processes (numba is not imported yet)."""
+    os.environ.setdefault("NUMBA_NUM_THREADS", str(numba_threads))
+
+
+def _run_local(items: list[Case], options: EvalOptions, jobs: int) -> Iterator[tuple[int, tuple]]:
+    if jobs == 1 or len(items) <= 1:
+        for i, case in enumerate(items):
+            yield i, _evaluate_item(case, options)
+        return
+    import multiprocessing
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    # spawn: a forked child of a process that already runs numba's thread pool is not safe.
+    pool = ProcessPoolExecutor(
+        max_workers=min(jobs, len(items)), mp_context=multiprocessing.get_context("spawn"),
+        initializer=_init_worker, initargs=(threads,),
+    )
+    try:
+        pending = {pool.submit(_evaluate_item, case, options): i for i, case in enumerate(items)}
+        while pending:
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for future in sorted(done, key=lambda f: pending[f]):
+                i = pending.pop(future)
+                yield i, future.result()  # re-raises the task's error: the finally cancels the rest
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _aggregate(notes: list[tuple[str, str]]) -> list[str]:
+    """One line per kind of note: the first message and how many more there were."""
+    by_kind: dict[str, list[str]] = {}
+    for kind, message in notes:
+        if message not in by_kind.setdefault(kind, []):
+            by_kind[kind].append(message)
+    out = []
+    for messages in by_kind.values():
+        more = len(messages) - 1
+        out.append(messages[0] + (f" [and {more} more like this]" if more else ""))
+    return out
+
+
+def evaluate_cases(
+    cases: Iterable[object] | Mapping[str, Sequence[Source]],
+    options: EvalOptions | None = None,
+    *,
+    client: object | None = None,
+    jobs: int = 1,
+    progress: bool = True,
+    extra_notes: Sequence[tuple[str, str]] = (),
+) -> CaseTable:
+    """Evaluate many cases (files or arrays) and return the per-case table, sorted by case name.
+
+    Parameters
+    ----------
+    cases : iterable or mapping
+        :class:`~ambiseg_metrics.io.Case` objects, ``(pred, gt)`` pairs or ``(name, pred, gt)`` triples of
+        paths (case folder or stack file) or arrays, or a mapping ``name -> (pred, gt)``; see
+        :func:`ambiseg_metrics.io.discover_cases` to find them on disk.
+    options : EvalOptions, optional
+        What to compute (default: every metric with the library defaults).
+    client : dask.distributed.Client, optional
+        Run every case as one task on this Dask cluster (workers read the files themselves, so paths must
+        be visible to them). Default: run here.
+    jobs : int, default 1
+        Without ``client``: the number of local processes (1 = in this process).
+    progress : bool, default True
+        Show a progress bar over cases (tqdm, on stderr).
+    extra_notes : sequence of (kind, message)
+        Notes found before evaluation (e.g. by case discovery) to report with the others.
+
+    Returns
+    -------
+    CaseTable
+
+    Raises
+    ------
+    InputFileError
+        A case's file is bad (the message names it); the whole evaluation stops.
+    """
+    options = (options or EvalOptions()).checked()
+    items = to_cases(cases)
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise ValueError(f"jobs must be a positive integer; got {jobs!r}")
+    if not items:
+        raise ValueError("no cases to evaluate")
+    from tqdm.auto import tqdm
+
+    results: dict[int, tuple] = {}
+    with tqdm(total=len(items), disable=not progress, unit="case", desc="ambiseg-eval", leave=False) as bar:
+        if client is not None:
+            from .distributed import run_on_client
+
+            stream = run_on_client(client, items, options, _evaluate_item)
+        else:
+            stream = _run_local(items, options, jobs)
+        for i, result in stream:
+            if i in results:
+                raise RuntimeError(f"case {items[i].name!r} was returned twice")
+            results[i] = result
+            bar.update(1)
+    missing = [items[i].name for i in range(len(items)) if i not in results]
+    if missing or len(results) != len(items):
+        raise RuntimeError(f"{len(missing)} case(s) never returned a result: {', '.join(missing[:10])}")
+    order = sorted(range(len(items)), key=lambda i: items[i].name)
+    rows = [results[i][0] for i in order]
+    notes = _aggregate([*extra_notes, *(note for i in order for note in results[i][1])])
+    for message in notes:
+        warnings.warn(message, InputWarning, stacklevel=2)
+    return CaseTable(rows, options.names, notes)

@@ -1,0 +1,252 @@
+"""``ambiseg-eval``: evaluate a model's sampled masks against the annotators' masks, from files.
+
+The command only reads files, runs :func:`ambiseg_metrics.cases.evaluate_cases` (which calls
+:func:`ambiseg_metrics.evaluate` once per case) and reports; it does no metric arithmetic itself. Heavy
+modules (numba, tqdm, imageio, nibabel, dask) are imported only once a run starts, so ``--help`` is instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+
+__all__ = ["main"]
+
+EPILOG = """\
+layouts (cases are matched by name; preds/ and gts/ may use different layouts):
+  folder per case   PREDS/<case>/<anything>.<ext>   every file is one sample (one annotation under GTS/),
+                                                     read in sorted file-name order
+  file per case     PREDS/<case>.npy|.npz|.nii.gz|.tif  one file holds the stack (N, *spatial)
+
+formats: .png .jpg .jpeg .bmp (one 2D mask per file), .tif/.tiff (a multi-page TIFF per case = a stack),
+  .npy, .npz (the only array, or the one named 'masks'), .nii/.nii.gz (NIfTI; a stack has the mask index on the last axis).
+  Integer/bool masks are foreground where nonzero, float masks where > --threshold (values in [0, 1]).
+  JPEG is lossy: such masks are read but a warning is printed (compression noise becomes foreground).
+
+cases with N < 2 samples or M < 2 annotations: {pair_metrics} are undefined there;
+  without --metrics they are left empty (nan) for those cases with a warning; with --metrics naming one
+  of them the run fails with exit code 2.
+
+output: a summary table on stdout (mean, std, median and a seeded bootstrap 95% CI of the mean over cases);
+  --out writes one CSV row per case (case, n_pred, n_gt, every metric), --json the summary and the rows.
+  Files are written atomically after every case succeeded: a failed run writes nothing.
+
+exit codes: 0 ok, 2 bad input or usage (the message names the file), 1 internal error (--debug: traceback).
+
+examples:
+  ambiseg-eval --example
+  ambiseg-eval preds/ gts/ --out results.csv --json summary.json --jobs 4
+  ambiseg-eval preds/ gts/ --metrics ged,ci --estimator unbiased
+  ambiseg-eval preds/ gts/ --scheduler local:4            # Dask: pip install "ambiseg-metrics[distributed]"
+  ambiseg-eval /shared/preds /shared/gts --scheduler tcp://scheduler:8786
+"""
+
+
+class UsageError(Exception):
+    """Bad command-line usage (exit code 2)."""
+
+
+def _metric_names() -> tuple[str, ...]:
+    from .evaluation import METRICS
+
+    return METRICS
+
+
+def _pair_metric_names() -> list[str]:
+    from .evaluation import FAMILIES
+
+    return [name for family in FAMILIES for name in family.names if name in family.needs_pairs]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``ambiseg-eval``."""
+    p = argparse.ArgumentParser(
+        prog="ambiseg-eval",
+        description="Evaluate sampled segmentation masks against several annotations per case: GED and its "
+        "terms, the CI score (paper form and true harmonic mean) and its components, per case and summarised "
+        "over cases.",
+        epilog=EPILOG.replace("{pair_metrics}", ", ".join(_pair_metric_names())),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("preds", nargs="?",
+                   help="folder of the model's samples (a folder or a stack file per case)")
+    p.add_argument("gts", nargs="?", help="folder of the annotations (a folder or a stack file per case)")
+    p.add_argument("--example", action="store_true",
+                   help="evaluate the example masks shipped with the package (instead of PREDS GTS)")
+    p.add_argument("--metrics", metavar="LIST",
+                   help="comma-separated metric names (default: all): " + ", ".join(_metric_names()))
+    p.add_argument("--threshold", type=float, default=0.5,
+                   help="foreground threshold for float (probability) masks, in [0, 1) (default 0.5)")
+    p.add_argument("--estimator", default="v-statistic", choices=["v-statistic", "unbiased"],
+                   help="GED within-set terms: V-statistic with self-pairs (default) or unbiased")
+    p.add_argument("--distance", default="iou", choices=["iou", "dice"],
+                   help="GED distance d = 1 - IoU (default) or 1 - Dice")
+    p.add_argument("--variance", default="dice", choices=["dice", "pixel"],
+                   help="D_a pairwise variance: 1 - Dice (default) or pixel variance")
+    p.add_argument("--out", metavar="CSV", help="write one row per case (every metric, N and M) to this CSV")
+    p.add_argument("--json", metavar="JSON", help="write the summary (and per-case rows) to this JSON file")
+    p.add_argument("--jobs", type=int, default=1, metavar="N",
+                   help="read and evaluate cases in N parallel processes (default 1)")
+    p.add_argument("--scheduler", metavar="ADDR",
+                   help="run on Dask: tcp://host:8786 (an existing cluster whose workers see the same paths) "
+                   "or local:N (a local cluster of N worker processes); needs the [distributed] extra")
+    p.add_argument("--allow-missing", action="store_true",
+                   help="skip (with a warning) cases present on one side only, instead of failing")
+    p.add_argument("--bootstrap", type=int, default=10_000, metavar="B",
+                   help="bootstrap resamples for the 95%% CI (default 10000)")
+    p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--debug", action="store_true", help="show the traceback of internal errors")
+    p.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    return p
+
+
+def _version() -> str:
+    from . import __version__
+
+    return __version__
+
+
+def _warn(message: str) -> None:
+    print(f"ambiseg-eval: warning: {message}", file=sys.stderr)
+
+
+def _check_output(path: str | None, flag: str) -> Path | None:
+    if path is None:
+        return None
+    out = Path(path)
+    if out.is_dir():
+        raise UsageError(f"{flag} {path}: is a folder; give a file name")
+    parent = out.parent
+    if not parent.is_dir():
+        raise UsageError(f"{flag} {path}: folder {parent} does not exist")
+    if not os.access(parent, os.W_OK):
+        raise UsageError(f"{flag} {path}: folder {parent} is not writable")
+    return out
+
+
+def _options(args: argparse.Namespace):
+    from .cases import EvalOptions
+
+    metrics = None
+    if args.metrics is not None:
+        metrics = tuple(m.strip() for m in args.metrics.split(",") if m.strip())
+    try:
+        return EvalOptions(metrics, args.threshold, args.estimator, args.distance, args.variance).checked()
+    except (ValueError, TypeError) as exc:
+        raise UsageError(str(exc)) from exc
+
+
+def _run(args: argparse.Namespace) -> int:
+    from .io import discover_cases
+
+    if args.example:
+        if args.preds or args.gts:
+            raise UsageError("give either --example or PREDS GTS, not both")
+        from .examples import example_paths
+
+        args.preds, args.gts = (str(p) for p in example_paths())
+    elif not (args.preds and args.gts):
+        raise UsageError("give the PREDS and GTS folders (or --example); see --help")
+    if args.jobs < 1:
+        raise UsageError(f"--jobs must be >= 1; got {args.jobs}")
+    if args.bootstrap < 1:
+        raise UsageError(f"--bootstrap must be >= 1; got {args.bootstrap}")
+    if args.scheduler is not None and args.jobs != 1:
+        raise UsageError("--jobs and --scheduler do not combine (size the Dask cluster instead)")
+    options = _options(args)
+    out_csv = _check_output(args.out, "--out")
+    out_json = _check_output(args.json, "--json")
+
+    found: list[tuple[str, str]] = []
+    cases = discover_cases(args.preds, args.gts, allow_missing=args.allow_missing,
+                           warn=lambda kind, msg: found.append((kind, msg)))
+
+    from .cases import InputWarning, evaluate_cases
+    from .report import atomic_write_many, csv_text, format_summary, json_text, summarize
+
+    started = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", InputWarning)  # printed below, once, from table.notes
+        if args.scheduler is not None:
+            from .distributed import scheduler_client
+
+            with scheduler_client(args.scheduler) as client:
+                table = evaluate_cases(cases, options, client=client, progress=not args.no_progress,
+                                       extra_notes=found)
+        else:
+            table = evaluate_cases(cases, options, jobs=args.jobs, progress=not args.no_progress,
+                                   extra_notes=found)
+    elapsed = time.perf_counter() - started
+    for note in table.notes:
+        _warn(note)
+
+    summary = summarize(table, n_boot=args.bootstrap, seed=args.seed)
+    n_pred = sorted({int(r["n_pred"]) for r in table.rows})
+    n_gt = sorted({int(r["n_gt"]) for r in table.rows})
+
+    def span(v: list[int]) -> str:
+        return str(v[0]) if len(v) == 1 else f"{v[0]}..{v[-1]}"
+
+    print(f"{len(table)} cases  (N = {span(n_pred)} samples, M = {span(n_gt)} annotations per case)  "
+          f"preds: {args.preds}  gts: {args.gts}")
+    print(f"options: threshold={options.threshold} estimator={options.estimator} distance={options.distance} "
+          f"variance={options.variance}; bootstrap {args.bootstrap} resamples, seed {args.seed}")
+    print()
+    print(format_summary(summary))
+
+    meta = {
+        "tool": "ambiseg-eval", "version": _version(), "preds": str(args.preds), "gts": str(args.gts),
+        "options": {"threshold": options.threshold, "estimator": options.estimator,
+                    "distance": options.distance, "variance": options.variance,
+                    "bootstrap": args.bootstrap, "seed": args.seed},
+    }
+    texts = {}
+    if out_csv is not None:
+        texts[out_csv] = csv_text(table)
+    if out_json is not None:
+        texts[out_json] = json_text(table, summary, meta)
+    atomic_write_many(texts)  # all or nothing, never a truncated file
+    written = [str(p) for p in (out_csv, out_json) if p is not None]
+    print(f"\nevaluated in {elapsed:.1f} s" + (f"; wrote {', '.join(written)}" if written else ""))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``ambiseg-eval``; return the exit code (0 ok, 2 bad input/usage, 1 internal error)."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help / --version (0) and usage errors (2)
+        return int(exc.code or 0)
+    try:
+        return _run(args)
+    except UsageError as exc:
+        print(f"ambiseg-eval: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("ambiseg-eval: interrupted; no output written", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        from .io import InputFileError
+
+        if isinstance(exc, InputFileError):
+            print(f"ambiseg-eval: error: {exc}", file=sys.stderr)
+            return 2
+        if args.debug:
+            import traceback
+
+            traceback.print_exc()
+        else:
+            print(f"ambiseg-eval: internal error: {type(exc).__name__}: {exc} (run with --debug for the "
+                  "traceback)", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
