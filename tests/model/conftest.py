@@ -74,3 +74,9 @@ def tiny_blobs():
     from cimd_model.data import load_dataset
 
     return load_dataset("ambiblobs-ct", "train", seed=0, n=12, size=32)
+
+
+@pytest.fixture
+def tiny_configs() -> dict[str, dict]:
+    """A fresh copy of :data:`TINY_CONFIGS`."""
+    return {k: dict(v) for k, v in TINY_CONFIGS.items()}
