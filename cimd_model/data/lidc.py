@@ -153,9 +153,6 @@ def load_lidc_pickle(
 
 
 # ------------------------------------------------------------------------------------------ PNG tree
-_Z_NAME = re.compile(r"^(?P<stem>.+)\.png$", re.IGNORECASE)
-
-
 def _png_tree_root(root: Path) -> bool:
     return (root / "images").is_dir() and (root / "gt").is_dir()
 
@@ -186,9 +183,9 @@ def load_lidc_png(
         raise FileNotFoundError(
             f"{root}: expected images/ and gt/ folders (or train/, val/, test/ holding them)"
         )
-    entries = []  # (patient, relative stem)
+    entries = []  # (patient, file name without .png) -- names like "z-105.0_c0" hold dots
     for img in sorted((base / "images").glob("*/*.png")):
-        entries.append((img.parent.name, img.relative_to(base / "images").with_suffix("")))
+        entries.append((img.parent.name, img.name[: -len(".png")]))
     if not entries:
         raise ValueError(f"{base / 'images'}: no <patient>/*.png images")
     if given is None:
@@ -199,16 +196,16 @@ def load_lidc_png(
     for (patient, stem), use in zip(entries, keep, strict=True):
         if not use:
             continue
-        image = _to_unit(_read_gray(base / "images" / stem.with_suffix(".png")))
+        image = _to_unit(_read_gray(base / "images" / patient / f"{stem}.png"))
         masks = []
         for l in range(n_annotators):
-            gt = base / "gt" / stem.parent / f"{stem.name}_l{l}.png"
+            gt = base / "gt" / patient / f"{stem}_l{l}.png"
             if not gt.is_file():
-                raise FileNotFoundError(f"missing annotation {gt} for image {stem}")
+                raise FileNotFoundError(f"missing annotation {gt} for image {patient}/{stem}.png")
             masks.append(binarise(_read_gray(gt)))
-        image = centre_crop(image, crop, str(stem))[None]
-        masks = centre_crop(np.stack(masks), crop, str(stem))
-        records.append((f"{patient}_{stem.name}", image, masks))
+        image = centre_crop(image, crop, f"{patient}/{stem}")[None]
+        masks = centre_crop(np.stack(masks), crop, f"{patient}/{stem}")
+        records.append((f"{patient}_{stem}", image, masks))
     return _assemble(records, f"lidc-png/{split}")
 
 
