@@ -12,6 +12,7 @@ matrix of pairwise intersection counts, computed once per image by a numba kerne
 True
 """
 
+from .accumulate import AccumulatedMetrics, MetricAccumulator
 from .collective_insight import (
     CollectiveInsight,
     ci_from_components,
@@ -22,33 +23,61 @@ from .collective_insight import (
     diversity_agreement,
     max_dice_matching,
 )
+from .conventions import PRESETS, Conventions, get_convention
 from .counts import CountBlock, PairCounts, pair_counts
 from .evaluation import METRICS, evaluate, evaluate_counts
-from .ged import GEDTerms, ged, ged_terms, ged_terms_from_counts
+from .ged import (
+    GEDTerms,
+    annotator_diversity,
+    ged,
+    ged_terms,
+    ged_terms_from_counts,
+    sample_diversity,
+)
+from .matching import hungarian_from_matrix, hungarian_iou, hungarian_iou_from_counts, similarity_matrix
+from .multiclass import multiclass_ged, multiclass_ged_terms, multiclass_hungarian_iou, multiclass_similarity
+from .ncc import dice_soft, ncc
 from .pairwise import dice_from_counts, iou_from_counts
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "METRICS",
     "CollectiveInsight",
+    "Conventions",
     "CountBlock",
     "GEDTerms",
+    "METRICS",
+    "AccumulatedMetrics",
+    "MetricAccumulator",
+    "PRESETS",
     "PairCounts",
     "__version__",
+    "annotator_diversity",
     "ci_from_components",
     "ci_score",
     "collective_insight",
     "collective_insight_from_counts",
     "combined_sensitivity",
     "dice_from_counts",
+    "dice_soft",
     "diversity_agreement",
     "evaluate",
     "evaluate_counts",
     "ged",
     "ged_terms",
     "ged_terms_from_counts",
+    "get_convention",
+    "hungarian_from_matrix",
+    "hungarian_iou",
+    "hungarian_iou_from_counts",
     "iou_from_counts",
     "max_dice_matching",
+    "multiclass_ged",
+    "multiclass_ged_terms",
+    "multiclass_hungarian_iou",
+    "multiclass_similarity",
+    "ncc",
     "pair_counts",
+    "sample_diversity",
+    "similarity_matrix",
 ]

@@ -20,8 +20,10 @@ from .collective_insight import (
     _sensitivity_block,
     collective_insight_from_counts,
 )
+from .conventions import CI_FORMS, Conventions, get_convention
 from .counts import PairCounts, pair_counts
-from .ged import DISTANCES, ESTIMATORS, ged_terms_from_counts
+from .ged import DISTANCES, EMPTY_PAIRS, ESTIMATORS, ged_terms_from_counts
+from .matching import hungarian_iou_from_counts
 
 __all__ = ["METRICS", "MetricFamily", "evaluate", "evaluate_counts"]
 
@@ -48,7 +50,9 @@ class MetricFamily:
 
 
 def _ged_family(counts: PairCounts, wanted: set[str], options: Options) -> dict[str, object]:
-    t = ged_terms_from_counts(counts, estimator=options["estimator"], distance=options["distance"])
+    t = ged_terms_from_counts(
+        counts, estimator=options["estimator"], distance=options["distance"], empty_pair=options["empty_pair"]
+    )
     return {
         "ged": t.ged,
         "ged_cross": t.cross,
@@ -61,7 +65,7 @@ def _ci_family(counts: PairCounts, wanted: set[str], options: Options) -> dict[s
     if wanted & {"ci", "ci_harmonic", "diversity_agreement"}:
         r = collective_insight_from_counts(counts, variance=options["variance"])
         return {
-            "ci": r.ci,
+            "ci": r.ci_harmonic if options["ci_form"] == "harmonic" else r.ci,
             "ci_harmonic": r.ci_harmonic,
             "combined_sensitivity": r.combined_sensitivity,
             "max_dice_matching": r.max_dice_matching,
@@ -75,6 +79,10 @@ def _ci_family(counts: PairCounts, wanted: set[str], options: Options) -> dict[s
     return out
 
 
+def _matching_family(counts: PairCounts, wanted: set[str], options: Options) -> dict[str, object]:
+    return {"hm_iou": hungarian_iou_from_counts(counts, empty_pair=options["empty_pair"])}
+
+
 #: Families of metrics known to :func:`evaluate`, in report order.
 FAMILIES: list[MetricFamily] = [
     MetricFamily(
@@ -85,6 +93,7 @@ FAMILIES: list[MetricFamily] = [
         _ci_family,
         frozenset({"ci", "ci_harmonic", "diversity_agreement"}),
     ),
+    MetricFamily(("hm_iou",), _matching_family),
 ]
 
 #: Every metric name :func:`evaluate` knows, in report order.
@@ -105,6 +114,34 @@ def _check_metrics(metrics: Iterable[str] | None) -> list[str]:
     return chosen
 
 
+_DEFAULTS = {"estimator": "v-statistic", "distance": "iou", "variance": "dice", "threshold": 0.5}
+
+
+def _options(
+    conventions: str | Conventions | None, estimator: str, distance: str, variance: str
+) -> dict[str, str]:
+    """Readout options: the conventions' choices, overridden by arguments that differ from the defaults."""
+    explicit = {"estimator": estimator, "distance": distance, "variance": variance}
+    if conventions is None:
+        base = {"empty_pair": "one", "ci_form": "paper", **explicit}
+    else:
+        conv = get_convention(conventions)
+        base = {
+            "empty_pair": conv.empty_pair,
+            "ci_form": conv.ci_form,
+            "estimator": conv.estimator,
+            "distance": conv.distance,
+            "variance": conv.variance,
+        }
+        base.update({k: v for k, v in explicit.items() if v != _DEFAULTS[k]})
+    check_choice("estimator", base["estimator"], ESTIMATORS)
+    check_choice("distance", base["distance"], DISTANCES)
+    check_choice("variance", base["variance"], VARIANCES)
+    check_choice("empty_pair", base["empty_pair"], EMPTY_PAIRS)
+    check_choice("ci_form", base["ci_form"], CI_FORMS)
+    return base
+
+
 def evaluate_counts(
     counts: PairCounts,
     *,
@@ -112,14 +149,14 @@ def evaluate_counts(
     estimator: str = "v-statistic",
     distance: str = "iou",
     variance: str = "dice",
+    conventions: str | Conventions | None = None,
 ) -> dict[str, float | np.ndarray]:
-    """Like :func:`evaluate`, from precomputed :func:`~ambiseg_metrics.pair_counts`."""
+    """Like :func:`evaluate`, from precomputed :func:`~ambiseg_metrics.pair_counts`.
+
+    The conventions' ``threshold`` is not used here (the counts are already binarised).
+    """
     chosen = _check_metrics(metrics)
-    options = {
-        "estimator": check_choice("estimator", estimator, ESTIMATORS),
-        "distance": check_choice("distance", distance, DISTANCES),
-        "variance": check_choice("variance", variance, VARIANCES),
-    }
+    options = _options(conventions, estimator, distance, variance)
     wanted = set(chosen)
     values: dict[str, object] = {}
     for family in FAMILIES:
@@ -139,6 +176,7 @@ def evaluate(
     estimator: str = "v-statistic",
     distance: str = "iou",
     variance: str = "dice",
+    conventions: str | Conventions | None = None,
 ) -> dict[str, float | np.ndarray]:
     """Compute several metrics of one image (or a batch) from a single pass over the pixels.
 
@@ -152,6 +190,11 @@ def evaluate(
         GED options, see :func:`~ambiseg_metrics.ged`.
     variance : str
         D_a option, see :func:`~ambiseg_metrics.diversity_agreement`.
+    conventions : str or Conventions, optional
+        A preset name from :data:`~ambiseg_metrics.PRESETS` (``"cimd"``, ``"phiseg"``, ``"kohl"``,
+        ``"mose"``, ``"ccdm"``, ``"mbh"``) or a :class:`~ambiseg_metrics.Conventions`: sets the
+        empty-pair value, estimator, distance, variance, threshold and what ``ci`` reports (paper form
+        or harmonic mean). An argument given with a value other than its default overrides the preset.
 
     Returns
     -------
@@ -167,8 +210,13 @@ def evaluate(
     >>> r["ged"], r["ci"]
     (0.0, 1.0)
     """
+    if conventions is not None and threshold == _DEFAULTS["threshold"]:
+        threshold = get_convention(conventions).threshold
     counts = pair_counts(preds, gts, batch=batch, threshold=threshold)
-    return evaluate_counts(counts, metrics=metrics, estimator=estimator, distance=distance, variance=variance)
+    return evaluate_counts(
+        counts, metrics=metrics, estimator=estimator, distance=distance, variance=variance,
+        conventions=conventions,
+    )
 
 
 evaluate.__doc__ = evaluate.__doc__.replace("{inputs}", INPUT_RULES_DOC)

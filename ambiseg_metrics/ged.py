@@ -21,7 +21,17 @@ from ._validate import INPUT_RULES_DOC, check_choice
 from .counts import CountBlock, PairCounts, pair_counts
 from .pairwise import dice_from_counts, iou_from_counts
 
-__all__ = ["GEDTerms", "ged", "ged_terms", "ged_terms_from_counts", "ESTIMATORS", "DISTANCES"]
+__all__ = [
+    "DISTANCES",
+    "EMPTY_PAIRS",
+    "ESTIMATORS",
+    "GEDTerms",
+    "annotator_diversity",
+    "ged",
+    "ged_terms",
+    "ged_terms_from_counts",
+    "sample_diversity",
+]
 
 ESTIMATORS = ("v-statistic", "unbiased")
 DISTANCES = ("iou", "dice")
@@ -49,13 +59,50 @@ class GEDTerms:
     annotator_diversity: float | np.ndarray
 
 
-def _distance_matrix(block: CountBlock, distance: str) -> np.ndarray:
-    sim = iou_from_counts(block.inter) if distance == "iou" else dice_from_counts(block.inter)
+EMPTY_PAIRS = ("one", "zero", "skip")
+_EMPTY_VALUES = {"one": 1.0, "zero": 0.0, "skip": float("nan")}
+
+
+def _distance_matrix(block: CountBlock, distance: str, empty_value: float = 1.0) -> np.ndarray:
+    if distance == "iou":
+        sim = iou_from_counts(block.inter, empty_value)
+    else:
+        sim = dice_from_counts(block.inter, empty_value)
     return 1.0 - sim
 
 
-def _block_terms(block: CountBlock, estimator: str, distance: str) -> np.ndarray:
+def _nanmean_pairs(d: np.ndarray, exclude_diagonal: bool) -> np.ndarray:
+    """Mean over the last two axes ignoring NaN (skipped pairs); NaN where every pair is skipped."""
+    d = d.copy()
+    if exclude_diagonal:
+        idx = np.arange(d.shape[-1])
+        d[:, idx, idx] = np.nan
+    valid = ~np.isnan(d)
+    total = np.where(valid, d, 0.0).sum(axis=(1, 2))
+    count = valid.sum(axis=(1, 2))
+    out = np.full(total.shape, np.nan)
+    np.divide(total, count, out=out, where=count > 0)
+    return out
+
+
+def _block_terms_general(block: CountBlock, estimator: str, distance: str, empty_value: float) -> np.ndarray:
+    """Like :func:`_block_terms` for any empty-pair value (0 = d(∅, ∅) = 1, NaN = pair skipped)."""
+    return _terms_from_distance(_distance_matrix(block, distance, empty_value), block.n_pred, estimator)
+
+
+def _terms_from_distance(d: np.ndarray, n: int, estimator: str) -> np.ndarray:
+    """(B, 4) GED terms from distance matrices d (B, K, K), predictions first; NaN entries are skipped."""
+    unbiased = estimator == "unbiased"
+    cross = _nanmean_pairs(d[:, :n, n:], exclude_diagonal=False)
+    ss = _nanmean_pairs(d[:, :n, :n], exclude_diagonal=unbiased)
+    yy = _nanmean_pairs(d[:, n:, n:], exclude_diagonal=unbiased)
+    return np.stack([2.0 * cross - ss - yy, cross, ss, yy], axis=1)
+
+
+def _block_terms(block: CountBlock, estimator: str, distance: str, empty_pair: str = "one") -> np.ndarray:
     """(B, 4) array: ged, cross, sample diversity, annotator diversity."""
+    if empty_pair != "one":
+        return _block_terms_general(block, estimator, distance, _EMPTY_VALUES[empty_pair])
     n, m = block.n_pred, block.n_gt
     d = _distance_matrix(block, distance)
     cross = d[:, :n, n:].mean(axis=(1, 2))
@@ -71,14 +118,15 @@ def _block_terms(block: CountBlock, estimator: str, distance: str) -> np.ndarray
 
 
 def ged_terms_from_counts(
-    counts: PairCounts, *, estimator: str = "v-statistic", distance: str = "iou"
+    counts: PairCounts, *, estimator: str = "v-statistic", distance: str = "iou", empty_pair: str = "one"
 ) -> GEDTerms:
     """GED and its terms from precomputed :func:`~ambiseg_metrics.pair_counts` (see :func:`ged_terms`)."""
     check_choice("estimator", estimator, ESTIMATORS)
     check_choice("distance", distance, DISTANCES)
+    check_choice("empty_pair", empty_pair, EMPTY_PAIRS)
     if estimator == "unbiased":
         counts.check_min_masks('ged with estimator="unbiased"')
-    return GEDTerms(*counts.columns(lambda block: _block_terms(block, estimator, distance)))
+    return GEDTerms(*counts.columns(lambda block: _block_terms(block, estimator, distance, empty_pair)))
 
 
 def ged_terms(
@@ -89,6 +137,7 @@ def ged_terms(
     threshold: float = 0.5,
     estimator: str = "v-statistic",
     distance: str = "iou",
+    empty_pair: str = "one",
 ) -> GEDTerms:
     """Squared generalized energy distance and its three terms.
 
@@ -106,6 +155,11 @@ def ged_terms(
         masks (a U-statistic); it needs N >= 2 and M >= 2 and can be slightly negative.
     distance : {{"iou", "dice"}}, default "iou"
         ``d = 1 - IoU`` (the published definition) or ``d = 1 - Dice``.
+    empty_pair : {{"one", "zero", "skip"}}, default "one"
+        Similarity of two empty masks: 1 (d = 0, PHiSeg, CCDM, MoSE, CIMD), 0 (d = 1, also for an empty
+        mask compared with itself; the MBH-Seg 2025 code) or ``"skip"``: such pairs are left out of
+        the mean of their term (a term with no pair left is NaN). See
+        :mod:`ambiseg_metrics.conventions`.
 
     Returns
     -------
@@ -124,7 +178,7 @@ def ged_terms(
     Székely & Rizzo, "Energy statistics", J. Stat. Plan. Inference, 2013.
     """
     counts = pair_counts(preds, gts, batch=batch, threshold=threshold)
-    return ged_terms_from_counts(counts, estimator=estimator, distance=distance)
+    return ged_terms_from_counts(counts, estimator=estimator, distance=distance, empty_pair=empty_pair)
 
 
 def ged(
@@ -135,6 +189,7 @@ def ged(
     threshold: float = 0.5,
     estimator: str = "v-statistic",
     distance: str = "iou",
+    empty_pair: str = "one",
 ) -> float | np.ndarray:
     """Squared generalized energy distance between predictions and annotations (lower is better).
 
@@ -150,6 +205,8 @@ def ged(
         Self-pairs included (published codes) or excluded (needs N, M >= 2); see :func:`ged_terms`.
     distance : {{"iou", "dice"}}, default "iou"
         ``d = 1 - IoU`` or ``d = 1 - Dice``.
+    empty_pair : {{"one", "zero", "skip"}}, default "one"
+        Similarity of two empty masks (1, 0, or pair left out); see :func:`ged_terms`.
 
     Returns
     -------
@@ -175,9 +232,99 @@ def ged(
     0.25
     """
     return ged_terms(
-        preds, gts, batch=batch, threshold=threshold, estimator=estimator, distance=distance
+        preds, gts, batch=batch, threshold=threshold, estimator=estimator, distance=distance,
+        empty_pair=empty_pair,
     ).ged
 
 
-for _f in (ged, ged_terms):
+def _diversity(
+    masks: object, *, batch: bool, threshold: float, estimator: str, distance: str, empty_pair: str, what: str
+) -> float | np.ndarray:
+    # The same stack on both sides: the within-set term of either side is the wanted diversity.
+    terms = ged_terms(
+        masks, masks, batch=batch, threshold=threshold, estimator=estimator, distance=distance,
+        empty_pair=empty_pair,
+    )
+    return getattr(terms, what)
+
+
+def sample_diversity(
+    preds: object,
+    *,
+    batch: bool = False,
+    threshold: float = 0.5,
+    estimator: str = "v-statistic",
+    distance: str = "iou",
+    empty_pair: str = "one",
+) -> float | np.ndarray:
+    """Diversity of the predictions, E[d(S, S')]: the GED's within-samples term.
+
+    Parameters
+    ----------
+    preds : array-like, shape (N, *spatial), or (B, N, *spatial) / sequence with ``batch=True``
+        The sampled masks (same input rules as every metric: bool/int nonzero, float ``> threshold``).
+    batch, threshold
+        As for :func:`ged`.
+    estimator : {{"v-statistic", "unbiased"}}, default "v-statistic"
+        Average over all N² ordered pairs (self-pairs included, as in the GED) or over the N(N-1)
+        pairs of distinct masks (needs N >= 2).
+    distance : {{"iou", "dice"}}, default "iou"
+    empty_pair : {{"one", "zero", "skip"}}, default "one"
+        See :func:`ged_terms`.
+
+    Returns
+    -------
+    float or ndarray
+        Equal to ``ged_terms(preds, gts).sample_diversity`` for any ``gts``; B values with ``batch=True``.
+
+    References
+    ----------
+    Kohl et al., NeurIPS 2018; Baumgartner et al., MICCAI 2019 (the "sample diversity" of their tables).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from ambiseg_metrics import sample_diversity
+    >>> s = np.zeros((2, 1, 4), bool); s[0, 0, :2] = True; s[1, 0, :4] = True   # IoU = 1/2
+    >>> sample_diversity(s)                                    # (0 + 0.5 + 0.5 + 0) / 4
+    0.25
+    >>> sample_diversity(s, estimator="unbiased")
+    0.5
+    """
+    return _diversity(preds, batch=batch, threshold=threshold, estimator=estimator, distance=distance,
+                      empty_pair=empty_pair, what="sample_diversity")
+
+
+def annotator_diversity(
+    gts: object,
+    *,
+    batch: bool = False,
+    threshold: float = 0.5,
+    estimator: str = "v-statistic",
+    distance: str = "iou",
+    empty_pair: str = "one",
+) -> float | np.ndarray:
+    """Diversity of the annotations, E[d(Y, Y')]: the GED's within-annotators term.
+
+    Parameters
+    ----------
+    gts : array-like, shape (M, *spatial), or (B, M, *spatial) / sequence with ``batch=True``
+        The annotations.
+    batch, threshold, estimator, distance, empty_pair
+        As for :func:`sample_diversity`.
+
+    Returns
+    -------
+    float or ndarray
+        Equal to ``ged_terms(preds, gts).annotator_diversity`` for any ``preds``.
+
+    References
+    ----------
+    Kohl et al., NeurIPS 2018; Baumgartner et al., MICCAI 2019.
+    """
+    return _diversity(gts, batch=batch, threshold=threshold, estimator=estimator, distance=distance,
+                      empty_pair=empty_pair, what="annotator_diversity")
+
+
+for _f in (ged, ged_terms, sample_diversity, annotator_diversity):
     _f.__doc__ = _f.__doc__.replace("{inputs}", INPUT_RULES_DOC).replace("{{", "{").replace("}}", "}")

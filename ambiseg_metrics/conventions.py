@@ -1,0 +1,221 @@
+"""Named evaluation conventions: reproduce the numbers of a published evaluation code by name.
+
+Papers on ambiguous segmentation report "the GED" or "the HM-IoU", but each evaluation script makes its
+own small choices: what the IoU of two empty masks is, whether a mask is compared with itself in the
+within-set terms of the GED, IoU or Dice distance, which CI form, how a class absent from both label maps
+enters a multi-class average. :class:`Conventions` collects these choices in one frozen object and
+:data:`PRESETS` holds the ones read from published code, so that
+
+>>> from ambiseg_metrics import evaluate, get_convention
+>>> import numpy as np
+>>> masks = np.zeros((2, 4, 4), bool); masks[0, :2] = True
+>>> evaluate(masks, masks[:1], metrics=["ged"])["ged"]                    # IoU(∅, ∅) = 1: 2·0.5 - 0.5 - 0
+0.5
+>>> evaluate(masks, masks[:1], metrics=["ged"], conventions="mbh")["ged"]  # IoU(∅, ∅) = 0: 2·0.5 - 0.75 - 0
+0.25
+
+Every preset was read from the source it names (repository and file, see each preset's ``source``);
+where the published code has behaviour this library does not reproduce, ``notes`` says so.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from dataclasses import dataclass, field, fields, replace
+
+from ._validate import check_choice, check_threshold
+from .ged import EMPTY_PAIRS
+
+__all__ = [
+    "CI_FORMS",
+    "EMPTY_PAIRS",
+    "Conventions",
+    "PRESETS",
+    "get_convention",
+    "resolve_conventions",
+]
+
+# EMPTY_PAIRS: how a pair of masks that are both empty (or a class absent from both label maps) is
+# scored. "one": IoU = Dice = 1 (perfect agreement, d = 0); "zero": IoU = 0 (d = 1); "skip": the pair
+# (class) is left out of the average it would enter.
+#: ``"paper"``: CI = 3 S D A / (S + D + A) as published; ``"harmonic"``: 3 / (1/S + 1/D + 1/A).
+CI_FORMS = ("paper", "harmonic")
+
+
+@dataclass(frozen=True)
+class Conventions:
+    """The choices that make two "GED" (or HM-IoU, CI) numbers comparable.
+
+    Attributes
+    ----------
+    name : str
+        Preset name (or ``"custom"``).
+    empty_pair : {"one", "zero", "skip"}, default "one"
+        IoU of two empty masks in the GED distance and in HM-IoU: 1 (``"one"``, d = 0), 0 (``"zero"``,
+        d = 1, also for a mask compared with itself) or left out of the mean (``"skip"``; a GED term
+        whose every pair is skipped is NaN). Dice-based readouts (CI components, Dice matrices,
+        ``dice_soft``) always use Dice(∅, ∅) = 1, as every source below does.
+    estimator : {"v-statistic", "unbiased"}, default "v-statistic"
+        GED within-set terms with self-pairs (N², M² pairs) or without (N(N-1), M(M-1)).
+    distance : {"iou", "dice"}, default "iou"
+        GED distance d = 1 - IoU or d = 1 - Dice.
+    ci_form : {"paper", "harmonic"}, default "paper"
+        What the ``ci`` metric reports.
+    variance : {"dice", "pixel"}, default "dice"
+        Reading of the pairwise variance in the diversity agreement D_a.
+    threshold : float, default 0.5
+        Foreground threshold for float inputs.
+    class_absent : {"one", "zero", "skip"}, default "one"
+        Multi-class label maps: per-class IoU when the class is absent from both maps.
+    include_background : bool, default False
+        Multi-class label maps: whether class 0 enters the class average.
+    source : str
+        Paper, repository and file the preset was read from.
+    notes : str
+        Differences between this preset and the published code, if any.
+    """
+
+    name: str = "custom"
+    empty_pair: str = "one"
+    estimator: str = "v-statistic"
+    distance: str = "iou"
+    ci_form: str = "paper"
+    variance: str = "dice"
+    threshold: float = 0.5
+    class_absent: str = "one"
+    include_background: bool = False
+    source: str = ""
+    notes: str = field(default="", compare=False)
+
+    def __post_init__(self) -> None:
+        from .collective_insight import VARIANCES
+        from .ged import DISTANCES, ESTIMATORS
+
+        check_choice("empty_pair", self.empty_pair, EMPTY_PAIRS)
+        check_choice("estimator", self.estimator, ESTIMATORS)
+        check_choice("distance", self.distance, DISTANCES)
+        check_choice("ci_form", self.ci_form, CI_FORMS)
+        check_choice("variance", self.variance, VARIANCES)
+        check_choice("class_absent", self.class_absent, EMPTY_PAIRS)
+        check_threshold(self.threshold)
+        if not isinstance(self.include_background, bool):
+            raise TypeError(f"include_background must be True or False; got {self.include_background!r}")
+
+    @property
+    def empty_value(self) -> float:
+        """``empty_pair`` as the similarity value of two empty masks (NaN for ``"skip"``)."""
+        return empty_pair_value(self.empty_pair)
+
+    def with_options(self, **changes: object) -> Conventions:
+        """A copy with some choices changed (named ``"<name>+custom"``)."""
+        known = {f.name for f in fields(self)}
+        unknown = sorted(set(changes) - known)
+        if unknown:
+            raise TypeError(f"unknown convention option(s) {unknown}; choose from {sorted(known)}")
+        name = changes.pop("name", f"{self.name}+custom")
+        return replace(self, name=name, **changes)
+
+
+def empty_pair_value(empty_pair: str) -> float:
+    """Similarity (IoU/Dice) given to two empty masks: 1.0, 0.0 or NaN (``"skip"``)."""
+    check_choice("empty_pair", empty_pair, EMPTY_PAIRS)
+    return {"one": 1.0, "zero": 0.0, "skip": math.nan}[empty_pair]
+
+
+PRESETS: dict[str, Conventions] = {
+    "cimd": Conventions(
+        name="cimd",
+        source="Rahman et al., CVPR 2023 (CIMD), github.com/aimansnigdha/"
+        "Ambiguous-Medical-Image-Segmentation-using-Diffusion-Models; this library's default",
+        notes="The library default. IoU(∅, ∅) = 1, V-statistic GED with d = 1 - IoU, CI in the paper form, "
+        "D_a with V = 1 - Dice.",
+    ),
+    "phiseg": Conventions(
+        name="phiseg",
+        source="Baumgartner et al., MICCAI 2019 (PHiSeg), github.com/baumgach/PHiSeg-code utils.py "
+        "(generalised_energy_distance, variance_ncc_dist) and phiseg_test_quantitative.py",
+        notes="Per-label IoU is 1 when the label is absent from both maps, averaged over the foreground "
+        "labels 1..nlabels-1 (label_range=range(1, nlabels)); all N², M² pairs (V-statistic). NCC: "
+        "ε = 1e-8 inside the log, population std.",
+    ),
+    "kohl": Conventions(
+        name="kohl",
+        empty_pair="skip",
+        class_absent="skip",
+        source="Kohl et al., NeurIPS 2018 (Probabilistic U-Net), github.com/SimonKohl/probabilistic_unet "
+        "evaluation/eval_cityscapes.py (get_energy_distance_components, calc_energy_distances) and "
+        "utils/training_utils.py (metrics_from_conf_matrix)",
+        notes="A class absent from both maps has IoU NaN and is dropped by a nanmean over the evaluated "
+        "classes (their Cityscapes setting evaluates the 10 switchable classes: pass them as classes=). "
+        "The published script is multi-class only; for binary masks this preset drops both-empty pairs "
+        "from every GED term (their d_YS/d_SS use np.mean and would turn NaN instead).",
+    ),
+    "mose": Conventions(
+        name="mose",
+        class_absent="skip",
+        source="Gao et al., ICLR 2023 (MoSE), github.com/gaozhitong/MoSE-AUSeg utils/metrics.py "
+        "(iou_dist, cal_metrics_batch)",
+        notes="IoU is (|A∩B| + ε)/(|A∪B| + ε) with ε = 1e-8, so two empty masks give 1; this library "
+        "uses the exact ratio (differences below ε/|A∪B|). Multi-class (Cityscapes): a class with "
+        "|A| + |B| = 0 is NaN and dropped by a nanmean. GED with uniform weights over all pairs "
+        "(V-statistic). HM-IoU: Hungarian matching after repeating the annotations when M divides N, "
+        "optimal transport with uniform weights otherwise; both equal the lcm duplication used here.",
+    ),
+    "ccdm": Conventions(
+        name="ccdm",
+        source="Zbinden et al., ICCV 2023 (CCDM), github.com/LarsDoorenbos/ccdm-stochastic-segmentation "
+        "evaluation/evaluate_lidc_uncertainty.py (iou, batched_distance, "
+        "calc_batched_generalised_energy_distance, batched_hungarian_matching)",
+        notes="Per-class IoU with NaN (0/0) set to 1, averaged over the classes except background "
+        "(per_class_iou[..., 1:]); V-statistic GED; HM-IoU after repeat_interleave to lcm(N, M) and "
+        "scipy linear_sum_assignment, as here.",
+    ),
+    "mbh": Conventions(
+        name="mbh",
+        empty_pair="zero",
+        class_absent="zero",
+        source="MBH-Seg 2025 challenge evaluation, github.com/mbhseg/metrics-mbhseg2025 metrics_set.py "
+        "(iou, distance, generalized_energy_distance, dice_at_thresh, dice_at_all)",
+        notes="IoU is |A∩B| / (|A∪B| + 1e-8), so two empty masks (also a mask with itself) give IoU 0, "
+        "d = 1; foreground classes averaged (background excluded); V-statistic. Not reproduced: their "
+        "image-level shortcut that returns GED = 0 when every annotation and prediction is background "
+        "(here that case also gives 2·1 - 1 - 1 = 0) and GED = 1.0 when only one side is all "
+        "background (here 1 - E[d(S,S')] or 1 - E[d(Y,Y')]). Their Dice uses (2|A∩B| + ε)/(|A|+|B| + ε), "
+        "so Dice(∅, ∅) = 1 as here; Dice_soft = dice_soft() with thresholds 0.1, 0.3, 0.5, 0.7, 0.9.",
+    ),
+}
+
+
+def get_convention(name: str | Conventions) -> Conventions:
+    """Return the preset called ``name`` (a :class:`Conventions` is returned unchanged).
+
+    Raises
+    ------
+    ValueError
+        If ``name`` is not a preset; the message lists them.
+    """
+    if isinstance(name, Conventions):
+        return name
+    if not isinstance(name, str):
+        raise TypeError(
+            f"conventions must be a preset name or a Conventions object; got {type(name).__name__}"
+        )
+    key = name.strip().lower()
+    if key not in PRESETS:
+        raise ValueError(f"unknown conventions {name!r}; choose one of {', '.join(map(repr, PRESETS))}")
+    return PRESETS[key]
+
+
+def resolve_conventions(conventions: str | Conventions | None, **explicit: object) -> Conventions:
+    """The conventions to use: a preset/object, or the defaults, with explicitly passed options on top.
+
+    ``explicit`` maps option names to values; ``None`` values mean "not passed" and are ignored.
+    """
+    base = PRESETS["cimd"] if conventions is None else get_convention(conventions)
+    changes = {k: v for k, v in explicit.items() if v is not None}
+    if not changes:
+        return base
+    if isinstance(changes.get("threshold"), numbers.Real):
+        changes["threshold"] = float(changes["threshold"])
+    return base.with_options(**changes)

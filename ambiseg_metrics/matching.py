@@ -1,0 +1,194 @@
+"""Matching readouts: Hungarian-matched IoU (HM-IoU) and the per-annotator similarity matrix.
+
+HM-IoU (Kohl et al., 2019; used by MoSE, Gao et al. 2023, and CCDM, Zbinden et al. 2023) pairs the N
+predictions with the M annotations one-to-one so that the mean IoU of the pairs is largest. With
+N ≠ M each set is repeated to L = lcm(N, M) masks (every prediction L/N times, every annotation L/M
+times) and an L×L assignment is solved; this equals the optimal transport between the two sets with
+uniform weights 1/N and 1/M (the transport polytope's vertices are reached by the duplicated
+assignment), so it is defined for any N and M.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ._validate import INPUT_RULES_DOC, check_choice
+from .counts import CountBlock, PairCounts, pair_counts
+from .ged import _EMPTY_VALUES, EMPTY_PAIRS
+from .pairwise import dice_from_counts, iou_from_counts
+
+__all__ = [
+    "SIMILARITIES",
+    "hungarian_from_matrix",
+    "hungarian_iou",
+    "hungarian_iou_from_counts",
+    "similarity_matrix",
+]
+
+SIMILARITIES = ("iou", "dice")
+
+
+def _similarity(inter: np.ndarray, similarity: str, empty_pair: str) -> np.ndarray:
+    empty = _EMPTY_VALUES[empty_pair]
+    if math.isnan(empty):  # "skip": a matching needs a value; two empty masks are identical
+        empty = 1.0
+    return iou_from_counts(inter, empty) if similarity == "iou" else dice_from_counts(inter, empty)
+
+
+def hungarian_from_matrix(sim: np.ndarray) -> float:
+    """Mean similarity of the best one-to-one matching after duplicating both sets to lcm(N, M).
+
+    Parameters
+    ----------
+    sim : ndarray, shape (N, M)
+        Similarity (e.g. IoU) of prediction i and annotation j, finite.
+
+    Returns
+    -------
+    float
+        ``max over assignments of (1/L) Σ sim`` on the L×L matrix, L = lcm(N, M).
+    """
+    from scipy.optimize import linear_sum_assignment
+
+    sim = np.asarray(sim, dtype=np.float64)
+    if sim.ndim != 2 or 0 in sim.shape:
+        raise ValueError(f"sim must be a non-empty (N, M) matrix; got shape {sim.shape}")
+    if not np.isfinite(sim).all():
+        raise ValueError("sim must be finite (no NaN/inf) to be matched")
+    n, m = sim.shape
+    size = math.lcm(n, m)
+    big = np.repeat(np.repeat(sim, size // n, axis=0), size // m, axis=1)
+    rows, cols = linear_sum_assignment(big, maximize=True)
+    return float(big[rows, cols].mean())
+
+
+def _hungarian_block(block: CountBlock, similarity: str, empty_pair: str) -> np.ndarray:
+    n = block.n_pred
+    sim = _similarity(block.inter, similarity, empty_pair)[:, :n, n:]
+    return np.array([hungarian_from_matrix(s) for s in sim])
+
+
+def hungarian_iou_from_counts(
+    counts: PairCounts, *, similarity: str = "iou", empty_pair: str = "one"
+) -> float | np.ndarray:
+    """HM-IoU from precomputed :func:`~ambiseg_metrics.pair_counts` (see :func:`hungarian_iou`)."""
+    check_choice("similarity", similarity, SIMILARITIES)
+    check_choice("empty_pair", empty_pair, EMPTY_PAIRS)
+    return counts.map(lambda block: _hungarian_block(block, similarity, empty_pair))
+
+
+def hungarian_iou(
+    preds: object,
+    gts: object,
+    *,
+    batch: bool = False,
+    threshold: float = 0.5,
+    similarity: str = "iou",
+    empty_pair: str = "one",
+) -> float | np.ndarray:
+    """Hungarian-matched IoU (HM-IoU): mean IoU of the best one-to-one matching of samples and annotations.
+
+    .. math::
+
+        \\mathrm{{HM\\text{{-}}IoU}} = \\max_{{\\pi}} \\frac{{1}}{{L}} \\sum_{{k=1}}^{{L}}
+        \\mathrm{{IoU}}(\\tilde S_k, \\tilde Y_{{\\pi(k)}}), \\qquad L = \\mathrm{{lcm}}(N, M),
+
+    where :math:`\\tilde S` repeats every prediction L/N times, :math:`\\tilde Y` every annotation L/M
+    times, and π runs over the permutations of 1..L (solved with
+    ``scipy.optimize.linear_sum_assignment``).
+
+    Parameters
+    ----------
+    {inputs}
+    similarity : {{"iou", "dice"}}, default "iou"
+        Match on IoU (HM-IoU) or on Dice.
+    empty_pair : {{"one", "zero", "skip"}}, default "one"
+        IoU of two empty masks: 1 or 0. ``"skip"`` (the Kohl preset) cannot leave a pair out of a
+        matching; two empty masks are then identical, IoU 1.
+
+    Returns
+    -------
+    float or ndarray
+        HM-IoU in [0, 1] (higher is better); B values with ``batch=True``.
+
+    Notes
+    -----
+    Works for any N, M >= 1 (no "N must be a multiple of M"); equals the optimal-transport form with
+    uniform weights used by MoSE when M does not divide N. Symmetric in (preds, gts), invariant to the
+    order of the masks, 1 for identical sets.
+
+    References
+    ----------
+    Kohl et al., "A Hierarchical Probabilistic U-Net for Modeling Multi-Scale Ambiguities", 2019.
+    Gao et al., "Modeling Multimodal Aleatoric Uncertainty in Segmentation with Mixture of Stochastic
+    Experts", ICLR 2023 (github.com/gaozhitong/MoSE-AUSeg, utils/metrics.py).
+    Zbinden et al., "Stochastic Segmentation with Conditional Categorical Diffusion Models", ICCV 2023
+    (github.com/LarsDoorenbos/ccdm-stochastic-segmentation, evaluation/evaluate_lidc_uncertainty.py).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from ambiseg_metrics import hungarian_iou
+    >>> a = np.zeros((1, 4), bool); a[0, :2] = True        # 2 pixels
+    >>> b = np.zeros((1, 4), bool); b[0, :4] = True        # 4 pixels, IoU(a, b) = 1/2
+    >>> hungarian_iou(np.stack([a, b]), np.stack([b]))      # L = 2: (1/2 + 1) / 2
+    0.75
+    """
+    counts = pair_counts(preds, gts, batch=batch, threshold=threshold)
+    return hungarian_iou_from_counts(counts, similarity=similarity, empty_pair=empty_pair)
+
+
+def similarity_matrix(
+    preds: object,
+    gts: object,
+    *,
+    batch: bool = False,
+    threshold: float = 0.5,
+    similarity: str = "dice",
+    empty_pair: str = "one",
+) -> np.ndarray | list[np.ndarray]:
+    """Per-annotator similarity matrix: Dice (or IoU) of every prediction with every annotation.
+
+    Parameters
+    ----------
+    {inputs}
+    similarity : {{"dice", "iou"}}, default "dice"
+    empty_pair : {{"one", "zero", "skip"}}, default "one"
+        Value for two empty masks (1, 0; ``"skip"`` gives NaN there).
+
+    Returns
+    -------
+    ndarray of shape (N, M), or list of B such arrays with ``batch=True``
+        Entry ``[i, j]`` compares prediction i with annotation j. Column j read down gives annotator
+        j's scores (its max is what :func:`~ambiseg_metrics.max_dice_matching` averages); the MBH-Seg
+        "Dice_each"/"Dice_max" readouts are maxima and means of this matrix.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from ambiseg_metrics import similarity_matrix
+    >>> y = np.array([[[1, 1, 0, 0]], [[0, 0, 1, 1]]], bool)
+    >>> p = np.array([[[1, 0, 0, 0]]], bool)
+    >>> similarity_matrix(p, y).round(4)
+    array([[0.6667, 0.    ]])
+    """
+    check_choice("similarity", similarity, SIMILARITIES)
+    check_choice("empty_pair", empty_pair, EMPTY_PAIRS)
+    counts = pair_counts(preds, gts, batch=batch, threshold=threshold)
+    out: list[np.ndarray | None] = [None] * counts.n_images
+    for block in counts.blocks:
+        n = block.n_pred
+        empty = _EMPTY_VALUES[empty_pair]
+        fn = iou_from_counts if similarity == "iou" else dice_from_counts
+        sim = fn(block.inter, empty)[:, :n, n:]
+        for k, image in enumerate(block.index):
+            out[int(image)] = sim[k].copy()
+    if not counts.batch:
+        return out[0]
+    return out
+
+
+for _f in (hungarian_iou, similarity_matrix):
+    _f.__doc__ = _f.__doc__.replace("{inputs}", INPUT_RULES_DOC).replace("{{", "{").replace("}}", "}")
