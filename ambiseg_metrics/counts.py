@@ -99,7 +99,7 @@ class PairCounts:
 
 def _pack_into(name: str, chunks: list[np.ndarray], packed: np.ndarray, col0: int, threshold: float,
                index: np.ndarray, batch: bool) -> None:
-    """Pack every chunk (b, R, *spatial) into ``packed[row:row+b, :, col0:col0+R]``, validating floats."""
+    """Pack every chunk (b, R, *spatial) into ``packed[row:row+b, col0:col0+R, :]``, validating floats."""
     from . import _kernels
 
     row = 0
@@ -127,7 +127,7 @@ def _count_group(group: ImageGroup, threshold: float, batch: bool) -> CountBlock
     n_images = len(group.index)
     k = group.n_pred + group.n_gt
     n_words = (group.n_pixels + 63) // 64
-    packed = np.empty((n_images, n_words, k), dtype=np.uint64)
+    packed = np.empty((n_images, k, n_words), dtype=np.uint64)
     _pack_into("preds", group.preds, packed, 0, threshold, group.index, batch)
     _pack_into("gts", group.gts, packed, group.n_pred, threshold, group.index, batch)
     inter, union = _kernels.gram_counts(packed, group.n_pred)
