@@ -105,7 +105,7 @@ def train_main(argv: list[str] | None = None) -> int:
     args = train_parser().parse_args(argv)
     from .data import load_dataset
     from .registry import build_model
-    from .train import LATEST, load_checkpoint, train
+    from .train import LATEST, load_checkpoint, seed_everything, train
 
     try:
         out = Path(args.out)
@@ -130,6 +130,7 @@ def train_main(argv: list[str] | None = None) -> int:
             )
             data_spec, seed, config_name = args.data, args.seed, args.config
         dataset = load_dataset(data_spec, "train", seed=seed, **data_kw)
+        seed_everything(seed)  # the initial weights are part of the seeded run
         model = build_model(args.model, config, dataset.in_channels)
     except (ValueError, FileNotFoundError, FileExistsError) as exc:
         print(f"cimd-train: error: {exc}", file=sys.stderr)

@@ -157,3 +157,25 @@ def test_config_helpers():
         parse_assignments(["oops"], "--set")
     cfg = resolve_config("phiseg", "cpu-small", {"zdim": 3}, steps=5, batch_size=2)
     assert cfg["zdim"] == 3 and cfg["steps"] == 5 and cfg["batch_size"] == 2
+
+
+def test_cli_training_is_reproducible(tmp_path):
+    argv = [
+        "--model",
+        "prob_unet",
+        "--data",
+        "ambiblobs-ct",
+        "--steps",
+        "2",
+        "--batch-size",
+        "2",
+        "--no-progress",
+    ]
+    argv += DATA_ARGS
+    for key, value in TINY.items():
+        argv += ["--set", f"{key}={json.dumps(value)}"]
+    assert train_main([*argv, "--out", str(tmp_path / "a")]) == 0
+    assert train_main([*argv, "--out", str(tmp_path / "b")]) == 0
+    a = load_checkpoint(tmp_path / "a")["model_state"]
+    b = load_checkpoint(tmp_path / "b")["model_state"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
