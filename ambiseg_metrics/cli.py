@@ -24,7 +24,8 @@ layouts (cases are matched by name; preds/ and gts/ may use different layouts):
   file per case     PREDS/<case>.npy|.npz|.nii.gz|.tif  one file holds the stack (N, *spatial)
 
 formats: .png .jpg .jpeg .bmp (one 2D mask per file), .tif/.tiff (a multi-page TIFF per case = a stack),
-  .npy, .npz (the only array, or the one named 'masks'), .nii/.nii.gz (NIfTI; a stack has the mask index on the last axis).
+  .npy, .npz (the only array, or the one named 'masks'), .nii/.nii.gz (NIfTI; in a stack file the mask
+  index is the last axis, as in NIfTI).
   Integer/bool masks are foreground where nonzero, float masks where > --threshold (values in [0, 1]).
   JPEG is lossy: such masks are read but a warning is printed (compression noise becomes foreground).
 

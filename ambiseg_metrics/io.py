@@ -162,6 +162,15 @@ def _read_nifti(path: Path) -> np.ndarray:
     return np.asanyarray(nib.load(path).dataobj)
 
 
+def _reason(exc: Exception) -> str:
+    """A one-line reason for a reader's exception (corrupt/truncated file, wrong format...)."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    if "backend" in text:  # imageio: no plugin could decode the bytes
+        return "not a valid image (corrupt, truncated, or another format under this extension)"
+    text = text if len(text) <= 200 else text[:197] + "..."
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
 def read_file(path: str | os.PathLike, warn: Warn = None) -> np.ndarray:
     """Read the array stored in one mask file, as stored (no binarisation, no axis changes).
 
@@ -188,8 +197,7 @@ def read_file(path: str | os.PathLike, warn: Warn = None) -> np.ndarray:
     except InputFileError:
         raise
     except Exception as exc:  # every reader has its own exception types for a bad file
-        reason = f"{type(exc).__name__}: {exc}".strip().rstrip(":")
-        raise InputFileError(f"{path}: cannot read this {ext} file ({reason})", path) from exc
+        raise InputFileError(f"{path}: cannot read this {ext} file: {_reason(exc)}", path) from exc
     a = np.asarray(a)
     if a.dtype.kind not in "biuf":
         raise InputFileError(

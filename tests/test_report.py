@@ -1,0 +1,140 @@
+"""Summary statistics, bootstrap CI, CSV/JSON text and atomic writes."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+
+import numpy as np
+import pytest
+
+from ambiseg_metrics.cases import CaseTable
+from ambiseg_metrics.report import (
+    atomic_write_many,
+    atomic_write_text,
+    bootstrap_ci,
+    csv_text,
+    format_summary,
+    json_text,
+    summarize,
+)
+
+
+def _table(values: dict[str, list[float]]) -> CaseTable:
+    n = len(next(iter(values.values())))
+    rows = [
+        {"case": f"c{i}", "n_pred": 4, "n_gt": 3, **{k: float(v[i]) for k, v in values.items()}}
+        for i in range(n)
+    ]
+    return CaseTable(rows, tuple(values))
+
+
+def test_bootstrap_is_seeded_and_brackets_the_mean():
+    x = np.random.default_rng(1).random(40)
+    lo, hi = bootstrap_ci(x, seed=3)
+    assert (lo, hi) == bootstrap_ci(x, seed=3)
+    assert bootstrap_ci(x, seed=4) != (lo, hi)
+    assert lo < x.mean() < hi
+    # the percentile interval of the mean is close to mean +- 1.96 standard errors
+    se = x.std(ddof=1) / math.sqrt(x.size)
+    assert abs((hi - lo) - 2 * 1.96 * se) < 0.25 * (2 * 1.96 * se)
+
+
+def test_bootstrap_does_not_depend_on_chunking():
+    x = np.random.default_rng(2).random(17)
+    assert bootstrap_ci(x, n_boot=2500, chunk=1000) == bootstrap_ci(x, n_boot=2500, chunk=97)
+
+
+def test_bootstrap_edge_cases():
+    assert bootstrap_ci(np.array([0.3])) == (0.3, 0.3)
+    assert all(math.isnan(v) for v in bootstrap_ci(np.array([])))
+    with pytest.raises(ValueError, match="confidence"):
+        bootstrap_ci(np.ones(3), confidence=1.5)
+    with pytest.raises(ValueError, match="one-dimensional"):
+        bootstrap_ci(np.ones((3, 2)))
+
+
+def test_summarize_matches_numpy_and_skips_nan():
+    a = [0.1, 0.4, 0.35, 0.9, 0.2]
+    b = [0.5, math.nan, 0.7, 0.6, math.nan]
+    s = {m.metric: m for m in summarize(_table({"a": a, "b": b}), n_boot=500, seed=7)}
+    assert s["a"].n == 5 and s["b"].n == 3
+    assert s["a"].mean == pytest.approx(np.mean(a)) and s["a"].std == pytest.approx(np.std(a, ddof=1))
+    assert s["a"].median == pytest.approx(np.median(a))
+    assert (s["a"].ci_low, s["a"].ci_high) == bootstrap_ci(np.array(a), n_boot=500, seed=7)
+    bb = np.array([0.5, 0.7, 0.6])
+    assert s["b"].mean == pytest.approx(bb.mean())
+    assert (s["b"].ci_low, s["b"].ci_high) == bootstrap_ci(bb, n_boot=500, seed=7)
+    single = summarize(_table({"a": [0.5]}))[0]
+    assert single.n == 1 and math.isnan(single.std) and single.mean == 0.5
+
+
+def test_csv_round_trips_exactly():
+    x = np.random.default_rng(0).random(3)
+    table = _table({"ged": list(x), "ci": [math.nan, 1.0, 0.25]})
+    rows = list(csv.DictReader(io.StringIO(csv_text(table))))
+    assert list(rows[0]) == ["case", "n_pred", "n_gt", "ged", "ci"]
+    assert [float(r["ged"]) for r in rows] == list(x)
+    assert math.isnan(float(rows[0]["ci"])) and rows[1]["n_pred"] == "4"
+
+
+def test_json_is_strict_with_null_for_nan():
+    table = _table({"ged": [0.1, 0.2], "ci": [math.nan, math.nan]})
+    doc = json.loads(json_text(table, summarize(table, n_boot=10), {"tool": "t"}))
+    assert doc["tool"] == "t" and doc["n_cases"] == 2
+    assert doc["summary"]["ci"] == {"n": 0, "mean": None, "std": None, "median": None, "ci95": [None, None]}
+    assert doc["cases"][0]["ci"] is None and doc["cases"][1]["ged"] == 0.2
+
+
+def test_format_summary_has_every_metric():
+    text = format_summary(summarize(_table({"ged": [0.1, 0.3], "ci": [math.nan, math.nan]}), n_boot=10))
+    lines = text.splitlines()
+    assert lines[0].split()[:5] == ["metric", "n", "mean", "std", "median"]
+    assert lines[2].startswith("ged") and "0.2000" in lines[2]
+    assert lines[3].startswith("ci") and "—" in lines[3]
+
+
+def test_atomic_write_replaces_and_leaves_no_temp(tmp_path):
+    target = tmp_path / "out.csv"
+    atomic_write_text(target, "first\n")
+    atomic_write_text(target, "second\n")
+    assert target.read_text() == "second\n"
+    assert os.listdir(tmp_path) == ["out.csv"]
+
+
+def test_failed_write_keeps_old_files_and_removes_temps(tmp_path, monkeypatch):
+    a, b = tmp_path / "a.csv", tmp_path / "b.json"
+    a.write_text("old a")
+    calls = []
+    real_replace = os.replace
+
+    def failing_replace(src, dst):
+        calls.append(dst)
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "replace", failing_replace)
+    with pytest.raises(OSError, match="disk full"):
+        atomic_write_many({a: "new a", b: "new b"})
+    monkeypatch.setattr(os, "replace", real_replace)
+    assert a.read_text() == "old a" and not b.exists()
+    assert sorted(os.listdir(tmp_path)) == ["a.csv"]
+
+
+def test_interrupted_staging_writes_nothing(tmp_path, monkeypatch):
+    a, b = tmp_path / "a.csv", tmp_path / "b.json"
+    real_fsync = os.fsync
+    count = []
+
+    def interrupt_second(fd):
+        count.append(fd)
+        if len(count) == 2:
+            raise KeyboardInterrupt
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", interrupt_second)
+    with pytest.raises(KeyboardInterrupt):
+        atomic_write_many({a: "x" * 10000, b: "y"})
+    assert os.listdir(tmp_path) == []
