@@ -11,7 +11,7 @@ import sys
 
 import numpy as np
 import pytest
-from cli_data import LOSSLESS, write_dataset, write_mask
+from test_cli_data import LOSSLESS, write_dataset, write_mask
 
 from ambiseg_metrics import METRICS, evaluate
 from ambiseg_metrics import cases as cases_module

@@ -7,7 +7,7 @@ import re
 
 import numpy as np
 import pytest
-from cli_data import LOSSLESS, write_dataset, write_mask, write_stack
+from test_cli_data import LOSSLESS, write_dataset, write_mask, write_stack
 
 from ambiseg_metrics.io import (
     Case,

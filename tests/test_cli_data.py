@@ -1,4 +1,4 @@
-"""Writing small mask datasets to disk in every layout and format (helpers for the CLI and I/O tests)."""
+"""Helpers (no tests here): write small mask datasets in every layout and format for the CLI and I/O tests."""
 
 from __future__ import annotations
 
