@@ -1,0 +1,237 @@
+"""The documentation cannot rot: every code block in docs/ is run, and the site builds without a warning.
+
+* every ``>>>`` example of every page (``docs/*.rst`` and the Markdown files the pages include) runs as a
+  doctest;
+* the site builds with ``sphinx -W`` (warnings are errors), and every code block of the built pages is
+  accounted for: doctests (run above), Python blocks (executed), shell commands (run, or parsed by the
+  command's own argument parser when they need data or hours, or equal word for word to a README command
+  that CI runs), generated output and plain text;
+* every public name of ``ambiseg_metrics`` is in the API reference.
+"""
+
+from __future__ import annotations
+
+import doctest
+import importlib
+import importlib.metadata
+import io
+import os
+import pickle
+import re
+import runpy
+import shlex
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = ROOT / "docs"
+BUILD_ARGS = ["-W", "--keep-going", "-b", "html"]
+#: The build command of the README and .ci/run; the build test runs exactly these arguments.
+BUILD_COMMAND = "python -m sphinx " + " ".join(BUILD_ARGS) + " docs docs/_build/html"
+#: Documented commands that are run for real by the tests (fast, no data needed).
+RUN_FOR_REAL = {"ambiseg-eval --example"}
+#: Markdown files outside docs/ that pages include.
+INCLUDED_ELSEWHERE = [ROOT / "benchmarks" / "RESULTS.md"]
+DOCTEST_FLAGS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
+TORCH_PAGES = {"cimd_model.rst"}  # pages whose examples need torch: run by tests/model/test_docs_model.py
+
+
+def doc_sources() -> list[Path]:
+    """Every page and every included Markdown file that exists now."""
+    pages = sorted(DOCS.glob("*.rst")) + sorted(DOCS.glob("*.md"))
+    return pages + [p for p in INCLUDED_ELSEWHERE if p.is_file()]
+
+
+def run_doctests(path: Path) -> tuple[int, str]:
+    """Run the ``>>>`` examples of one file in one namespace; return (number of examples, failure report)."""
+    text = path.read_text(encoding="utf-8")
+    test = doctest.DocTestParser().get_doctest(text, {"__name__": "__docs__"}, path.name, str(path), 0)
+    out = io.StringIO()
+    runner = doctest.DocTestRunner(optionflags=DOCTEST_FLAGS)
+    runner.run(test, out=out.write)
+    return len(test.examples), (out.getvalue() if runner.failures else "")
+
+
+@pytest.mark.parametrize("path", [p for p in doc_sources() if p.name not in TORCH_PAGES],
+                         ids=lambda p: str(p.relative_to(ROOT)))
+def test_page_examples(path: Path) -> None:
+    _, failures = run_doctests(path)
+    assert not failures, failures
+
+
+def test_pages_have_examples() -> None:
+    # The pages that promise code must carry it (a doctest parser silently finding nothing would pass).
+    for name in ("getting_started.rst", "metrics.rst", "conventions.rst"):
+        n, _ = run_doctests(DOCS / name)
+        assert n >= 4, f"{name} has only {n} doctest examples"
+
+
+# ------------------------------------------------------------------------------------ API reference
+def test_every_public_name_is_in_the_api_reference() -> None:
+    import ambiseg_metrics
+
+    text = (DOCS / "api.rst").read_text(encoding="utf-8")
+    documented = set(re.findall(r"^\.\. auto(?:function|class|data|exception)::\s+(\S+)", text, re.M))
+    missing = sorted(set(ambiseg_metrics.__all__) - documented)
+    assert not missing, f"docs/api.rst lacks an autodoc entry for {missing}"
+
+
+# ------------------------------------------------------------------------------------ README commands
+def readme_commands() -> list[str]:
+    """The commands of the README's ```bash blocks."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```(?:bash|console|sh)\n(.*?)```", text, re.S)
+    return [line.strip() for block in blocks for line in block.splitlines() if line.strip()]
+
+
+def test_readme_names_the_docs_build_command() -> None:
+    if "sphinx" not in (ROOT / "README.md").read_text(encoding="utf-8"):
+        pytest.skip("the README does not mention the docs build yet")
+    assert BUILD_COMMAND in (ROOT / "README.md").read_text(encoding="utf-8")
+
+
+# ------------------------------------------------------------------------------------ the built site
+@pytest.fixture(scope="module")
+def built_docs(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.CompletedProcess, Path]:
+    for module in ("sphinx", "myst_parser", "furo", "matplotlib"):
+        pytest.importorskip(module, reason="building the docs needs the [docs] extra: pip install .[docs]")
+    out = tmp_path_factory.mktemp("docs")
+    cmd = [sys.executable, "-m", "sphinx", *BUILD_ARGS, "-q", "-d", str(out / "doctrees"), str(DOCS),
+           str(out / "html")]
+    env = {**os.environ, "MPLBACKEND": "Agg"}
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env, timeout=600, check=False)
+    return proc, out
+
+
+def test_docs_build_without_warnings(built_docs) -> None:
+    proc, out = built_docs
+    assert proc.returncode == 0, f"sphinx -W failed:\n{proc.stdout}\n{proc.stderr}"
+    assert (out / "html" / "index.html").is_file()
+    # the worked example's figure was made at build time
+    assert list((out / "html" / "_images").glob("worked_example*.png")) or list(
+        (out / "html").rglob("worked_example*.png")
+    )
+
+
+def doctrees(out: Path) -> Iterator[tuple[str, object]]:
+    for path in sorted((out / "doctrees").glob("*.doctree")):
+        with path.open("rb") as f:
+            yield path.stem, pickle.load(f)
+
+
+def code_blocks(out: Path) -> Iterator[tuple[str, object]]:
+    from docutils import nodes
+
+    for page, tree in doctrees(out):
+        for node in tree.findall(lambda n: isinstance(n, (nodes.literal_block, nodes.doctest_block))):
+            yield page, node
+
+
+def shell_commands(text: str) -> list[str]:
+    """Commands of a console block: ``$ `` prompts stripped, ``\\`` continuations joined, comments dropped."""
+    lines, current = [], ""
+    for raw in text.splitlines():
+        line = raw.strip()
+        if line.startswith("$ "):
+            line = line[2:]
+        if not line or line.startswith("#"):
+            continue
+        if line.endswith("\\"):
+            current += line[:-1] + " "
+            continue
+        lines.append(current + line)
+        current = ""
+    return lines
+
+
+def entry_point(prog: str):
+    """The function behind a console script declared in the installed metadata."""
+    matches = [ep for ep in importlib.metadata.entry_points(group="console_scripts") if ep.name == prog]
+    if not matches:
+        pytest.fail(f"the docs use the command {prog!r}, which no installed package declares")
+    return matches[0]
+
+
+def command_parser(prog: str):
+    """The argparse parser behind a console script (``<name>_parser`` beside ``<name>_main``, or
+    ``build_parser`` / ``make_parser`` / ``get_parser``)."""
+    ep = entry_point(prog)
+    module = importlib.import_module(ep.module)
+    stem = ep.attr.removesuffix("_main")
+    for name in (f"{stem}_parser", "build_parser", "make_parser", "get_parser", "parser"):
+        factory = getattr(module, name, None)
+        if callable(factory):
+            return factory()
+    pytest.fail(f"{ep.module} has no parser factory to check the documented `{prog}` command against")
+
+
+def check_command(command: str, readme: list[str]) -> str:
+    """Run or check one documented shell command; return how it was checked."""
+    if command in readme:
+        return "README"
+    if command == BUILD_COMMAND:
+        return "build"  # what built_docs runs
+    argv = shlex.split(command)
+    prog, args = argv[0], argv[1:]
+    if prog in {"pip", "python", "python3"} or "&&" in argv:
+        pytest.fail(f"documented command is neither run by the tests nor a README command: {command}")
+    if command in RUN_FOR_REAL or args == ["--help"]:
+        ep = entry_point(prog)
+        code = f"import sys; from {ep.module} import {ep.attr} as main; sys.argv = {argv!r}; sys.exit(main())"
+        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
+                              timeout=300, check=False)
+        assert proc.returncode == 0, f"`{command}` failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
+        return "run"
+    try:  # needs data or hours: check it against the command's real parser (flags, choices, types)
+        command_parser(prog).parse_args(args)
+    except SystemExit as exc:
+        pytest.fail(f"documented command `{command}` is rejected by its parser (exit {exc.code})")
+    return "parsed"
+
+
+PYTHON = {"python", "py", "python3", "ipython3", "pycon"}
+SHELL = {"console", "bash", "sh", "shell", "shell-session"}
+TEXT = {"text", "none", "default", "", None}
+
+
+def test_every_code_block_is_run(built_docs) -> None:
+    proc, out = built_docs
+    if not (out / "doctrees").is_dir():
+        pytest.fail(f"the docs build wrote no doctrees:\n{proc.stderr}")
+    readme = readme_commands()
+    doctested = {str(p) for p in doc_sources()}
+    seen: dict[str, int] = {}
+    namespaces: dict[str, dict] = {}
+    for page, node in code_blocks(out):
+        text = node.astext()
+        source = str(node.get("source") or node.source or "")
+        language = node.get("language")
+        if "docstring of" in source:
+            kind = "docstring"  # API reference: run by tests/test_doctests.py (or plain text)
+        elif ">>>" in text:
+            assert source.split(":")[0] in doctested, f"{page}: doctest from {source} is not run"
+            kind = "doctest"
+        elif {"generated-output", "included-output"} & set(node.get("classes", [])):
+            kind = "output"
+        elif language in PYTHON:
+            if source.endswith(".py"):
+                runpy.run_path(source, run_name="docs_check")  # a literalinclude: the whole file runs
+            exec(compile(text, f"<{page} code block>", "exec"), namespaces.setdefault(page, {}))
+            kind = "python"
+        elif language in SHELL:
+            for command in shell_commands(text):
+                kind = check_command(command, readme)
+                seen[kind] = seen.get(kind, 0) + 1
+            continue
+        elif language in TEXT:
+            kind = "text"
+        else:
+            pytest.fail(f"{page}: code block in language {language!r} is not run by the tests:\n{text}")
+        seen[kind] = seen.get(kind, 0) + 1
+    # the getting-started page shows both README commands and the build command; the CLI page runs one
+    assert seen.get("README", 0) >= 2 and seen.get("build", 0) >= 1 and seen.get("doctest", 0) >= 8, seen
+    assert seen.get("python", 0) >= 2, seen  # the worked example's source
