@@ -80,3 +80,118 @@ def ci(preds, gts, variance="dice"):
     paper = 0.0 if s + d + a == 0 else 3 * s * d * a / (s + d + a)
     harmonic = 0.0 if min(s, d, a) == 0 else 3.0 / (1 / s + 1 / d + 1 / a)
     return paper, harmonic, s, d, a
+
+
+# ----------------------------------------------------------------------------------------------------
+# Issue 5 references: convention-aware GED, HM-IoU by brute force, multi-class GED, NCC, dice_soft.
+# ----------------------------------------------------------------------------------------------------
+EMPTY = {"one": 1.0, "zero": 0.0, "skip": float("nan")}
+
+
+def iou_conv(a, b, empty_pair="one") -> float:
+    """IoU with the value of two empty masks given by a convention name (NaN = skipped)."""
+    a, b = np.asarray(a, bool), np.asarray(b, bool)
+    union = (a | b).sum()
+    if union == 0:
+        return EMPTY[empty_pair]
+    return (a & b).sum() / union
+
+
+def dice_conv(a, b, empty_pair="one") -> float:
+    a, b = np.asarray(a, bool), np.asarray(b, bool)
+    total = a.sum() + b.sum()
+    if total == 0:
+        return EMPTY[empty_pair]
+    return 2.0 * (a & b).sum() / total
+
+
+def _mean_defined(values) -> float:
+    values = [v for v in values if not np.isnan(v)]
+    return float(np.mean(values)) if values else float("nan")
+
+
+def ged_terms_conv(preds, gts, estimator="v-statistic", distance="iou", empty_pair="one"):
+    """GED terms, pair by pair, with the empty-pair convention; skipped pairs leave the mean."""
+    sim = iou_conv if distance == "iou" else dice_conv
+
+    def d(a, b):
+        return 1.0 - sim(a, b, empty_pair)
+
+    n, m = len(preds), len(gts)
+    cross = _mean_defined([d(p, g) for p in preds for g in gts])
+    keep = (lambda i, j: True) if estimator == "v-statistic" else (lambda i, j: i != j)
+    ss = _mean_defined([d(preds[i], preds[j]) for i in range(n) for j in range(n) if keep(i, j)])
+    yy = _mean_defined([d(gts[i], gts[j]) for i in range(m) for j in range(m) if keep(i, j)])
+    return 2 * cross - ss - yy, cross, ss, yy
+
+
+def hungarian_bruteforce(sim) -> float:
+    """Best mean similarity over all permutations of the lcm-duplicated sets (tiny sizes only)."""
+    sim = np.asarray(sim, dtype=np.float64)
+    n, m = sim.shape
+    size = n * m // int(np.gcd(n, m))
+    rows = [i for i in range(n) for _ in range(size // n)]
+    cols = [j for j in range(m) for _ in range(size // m)]
+    best = -1.0
+    for perm in itertools.permutations(range(size)):
+        best = max(best, float(np.mean([sim[rows[k], cols[perm[k]]] for k in range(size)])))
+    return best
+
+
+def hungarian_iou(preds, gts, empty_pair="one") -> float:
+    value = "one" if empty_pair == "skip" else empty_pair
+    return hungarian_bruteforce([[iou_conv(p, g, value) for g in gts] for p in preds])
+
+
+def multiclass_iou(a, b, classes, class_absent="one") -> float:
+    """Mean over the classes of the per-class IoU of two label maps (PHiSeg / Kohl style loop)."""
+    per_class = []
+    for c in classes:
+        ac, bc = np.asarray(a) == c, np.asarray(b) == c
+        union = (ac | bc).sum()
+        per_class.append(EMPTY[class_absent] if union == 0 else (ac & bc).sum() / union)
+    return _mean_defined(per_class)
+
+
+def multiclass_ged(preds, gts, classes, class_absent="one", estimator="v-statistic"):
+    n, m = len(preds), len(gts)
+
+    def d(a, b):
+        return 1.0 - multiclass_iou(a, b, classes, class_absent)
+
+    cross = _mean_defined([d(p, g) for p in preds for g in gts])
+    keep = (lambda i, j: True) if estimator == "v-statistic" else (lambda i, j: i != j)
+    ss = _mean_defined([d(preds[i], preds[j]) for i in range(n) for j in range(n) if keep(i, j)])
+    yy = _mean_defined([d(gts[i], gts[j]) for i in range(m) for j in range(m) if keep(i, j)])
+    return 2 * cross - ss - yy
+
+
+def ncc_maps(samples, gts, eps=1e-8):
+    """PHiSeg's expected cross-entropy maps as loops: E_ss (P,) and the M maps E_sy (P,)."""
+    s = np.stack([1.0 - np.asarray(samples, float), np.asarray(samples, float)], axis=-1)
+    y = np.stack([1.0 - np.asarray(gts, float), np.asarray(gts, float)], axis=-1)
+    mean = s.mean(axis=0)
+
+    def xent(q, p):  # -sum_c p_c log(q_c + eps), per pixel
+        return -np.sum(p * np.log(q + eps), axis=-1)
+
+    e_ss = np.mean([xent(s[i], mean) for i in range(len(s))], axis=0).ravel()
+    e_sy = [np.mean([xent(s[i], y[j]) for i in range(len(s))], axis=0).ravel() for j in range(len(y))]
+    return e_ss, e_sy
+
+
+def ncc(samples, gts, eps=1e-8) -> float:
+    """PHiSeg's NCC written as loops: binary foreground probabilities, classes [1 - p, p]."""
+    e_ss, maps = ncc_maps(samples, gts, eps)
+    values = []
+    for e_sy in maps:
+        a = (e_ss - e_ss.mean()) / (e_ss.std() * len(e_ss))
+        v = (e_sy - e_sy.mean()) / e_sy.std()
+        values.append(float(np.sum(a * v)))
+    return float(np.mean(values))
+
+
+def dice_soft(samples, gts, thresholds=(0.1, 0.3, 0.5, 0.7, 0.9)) -> float:
+    ms = np.mean(np.asarray(samples, float), axis=0)
+    my = np.mean(np.asarray(gts, float), axis=0)
+    return float(np.mean([dice(ms > t, my > t) for t in thresholds]))

@@ -1,0 +1,94 @@
+"""NCC (PHiSeg) and dice_soft (MBH-Seg) equal loop references; constant maps and input errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import reference as ref
+from hypothesis import given
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+import ambiseg_metrics as am
+
+TOL = 1e-10
+
+
+@st.composite
+def soft_sets(draw):
+    shape = (draw(st.integers(2, 6)), draw(st.integers(2, 6)))
+    n, m = draw(st.integers(1, 5)), draw(st.integers(1, 4))
+    probs = st.floats(0.0, 1.0, allow_nan=False, width=64)
+    preds = draw(hnp.arrays(np.float64, (n, *shape), elements=probs))
+    gts = draw(hnp.arrays(np.bool_, (m, *shape)))
+    return preds, gts
+
+
+def _defined(preds, gts) -> bool:
+    """True when no cross-entropy map is (nearly) flat, so Pearson's ρ is well conditioned everywhere."""
+    e_ss, maps = ref.ncc_maps(preds, gts)
+    return all(np.ptp(m) > 1e-6 for m in [e_ss, *maps])
+
+
+@given(soft_sets())
+def test_ncc_equals_phiseg_loops(sets):
+    preds, gts = sets
+    got = am.ncc(preds, gts)
+    assert -1.0 - TOL <= got <= 1.0 + TOL
+    if _defined(preds, gts):
+        want = ref.ncc(preds, gts)
+        assert abs(got - want) <= TOL * max(1.0, abs(want))
+
+
+def test_ncc_channels_equals_binary():
+    rng = np.random.default_rng(0)
+    p = rng.random((4, 6, 6))
+    y = rng.random((3, 6, 6)) > 0.5
+    pc = np.stack([1 - p, p], axis=1)
+    yc = np.stack([~y, y], axis=1).astype(np.float64)
+    assert am.ncc(pc, yc, channels=True) == pytest.approx(am.ncc(p, y), abs=1e-12)
+
+
+def test_ncc_constant_map_gives_the_documented_value():
+    y = np.zeros((2, 4, 4), bool)
+    y[0, :2] = True
+    same = np.repeat(y[:1], 3, axis=0)  # identical hard samples: E_ss is the same at every pixel
+    assert am.ncc(same, y) == 0.0
+    assert np.isnan(am.ncc(same, y, constant_value=float("nan")))
+    with np.errstate(all="ignore"):
+        assert not np.isfinite(ref.ncc(same, y))  # PHiSeg's formula: 0/0
+
+
+def test_ncc_batch_and_errors():
+    rng = np.random.default_rng(1)
+    preds = [rng.random((3, 5, 5)), rng.random((2, 4, 4))]
+    gts = [rng.random((2, 5, 5)) > 0.5, rng.random((3, 4, 4)) > 0.5]
+    got = am.ncc(preds, gts, batch=True)
+    assert got.shape == (2,)
+    for i in range(2):
+        assert got[i] == pytest.approx(ref.ncc(preds[i], gts[i]), abs=TOL)
+    with pytest.raises(ValueError, match=r"probabilities must lie in \[0, 1\]"):
+        am.ncc(np.full((2, 3, 3), 1.5), gts[0][:, :3, :3])
+    with pytest.raises(ValueError, match="image 1"):
+        am.ncc([preds[0], np.full((2, 4, 4), np.nan)], gts, batch=True)
+    with pytest.raises(ValueError, match="eps must be > 0"):
+        am.ncc(preds[0], gts[0], eps=0)
+
+
+@given(soft_sets(), st.lists(st.floats(0.0, 0.99), min_size=1, max_size=5))
+def test_dice_soft_equals_reference(sets, thresholds):
+    preds, gts = sets
+    got = am.dice_soft(preds, gts, thresholds=thresholds)
+    assert abs(got - ref.dice_soft(preds, gts, thresholds)) <= 1e-12
+    assert abs(am.dice_soft(preds, gts) - ref.dice_soft(preds, gts)) <= 1e-12
+
+
+def test_dice_soft_worked_example_and_errors():
+    y = np.array([[[1, 1, 0, 0]], [[1, 0, 0, 0]]], bool)  # mean 1, .5, 0, 0
+    s = np.array([[[1, 0, 0, 0]]], bool)
+    assert am.dice_soft(s, y) == pytest.approx((2 * 2 / 3 + 3 * 1) / 5)
+    assert am.dice_soft(np.zeros((2, 1, 4), bool), np.zeros((2, 1, 4), bool)) == 1.0
+    with pytest.raises(ValueError, match="thresholds is empty"):
+        am.dice_soft(s, y, thresholds=[])
+    with pytest.raises(ValueError, match=r"thresholds must lie in \[0, 1\)"):
+        am.dice_soft(s, y, thresholds=[1.0])
