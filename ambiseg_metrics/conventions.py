@@ -127,9 +127,13 @@ PRESETS: dict[str, Conventions] = {
     "cimd": Conventions(
         name="cimd",
         source="Rahman et al., CVPR 2023 (CIMD), github.com/aimansnigdha/"
-        "Ambiguous-Medical-Image-Segmentation-using-Diffusion-Models; this library's default",
-        notes="The library default. IoU(∅, ∅) = 1, V-statistic GED with d = 1 - IoU, CI in the paper form, "
-        "D_a with V = 1 - Dice.",
+        "Ambiguous-Medical-Image-Segmentation-using-Diffusion-Models "
+        "scripts/.ipynb_checkpoints/segmentation_sampleqaun-checkpoint.py "
+        "(generalized_energy_distance_iou, iou_score_cal); CI as defined in the paper",
+        notes="The library default. The script's IoU is (|A∩B| + 1e-5)/(|A∪B| + 1e-5), so IoU(∅, ∅) = 1 "
+        "(exact ratio here), all N², M² pairs, d = 1 - IoU. The public repository has no CI code: the CI "
+        "paper form 3SDA/(S+D+A) and D_a with V = 1 - Dice are this library's reading of the paper. "
+        "(That script also returns the GED and the IoU in swapped variables before printing them.)",
     ),
     "phiseg": Conventions(
         name="phiseg",
