@@ -246,3 +246,19 @@ def test_every_code_block_is_run(built_docs) -> None:
     # the getting-started page shows both README commands and the build command; the CLI page runs one
     assert seen.get("README", 0) >= 2 and seen.get("build", 0) >= 1 and seen.get("doctest", 0) >= 8, seen
     assert seen.get("python", 0) >= 2, seen  # the worked example's source
+
+
+def test_worked_example_text_matches_its_numbers() -> None:
+    """docs/worked_example.rst reads the computed numbers in words; the words must stay true."""
+    from ambiseg_metrics import combined_sensitivity, max_dice_matching
+
+    script = runpy.run_path(str(DOCS / "figures" / "worked_example.py"), run_name="docs_check")
+    values = script["example_metrics"]()
+    preds, gts = script["example_masks"]()
+    assert not gts[-1].any() and not preds[-1].any()  # one empty annotation, one empty sample
+    assert 0.9 < values["combined_sensitivity"] < 1.0  # "just below 1"
+    assert combined_sensitivity(preds, gts[:-1]) == values["combined_sensitivity"]  # empty one: no effect
+    assert values["max_dice_matching"] < 1.0
+    assert max_dice_matching(preds[:-1], gts) < values["max_dice_matching"]  # the empty sample helps
+    assert values["diversity_agreement"] > 0.9  # "high"
+    assert values["ged"] < 0.25 * values["ged_cross"]  # "small compared with its cross term"
