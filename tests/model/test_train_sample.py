@@ -179,3 +179,21 @@ def test_cli_training_is_reproducible(tmp_path):
     a = load_checkpoint(tmp_path / "a")["model_state"]
     b = load_checkpoint(tmp_path / "b")["model_state"]
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_cli_sampler_flags_reach_models_that_have_them(tmp_path, monkeypatch, capsys):
+    import cimd_model.train as train_mod
+
+    calls = []
+    model = _model()
+    model.config.update({"sampler": "ddpm", "sampling_steps": 1000})
+    ckpt = {"run": {"data": "ambiblobs-ct", "data_kwargs": {"size": 32}, "seed": 0}}
+    monkeypatch.setattr(train_mod, "load_model", lambda path, map_location="cpu": (model, ckpt))
+    argv = ["--checkpoint", "x.pt", "--n", "2", "--limit", "1", "--no-progress", "--data-arg", "n=1"]
+    assert sample_main([*argv, "--out", str(tmp_path / "a"), "--sampling-steps", "25"]) == 2
+    assert "no sampler options" in capsys.readouterr().err
+    model.set_sampling = lambda sampler, steps: calls.append((sampler, steps))
+    assert sample_main([*argv, "--out", str(tmp_path / "b"), "--sampling-steps", "25"]) == 0
+    assert sample_main([*argv, "--out", str(tmp_path / "c"), "--sampler", "ddim"]) == 0
+    assert calls == [("ddpm", 25), ("ddim", 1000)]
+    assert len(list((tmp_path / "b").glob("*.npy"))) == 1
