@@ -160,6 +160,14 @@ def _run(args: argparse.Namespace) -> int:
         raise UsageError(f"--bootstrap must be >= 1; got {args.bootstrap}")
     if args.scheduler is not None and args.jobs != 1:
         raise UsageError("--jobs and --scheduler do not combine (size the Dask cluster instead)")
+    if args.scheduler is not None:
+        from .distributed import DaskMissingError, parse_scheduler, require_distributed
+
+        try:
+            parse_scheduler(args.scheduler)
+            require_distributed()
+        except (ValueError, DaskMissingError) as exc:
+            raise UsageError(str(exc)) from exc
     options = _options(args)
     out_csv = _check_output(args.out, "--out")
     out_json = _check_output(args.json, "--json")
@@ -194,8 +202,9 @@ def _run(args: argparse.Namespace) -> int:
     def span(v: list[int]) -> str:
         return str(v[0]) if len(v) == 1 else f"{v[0]}..{v[-1]}"
 
-    print(f"{len(table)} cases  (N = {span(n_pred)} samples, M = {span(n_gt)} annotations per case)  "
-          f"preds: {args.preds}  gts: {args.gts}")
+    print(f"{len(table)} cases, N = {span(n_pred)} samples and M = {span(n_gt)} annotations per case")
+    print(f"preds: {args.preds}")
+    print(f"gts:   {args.gts}")
     print(f"options: threshold={options.threshold} estimator={options.estimator} distance={options.distance} "
           f"variance={options.variance}; bootstrap {args.bootstrap} resamples, seed {args.seed}")
     print()
@@ -234,9 +243,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("ambiseg-eval: interrupted; no output written", file=sys.stderr)
         return 130
     except Exception as exc:
+        from .distributed import SchedulerUnreachableError
         from .io import InputFileError
 
-        if isinstance(exc, InputFileError):
+        if isinstance(exc, (InputFileError, SchedulerUnreachableError)):
             print(f"ambiseg-eval: error: {exc}", file=sys.stderr)
             return 2
         if args.debug:

@@ -1,0 +1,142 @@
+"""Running the per-case evaluation on a Dask cluster (optional extra ``[distributed]``).
+
+Only the glue lives here: :func:`run_on_client` submits one task per case — the very function the local
+runner calls, :func:`ambiseg_metrics.cases._evaluate_item` — and yields the results as they arrive;
+:func:`scheduler_client` turns ``--scheduler`` into a :class:`dask.distributed.Client`. Faults are Dask's
+job: a task whose worker dies is rescheduled on another worker (up to the scheduler's
+``distributed.scheduler.allowed-failures``, default 3, after which the run fails with ``KilledWorker``);
+:func:`ambiseg_metrics.cases.evaluate_cases` then checks that every case came back exactly once.
+An error raised by a task (e.g. :class:`~ambiseg_metrics.io.InputFileError` for a bad file) is not
+retried: it stops the run and the remaining tasks are cancelled.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+
+import numpy as np
+
+__all__ = [
+    "DaskMissingError",
+    "INSTALL_HINT",
+    "SchedulerUnreachableError",
+    "parse_scheduler",
+    "require_distributed",
+    "run_on_client",
+    "scheduler_client",
+]
+
+INSTALL_HINT = (
+    'running on a Dask cluster needs dask.distributed: pip install "ambiseg-metrics[distributed]" '
+    '(or pip install "dask[distributed]")'
+)
+
+
+class DaskMissingError(ImportError):
+    """dask.distributed is not installed; the message says how to install it."""
+
+
+class SchedulerUnreachableError(ConnectionError):
+    """No Dask scheduler answered at the given address."""
+
+
+def require_distributed():
+    """Import and return :mod:`distributed`, or raise :class:`DaskMissingError` saying how to install it."""
+    try:
+        import distributed
+    except ImportError as exc:
+        raise DaskMissingError(INSTALL_HINT) from exc
+    return distributed
+
+
+def parse_scheduler(spec: str) -> tuple[str, int | str]:
+    """Split ``--scheduler``: ``"local:N"`` -> ``("local", N)``; an address -> ``("address", spec)``.
+
+    Raises
+    ------
+    ValueError
+        ``local:`` without a positive worker count, or an empty spec.
+    """
+    spec = spec.strip()
+    if not spec:
+        raise ValueError("--scheduler is empty; give tcp://host:port or local:N")
+    if spec.startswith("local"):
+        _, _, count = spec.partition(":")
+        try:
+            n = int(count)
+        except ValueError:
+            n = 0
+        if n < 1:
+            raise ValueError(f"--scheduler {spec!r}: use local:N with N >= 1 worker processes")
+        return "local", n
+    if "://" not in spec and ":" not in spec:
+        raise ValueError(
+            f"--scheduler {spec!r}: give a scheduler address such as tcp://host:8786, or local:N"
+        )
+    return "address", spec
+
+
+@contextmanager
+def scheduler_client(spec: str, *, timeout: float = 30.0) -> Iterator[object]:
+    """A :class:`dask.distributed.Client` for ``--scheduler``; a ``local:N`` cluster is closed on exit.
+
+    ``local:N`` starts a :class:`~dask.distributed.LocalCluster` of N single-threaded worker processes on
+    the loopback interface (no dashboard), each allowed ``cpu_count // N`` numba threads.
+    """
+    kind, value = parse_scheduler(spec)
+    distributed = require_distributed()
+    if kind == "local":
+        n = int(value)
+        threads = max(1, (os.cpu_count() or 1) // n)
+        cluster = distributed.LocalCluster(
+            n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None,
+            env={"NUMBA_NUM_THREADS": str(threads)}, silence_logs=logging.ERROR,
+        )
+        try:
+            with distributed.Client(cluster, timeout=timeout) as client:
+                yield client
+        finally:
+            cluster.close()
+    else:
+        try:
+            client = distributed.Client(value, timeout=timeout)
+        except (OSError, TimeoutError) as exc:
+            raise SchedulerUnreachableError(
+                f"--scheduler {value}: no Dask scheduler answered ({type(exc).__name__}: {exc}); start "
+                "one with `dask scheduler` and workers with `dask worker <address>`"
+            ) from exc
+        with client:
+            yield client
+
+
+def _holds_array(case: object) -> bool:
+    return any(isinstance(getattr(case, side, None), np.ndarray) for side in ("pred", "gt"))
+
+
+def run_on_client(
+    client: object, items: Sequence[object], options: object, task: Callable
+) -> Iterator[tuple[int, object]]:
+    """Run ``task(item, options)`` for every item on ``client``; yield ``(index, result)`` as they finish.
+
+    Each case is one task with its own key; paths are opened by the workers themselves (they must see the
+    same files), arrays are scattered to the cluster first. On any error the remaining tasks are cancelled.
+    """
+    distributed = require_distributed()
+    token = uuid.uuid4().hex[:12]
+    keys = [f"ambiseg-eval-{token}-{i}" for i in range(len(items))]
+    index = {key: i for i, key in enumerate(keys)}
+    args = list(items)
+    if any(_holds_array(c) for c in args):
+        args = client.scatter(args)
+    futures = client.map(task, args, options=options, key=keys, pure=False)
+    try:
+        for future in distributed.as_completed(futures):
+            # Future.result() goes through Client.gather, which reschedules a result whose worker died
+            # between finishing the task and handing the result over.
+            yield index[future.key], future.result()
+    finally:
+        client.cancel(futures)

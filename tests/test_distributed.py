@@ -1,0 +1,199 @@
+"""Evaluation on a Dask cluster (loopback LocalCluster only): same table as a local run, worker faults."""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import threading
+import time
+
+import numpy as np
+import pytest
+
+distributed = pytest.importorskip("distributed", reason="needs the [distributed] extra")
+
+from test_cli_data import write_dataset  # noqa: E402
+
+from ambiseg_metrics import cases as cases_module  # noqa: E402
+from ambiseg_metrics.cases import EvalOptions, evaluate_cases  # noqa: E402
+from ambiseg_metrics.cli import main  # noqa: E402
+from ambiseg_metrics.distributed import (  # noqa: E402
+    SchedulerUnreachableError,
+    parse_scheduler,
+    scheduler_client,
+)
+from ambiseg_metrics.io import InputFileError, discover_cases  # noqa: E402
+
+DEADLINE = 240  # seconds: no test here may wait longer than this for the cluster
+
+
+@pytest.fixture(scope="module")
+def client():
+    cluster = distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None,
+        env={"NUMBA_NUM_THREADS": "1"}, silence_logs=50,
+    )
+    c = distributed.Client(cluster, timeout=60)
+    try:
+        yield c
+    finally:
+        c.close()
+        cluster.close()
+
+
+def same_table(a, b):
+    assert a.metrics == b.metrics and a.cases == b.cases
+    for ra, rb in zip(a.rows, b.rows, strict=True):
+        assert ra.keys() == rb.keys()
+        for k in ra:
+            va, vb = ra[k], rb[k]
+            assert va == vb or (isinstance(va, float) and math.isnan(va) and math.isnan(vb)), (ra["case"], k)
+
+
+def test_cluster_gives_the_local_table(client, tmp_path):
+    preds, gts, _ = write_dataset(tmp_path, "folder", ".png", n_cases=6)
+    found = discover_cases(preds, gts)
+    local = evaluate_cases(found, progress=False)
+    remote = evaluate_cases(found, client=client, progress=False)
+    same_table(local, remote)
+    assert len(remote) == 6
+
+
+def test_cluster_takes_arrays_and_options(client):
+    rng = np.random.default_rng(3)
+    pairs = {
+        f"img{i}": (rng.random((4, 9, 9)).astype(np.float32), rng.random((3, 9, 9)) > 0.5) for i in range(3)
+    }
+    options = EvalOptions(metrics=("ged", "ci"), threshold=0.3, estimator="unbiased")
+    same_table(evaluate_cases(pairs, options, progress=False),
+               evaluate_cases(pairs, options, client=client, progress=False))
+
+
+def test_bad_file_on_a_worker_names_it(client, tmp_path):
+    preds, gts, _ = write_dataset(tmp_path, "file", ".npy", n_cases=4)
+    (preds / "case02.npy").write_bytes(b"not an array")
+    with pytest.raises(InputFileError, match=r"case02\.npy: cannot read"):
+        evaluate_cases(discover_cases(preds, gts), client=client, progress=False)
+
+
+def _count_done(dask_scheduler, prefix):
+    tasks = dask_scheduler.tasks.items()
+    return sum(1 for key, ts in tasks if str(key).startswith(prefix) and ts.state == "memory")
+
+
+def test_worker_killed_mid_run_loses_and_duplicates_nothing(client, tmp_path):
+    n_cases = 120
+    preds, gts, _ = write_dataset(tmp_path, "file", ".npy", n_cases=n_cases, n=8, m=4)
+    found = discover_cases(preds, gts)
+    local = evaluate_cases(found, progress=False)
+    before = set(client.scheduler_info()["workers"])
+    box = {}
+
+    def run():
+        try:
+            box["table"] = evaluate_cases(found, client=client, progress=False)
+        except BaseException as exc:  # reported by the main thread
+            box["error"] = exc
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    killed = None
+    deadline = time.monotonic() + DEADLINE
+    while killed is None and thread.is_alive() and time.monotonic() < deadline:
+        done = client.run_on_scheduler(_count_done, prefix="ambiseg-eval-")
+        busy = [w for w, keys in client.processing().items() if keys]
+        if done >= 1 and busy:
+            box["done_at_kill"] = done
+            killed = busy[0]
+            pid = client.run(os.getpid, workers=[killed])[killed]
+            os.kill(pid, signal.SIGKILL)  # a hard crash mid-task; the nanny starts a new worker
+        else:
+            time.sleep(0.005)
+    thread.join(timeout=max(1.0, deadline - time.monotonic()))
+    assert not thread.is_alive(), "the run did not finish after the worker was killed"
+    assert killed is not None, "the run finished before a worker could be killed"
+    assert box["done_at_kill"] < n_cases
+    assert "error" not in box, box.get("error")
+    table = box["table"]
+    assert len(table) == n_cases and len(set(table.cases)) == n_cases
+    same_table(local, table)
+    # the nanny brought a worker back: the cluster has two workers again
+    client.wait_for_workers(2, timeout=60)
+    assert len(client.scheduler_info()["workers"]) == 2 and before  # before: the original pair
+
+
+def test_duplicated_or_missing_results_are_detected(monkeypatch):
+    import ambiseg_metrics.distributed as glue
+
+    arrays = {f"c{i}": (np.ones((2, 3, 3), bool), np.ones((2, 3, 3), bool)) for i in range(3)}
+
+    def duplicating(client, items, options, task):
+        for i in (0, 1, 1, 2):
+            yield i, task(items[i], options)
+
+    monkeypatch.setattr(glue, "run_on_client", duplicating)
+    with pytest.raises(RuntimeError, match=r"case 'c1' was returned twice"):
+        evaluate_cases(arrays, client=object(), progress=False)
+
+    def losing(client, items, options, task):
+        yield 0, task(items[0], options)
+
+    monkeypatch.setattr(glue, "run_on_client", losing)
+    with pytest.raises(RuntimeError, match=r"2 case\(s\) never returned a result: c1, c2"):
+        evaluate_cases(arrays, client=object(), progress=False)
+
+
+def test_cli_local_scheduler_equals_local_run(tmp_path, capsys):
+    preds, gts, _ = write_dataset(tmp_path, "file", ".npz", n_cases=5)
+    texts = []
+    for extra in ([], ["--scheduler", "local:2"]):
+        out = tmp_path / f"r{len(extra)}.csv"
+        code = main([str(preds), str(gts), "--out", str(out), "--no-progress", "--bootstrap", "100", *extra])
+        _, err = capsys.readouterr()
+        assert code == 0, err
+        texts.append(out.read_text())
+    assert texts[0] == texts[1]
+
+
+def test_cli_scheduler_errors(tmp_path, capsys, monkeypatch):
+    preds, gts, _ = write_dataset(tmp_path, "file", ".npy", n_cases=1)
+    code = main([str(preds), str(gts), "--scheduler", "local:0"])
+    assert code == 2 and "local:N with N >= 1" in capsys.readouterr().err
+    code = main([str(preds), str(gts), "--scheduler", "local:2", "--jobs", "2"])
+    assert code == 2 and "do not combine" in capsys.readouterr().err
+    monkeypatch.setitem(__import__("sys").modules, "distributed", None)  # as if not installed
+    out = str(tmp_path / "r.csv")
+    code = main([str(preds), str(gts), "--scheduler", "tcp://127.0.0.1:8786", "--out", out])
+    err = capsys.readouterr().err
+    assert code == 2 and 'pip install "ambiseg-metrics[distributed]"' in err
+    assert not (tmp_path / "r.csv").exists()
+
+
+def test_parse_scheduler_and_unreachable_address():
+    assert parse_scheduler("local:3") == ("local", 3)
+    assert parse_scheduler("tcp://10.0.0.1:8786") == ("address", "tcp://10.0.0.1:8786")
+    for bad in ("", "local", "local:x", "nonsense"):
+        with pytest.raises(ValueError, match="scheduler"):
+            parse_scheduler(bad)
+    with pytest.raises(SchedulerUnreachableError, match="no Dask scheduler answered"):
+        with scheduler_client("tcp://127.0.0.1:9", timeout=2):
+            pass
+
+
+def test_count_lock_is_module_level():
+    # numba's parallel kernels are entered by one thread at a time per process (Dask threads)
+    assert isinstance(cases_module._COUNT_LOCK, type(threading.Lock()))
+
+
+def test_cli_on_a_running_scheduler_address(client, tmp_path, capsys):
+    preds, gts, _ = write_dataset(tmp_path, "folder", ".nii.gz", n_cases=3)
+    texts = []
+    for extra in ([], ["--scheduler", client.scheduler.address]):
+        out = tmp_path / f"r{len(extra)}.csv"
+        code = main([str(preds), str(gts), "--out", str(out), "--no-progress", "--bootstrap", "100", *extra])
+        _, err = capsys.readouterr()
+        assert code == 0, err
+        texts.append(out.read_text())
+    assert texts[0] == texts[1]
+    assert len(client.scheduler_info()["workers"]) == 2  # the CLI did not close someone else's cluster
