@@ -37,21 +37,47 @@ def _similarity(inter: np.ndarray, similarity: str, empty_pair: str) -> np.ndarr
     return iou_from_counts(inter, empty) if similarity == "iou" else dice_from_counts(inter, empty)
 
 
-def hungarian_from_matrix(sim: np.ndarray) -> float:
+#: Above this lcm(N, M) the duplicated L×L assignment is replaced by the equivalent N×M transport LP.
+MAX_DUPLICATED = 256
+METHODS = ("auto", "assignment", "transport")
+
+
+def _transport_value(sim: np.ndarray) -> float:
+    """max Σ P_ij sim_ij over plans P >= 0 with row sums 1/N and column sums 1/M (HiGHS LP)."""
+    from scipy.optimize import linprog
+
+    n, m = sim.shape
+    rows = np.kron(np.eye(n), np.ones((1, m)))  # Σ_j P_ij = 1/N
+    cols = np.kron(np.ones((1, n)), np.eye(m))  # Σ_i P_ij = 1/M
+    a_eq = np.vstack([rows, cols])
+    b_eq = np.concatenate([np.full(n, 1.0 / n), np.full(m, 1.0 / m)])
+    res = linprog(-sim.ravel(), A_eq=a_eq, b_eq=b_eq, bounds=(0, None), method="highs")
+    if not res.success:  # pragma: no cover - the transport polytope is never empty
+        raise RuntimeError(f"transport LP failed: {res.message}")
+    return float(-res.fun)
+
+
+def hungarian_from_matrix(sim: np.ndarray, method: str = "auto") -> float:
     """Mean similarity of the best one-to-one matching after duplicating both sets to lcm(N, M).
 
     Parameters
     ----------
     sim : ndarray, shape (N, M)
         Similarity (e.g. IoU) of prediction i and annotation j, finite.
+    method : {"auto", "assignment", "transport"}, default "auto"
+        ``"assignment"``: ``scipy.optimize.linear_sum_assignment`` on the L×L duplicated matrix,
+        L = lcm(N, M). ``"transport"``: the same optimum as a linear program over N×M transport plans
+        with uniform marginals 1/N, 1/M (its vertices are the duplicated assignments, so the values are
+        equal). ``"auto"`` uses the assignment unless L > :data:`MAX_DUPLICATED`.
 
     Returns
     -------
     float
-        ``max over assignments of (1/L) Σ sim`` on the L×L matrix, L = lcm(N, M).
+        ``max over assignments of (1/L) Σ sim`` on the L×L matrix.
     """
     from scipy.optimize import linear_sum_assignment
 
+    check_choice("method", method, METHODS)
     sim = np.asarray(sim, dtype=np.float64)
     if sim.ndim != 2 or 0 in sim.shape:
         raise ValueError(f"sim must be a non-empty (N, M) matrix; got shape {sim.shape}")
@@ -59,6 +85,8 @@ def hungarian_from_matrix(sim: np.ndarray) -> float:
         raise ValueError("sim must be finite (no NaN/inf) to be matched")
     n, m = sim.shape
     size = math.lcm(n, m)
+    if method == "transport" or (method == "auto" and size > MAX_DUPLICATED):
+        return _transport_value(sim)
     big = np.repeat(np.repeat(sim, size // n, axis=0), size // m, axis=1)
     rows, cols = linear_sum_assignment(big, maximize=True)
     return float(big[rows, cols].mean())

@@ -96,3 +96,17 @@ def test_similarity_matrix_batch_is_a_list_and_options_are_checked():
         am.similarity_matrix(preds[0], gts[0], similarity="jaccard")
     with pytest.raises(ValueError, match="empty_pair must be one of"):
         am.hungarian_iou(preds[0], gts[0], empty_pair="nan")
+
+
+@given(st.integers(1, 7), st.integers(1, 7), st.integers(0, 2**32 - 1))
+def test_transport_lp_equals_duplicated_assignment(n, m, seed):
+    sim = np.random.default_rng(seed).random((n, m))
+    lsa = am.hungarian_from_matrix(sim, method="assignment")
+    assert abs(am.hungarian_from_matrix(sim, method="transport") - lsa) <= 1e-9
+
+
+def test_large_lcm_uses_the_transport_lp():
+    sim = np.random.default_rng(0).random((31, 29))  # L = 899 > MAX_DUPLICATED (256)
+    assert am.hungarian_from_matrix(sim) == am.hungarian_from_matrix(sim, method="transport")
+    with pytest.raises(ValueError, match="method must be one of"):
+        am.hungarian_from_matrix(sim, method="lp")
