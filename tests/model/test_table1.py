@@ -1,0 +1,258 @@
+"""The Table 1 pipeline (``cimd-table1``) on its tiny profile, and the true-distribution GED."""
+
+from __future__ import annotations
+
+import csv
+import itertools
+import time
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch", reason="cimd_model tests need torch (pip install .[model])")
+
+import ambiseg_metrics  # noqa: E402
+from cimd_model import table1  # noqa: E402
+from cimd_model.true_ged import true_ged, true_ged_batch  # noqa: E402
+
+DATA = ["ambiblobs-ct", "ambiblobs-mri"]  # 1 and 4 image channels, 4 and 2 annotators
+ARGS = ["--config", "tiny", "--data", ",".join(DATA), "--no-progress", "--quiet", "--n-boot", "200"]
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    torch.set_num_threads(1)
+    out = tmp_path_factory.mktemp("table1") / "run"
+    t0 = time.time()
+    assert table1.main([*ARGS, "--out", str(out)]) == 0
+    return out, time.time() - t0
+
+
+def _read_csv(path):
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def _written(out, key, model):
+    ids = sorted(p.stem for p in (out / key / "gts").glob("*.npy"))
+    preds = [np.load(out / key / model / "samples" / f"{i}.npy") for i in ids]
+    gts = [np.load(out / key / "gts" / f"{i}.npy") for i in ids]
+    return ids, preds, gts
+
+
+# ------------------------------------------------------------------------------------------ the pipeline
+def test_layout_of_the_outputs(tiny_run):
+    out, _ = tiny_run
+    for name in ("table1.md", "table1.csv", "per_image.csv", "timings.json"):
+        assert (out / name).is_file(), name
+    for key in DATA:
+        ids = sorted(p.stem for p in (out / key / "gts").glob("*.npy"))
+        assert len(ids) == 4
+        for model in table1.MODELS:
+            assert (out / key / model / "checkpoint.pt").is_file()
+            for case in ids:
+                s = np.load(out / key / model / "samples" / f"{case}.npy")
+                assert s.dtype == np.float32 and s.shape == (4, 32, 32)
+                assert 0.0 <= s.min() and s.max() <= 1.0
+        g = np.load(out / key / "gts" / f"{ids[0]}.npy")
+        assert g.dtype == np.uint8 and g.shape == (4 if key.endswith("ct") else 2, 32, 32)
+    pngs = sorted((out / "figures").glob("*.png"))
+    assert {p.name for p in pngs} >= {f"{k}_metrics.png" for k in DATA} | {f"{k}_samples_0.png" for k in DATA}
+    for p in pngs:
+        assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_table_equals_a_direct_ambiseg_metrics_call_on_the_written_samples(tiny_run):
+    out, _ = tiny_run
+    rows = {r["model"]: r for r in _read_csv(out / "table1.csv")}
+    assert list(rows) == list(table1.MODELS)
+    md = (out / "table1.md").read_text()
+    assert "SYNTHETIC" in md
+    for key in DATA:
+        for model in table1.MODELS:
+            ids, preds, gts = _written(out, key, model)
+            direct = ambiseg_metrics.evaluate(preds, gts, batch=True)
+            assert int(rows[model][f"{key}:n_images"]) == len(ids)
+            for name, values in direct.items():
+                mean = float(np.mean(values))
+                assert float(rows[model][f"{key}:{name}"]) == pytest.approx(mean, rel=1e-12, abs=1e-12)
+                low, high = (
+                    float(rows[model][f"{key}:{name}:ci_low"]),
+                    float(rows[model][f"{key}:{name}:ci_high"]),
+                )
+                assert low - 1e-12 <= mean <= high + 1e-12
+            # the Markdown cells are the same numbers, rounded
+            ged, ci = float(np.mean(direct["ged"])), float(np.mean(direct["ci"]))
+            assert f"{ged:.3f} ±" in md and f"{ci:.3f} ±" in md
+
+
+def test_ged_against_the_true_distribution_column(tiny_run):
+    out, _ = tiny_run
+    rows = {r["model"]: r for r in _read_csv(out / "table1.csv")}
+    prof = table1.PROFILES["tiny"]
+    for key in DATA:
+        test_ds = table1.load_split(key, "test", prof, 0, {})
+        for model in ("prob_unet", "cimd"):
+            ids, preds, _ = _written(out, key, model)
+            pos = {case: i for i, case in enumerate(test_ds.ids)}
+            modes = [test_ds.modes(pos[c]) for c in ids]
+            expected = [
+                true_ged(p, np.stack([m for m, _ in md]), [w for _, w in md])
+                for p, md in zip(preds, modes, strict=True)
+            ]
+            assert float(rows[model][f"{key}:ged_true"]) == pytest.approx(np.mean(expected), abs=1e-12)
+
+
+def test_rerun_reuses_checkpoints_and_reproduces_the_table(tiny_run):
+    out, first_wall = tiny_run
+    before = {n: (out / n).read_bytes() for n in ("table1.md", "table1.csv", "per_image.csv")}
+    result = table1.run_table1(
+        DATA,
+        out,
+        profile="tiny",
+        progress=False,
+        figures=False,
+        n_boot=200,
+        quiet=True,
+        command="cimd-table1 " + " ".join([*ARGS, "--out", str(out)]),
+    )
+    stages = result["timings"]["stages"]
+    for key in DATA:
+        for model in table1.MODELS:
+            assert stages[f"{key}/{model}"]["train"] == "reused"
+            assert stages[f"{key}/{model}"]["sample"] == "reused"
+    for name, data in before.items():
+        assert (out / name).read_bytes() == data, name
+
+
+def test_fresh_rerun_is_bit_identical(tiny_run, tmp_path):
+    """Same seed in a new folder: same checkpoints -> same samples -> same per-image metrics."""
+    out, _ = tiny_run
+    models = ["prob_unet", "cimd"]
+    result = table1.run_table1(
+        DATA[:1],
+        tmp_path,
+        profile="tiny",
+        models=models,
+        progress=False,
+        figures=False,
+        n_boot=200,
+        quiet=True,
+    )
+    key = DATA[0]
+    for model in models:
+        for case in result["ids"][key]:
+            a = np.load(out / key / model / "samples" / f"{case}.npy")
+            b = np.load(tmp_path / key / model / "samples" / f"{case}.npy")
+            np.testing.assert_array_equal(a, b)
+    first = [r for r in _read_csv(out / "per_image.csv") if r["data"] == key and r["model"] in models]
+    again = _read_csv(tmp_path / "per_image.csv")
+    assert first == again
+
+
+def test_checkpoint_of_another_config_is_an_error(tiny_run, tmp_path, capsys):
+    out, _ = tiny_run
+    # reuse the tiny checkpoints of the fixture under a different seed: must refuse, not silently reuse
+    rc = table1.main([*ARGS, "--out", str(out), "--seed", "1", "--models", "prob_unet", "--no-figures"])
+    assert rc == 2
+    assert "--retrain" in capsys.readouterr().err
+
+
+def test_usage_errors(tmp_path, capsys):
+    assert table1.main(["--config", "tiny", "--models", "unet", "--out", str(tmp_path)]) == 2
+    assert "unknown model" in capsys.readouterr().err
+    assert table1.main(["--config", "tiny", "--n-samples", "1", "--out", str(tmp_path)]) == 2
+    assert "n_samples must be >= 2" in capsys.readouterr().err
+    assert table1.main(["--config", "tiny", "--data", "nope", "--out", str(tmp_path)]) == 2
+    assert "unknown data spec" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        table1.main(["--config", "huge", "--out", str(tmp_path)])
+
+
+def test_parse_data_specs():
+    assert table1.parse_data_specs(["ambiblobs-ct,ambiblobs-us", "ambiblobs-mri", "ambiblobs-ct"]) == [
+        "ambiblobs-ct",
+        "ambiblobs-us",
+        "ambiblobs-mri",
+    ]
+    # a comma inside a path does not split it
+    assert table1.parse_data_specs(["lidc-pickle:/d/a,b.pickle,ambiblobs-ct"]) == [
+        "lidc-pickle:/d/a,b.pickle",
+        "ambiblobs-ct",
+    ]
+    assert table1.data_key("lidc-pickle:/data/data_lidc.pickle") == "lidc-pickle-data_lidc"
+    with pytest.raises(ValueError, match="no data set"):
+        table1.parse_data_specs([" , "])
+
+
+def test_profiles_resolve_for_every_model():
+    for prof in table1.PROFILES.values():
+        for model in table1.MODELS:
+            cfg = table1.model_config(prof, model, image_size=32)
+            assert int(cfg["steps"]) >= 1 and int(cfg["batch_size"]) >= 1
+            if "image_size" in cfg:
+                assert cfg["image_size"] == 32
+
+
+# ------------------------------------------------------------------------------------------ true GED
+def _iou_distance(a: np.ndarray, b: np.ndarray) -> float:
+    union = np.logical_or(a, b).sum()
+    return 0.0 if union == 0 else 1.0 - np.logical_and(a, b).sum() / union
+
+
+def _numpy_true_ged(samples, modes, weights, estimator):
+    w = np.asarray(weights, float) / np.sum(weights)
+    n = len(samples)
+    cross = np.mean([sum(w[j] * _iou_distance(s, y) for j, y in enumerate(modes)) for s in samples])
+    pairs = [(i, k) for i, k in itertools.product(range(n), repeat=2) if estimator == "v-statistic" or i != k]
+    sdiv = np.mean([_iou_distance(samples[i], samples[k]) for i, k in pairs])
+    adiv = sum(
+        w[j] * w[k] * _iou_distance(modes[j], modes[k])
+        for j, k in itertools.product(range(len(modes)), repeat=2)
+    )
+    return 2 * cross - sdiv - adiv
+
+
+@pytest.mark.parametrize("estimator", ["unbiased", "v-statistic"])
+def test_true_ged_equals_a_direct_numpy_computation(estimator):
+    rng = np.random.default_rng(3)
+    for _ in range(20):
+        n, j = rng.integers(1, 6), rng.integers(1, 4)
+        samples = rng.random((n, 5, 6))  # floats: foreground where > 0.5
+        modes = rng.random((j, 5, 6)) > rng.uniform(0.3, 1.0)  # some all-empty modes
+        if rng.random() < 0.3:
+            samples[0] = 0.0  # an empty sample
+        weights = rng.random(j) + 0.01
+        got = true_ged(samples, modes, weights, estimator=estimator)
+        want = _numpy_true_ged(samples > 0.5, modes, weights, estimator if n > 1 else "v-statistic")
+        assert got == pytest.approx(want, abs=1e-12)
+
+
+def test_true_ged_is_zero_when_the_samples_are_the_mixture():
+    a = np.zeros((4, 4), bool)
+    a[:2] = True
+    b = np.zeros((4, 4), bool)
+    b[1:] = True
+    samples = np.stack([a, a, b, b])
+    assert true_ged(samples, np.stack([a, b]), [0.5, 0.5], estimator="v-statistic") == pytest.approx(0.0)
+    # both empty: distance 0
+    e = np.zeros((2, 4, 4), bool)
+    assert true_ged(e, e[:1], [1.0]) == 0.0
+
+
+def test_true_ged_batch_with_different_mode_counts_and_errors():
+    rng = np.random.default_rng(0)
+    samples = [rng.random((3, 4, 4)), rng.random((3, 4, 4))]
+    modes = [rng.random((1, 4, 4)) > 0.5, rng.random((3, 4, 4)) > 0.5]
+    weights = [[1.0], [0.2, 0.3, 0.5]]
+    got = true_ged_batch(samples, modes, weights)
+    for i in range(2):
+        assert got[i] == pytest.approx(true_ged(samples[i], modes[i], weights[i]), abs=1e-15)
+    with pytest.raises(ValueError, match="weights must have shape"):
+        true_ged(samples[0], modes[1], [1.0])
+    with pytest.raises(ValueError, match="spatial shape"):
+        true_ged(samples[0], rng.random((2, 5, 4)) > 0.5, [0.5, 0.5])
+    with pytest.raises(ValueError, match="estimator"):
+        true_ged(samples[0], modes[0], [1.0], estimator="biased")
+    with pytest.raises(ValueError, match="non-negative"):
+        true_ged(samples[0], modes[1], [0.5, -0.1, 0.6])
