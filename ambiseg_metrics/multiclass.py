@@ -44,7 +44,23 @@ _INPUTS_DOC = """preds : array-like of int, shape (N, *spatial)
     include_background : bool, default False
         Keep class 0 when ``classes`` is an int or None.
     class_absent : {"one", "zero", "skip"}, default "one"
-        IoU of a class absent from both maps: 1, 0, or left out of the class mean."""
+        IoU of a class absent from both maps: 1, 0, or left out of the class mean.
+    conventions : str or Conventions, optional
+        A preset (e.g. ``"kohl"``, ``"phiseg"``, ``"ccdm"``, ``"mbh"``): sets ``class_absent``,
+        ``include_background``, ``estimator`` and ``distance``; an argument given with a value other
+        than its default overrides it."""
+
+
+def _apply_conventions(conventions: object, **given: object) -> dict[str, object]:
+    """Options from a preset (name or Conventions); arguments that differ from their defaults win."""
+    if conventions is None:
+        return given
+    from .conventions import get_convention
+
+    conv = get_convention(conventions)  # type: ignore[arg-type]
+    defaults = {"class_absent": "one", "include_background": False, "estimator": "v-statistic",
+                "distance": "iou"}
+    return {k: (v if v != defaults[k] else getattr(conv, k)) for k, v in given.items()}
 
 
 def _check_labels(group: ImageGroup) -> None:
@@ -148,6 +164,7 @@ def multiclass_similarity(
     include_background: bool = False,
     class_absent: str = "one",
     distance: str = "iou",
+    conventions: object = None,
 ) -> np.ndarray | list[np.ndarray]:
     """Class-averaged IoU (or Dice) of every pair of the N + M label maps, predictions first.
 
@@ -162,10 +179,9 @@ def multiclass_similarity(
     ndarray of shape (K, K), K = N + M, or a list of B such arrays with ``batch=True``
         NaN where ``class_absent="skip"`` left no class to average.
     """
-    sims, _, is_batch = _per_image_similarity(
-        preds, gts, classes=classes, batch=batch, include_background=include_background,
-        class_absent=class_absent, distance=distance,
-    )
+    opts = _apply_conventions(conventions, class_absent=class_absent, include_background=include_background,
+                              distance=distance)
+    sims, _, is_batch = _per_image_similarity(preds, gts, classes=classes, batch=batch, **opts)
     return sims if is_batch else sims[0]
 
 
@@ -179,6 +195,7 @@ def multiclass_ged_terms(
     class_absent: str = "one",
     estimator: str = "v-statistic",
     distance: str = "iou",
+    conventions: object = None,
 ) -> GEDTerms:
     """Squared GED of multi-class label maps and its three terms, d = 1 - mean over classes of IoU.
 
@@ -209,11 +226,10 @@ def multiclass_ged_terms(
     >>> multiclass_ged(s, y, classes=3)             # 2 * (1 - 3/4) - 0 - 0
     0.5
     """
-    check_choice("estimator", estimator, ESTIMATORS)
-    sims, ns, is_batch = _per_image_similarity(
-        preds, gts, classes=classes, batch=batch, include_background=include_background,
-        class_absent=class_absent, distance=distance,
-    )
+    opts = _apply_conventions(conventions, class_absent=class_absent, include_background=include_background,
+                              distance=distance, estimator=estimator)
+    estimator = check_choice("estimator", opts.pop("estimator"), ESTIMATORS)
+    sims, ns, is_batch = _per_image_similarity(preds, gts, classes=classes, batch=batch, **opts)
     rows = []
     for sim, n in zip(sims, ns, strict=True):
         m = sim.shape[0] - n
@@ -239,6 +255,7 @@ def multiclass_ged(
     class_absent: str = "one",
     estimator: str = "v-statistic",
     distance: str = "iou",
+    conventions: object = None,
 ) -> float | np.ndarray:
     """Squared GED of multi-class label maps (see :func:`multiclass_ged_terms`).
 
@@ -255,7 +272,7 @@ def multiclass_ged(
     """
     return multiclass_ged_terms(
         preds, gts, classes=classes, batch=batch, include_background=include_background,
-        class_absent=class_absent, estimator=estimator, distance=distance,
+        class_absent=class_absent, estimator=estimator, distance=distance, conventions=conventions,
     ).ged
 
 
@@ -268,6 +285,7 @@ def multiclass_hungarian_iou(
     include_background: bool = False,
     class_absent: str = "one",
     distance: str = "iou",
+    conventions: object = None,
 ) -> float | np.ndarray:
     """HM-IoU of multi-class label maps: Hungarian matching (lcm duplication) on the class-averaged IoU.
 
@@ -288,10 +306,9 @@ def multiclass_hungarian_iou(
     Zbinden et al., ICCV 2023 (github.com/LarsDoorenbos/ccdm-stochastic-segmentation,
     evaluation/evaluate_lidc_uncertainty.py, batched_hungarian_matching).
     """
-    sims, ns, is_batch = _per_image_similarity(
-        preds, gts, classes=classes, batch=batch, include_background=include_background,
-        class_absent=class_absent, distance=distance,
-    )
+    opts = _apply_conventions(conventions, class_absent=class_absent, include_background=include_background,
+                              distance=distance)
+    sims, ns, is_batch = _per_image_similarity(preds, gts, classes=classes, batch=batch, **opts)
     values = np.array(
         [hungarian_from_matrix(np.nan_to_num(sim[:n, n:], nan=1.0)) for sim, n in zip(sims, ns, strict=True)]
     )

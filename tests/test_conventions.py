@@ -76,6 +76,7 @@ def test_preset_multiclass_ged_worked_example(name, want):
         s, y, classes=3, class_absent=conv.class_absent, include_background=conv.include_background
     )
     assert got == pytest.approx(want, abs=TOL)
+    assert am.multiclass_ged(s, y, classes=3, conventions=name) == pytest.approx(want, abs=TOL)
 
 
 def test_ci_form_and_threshold_of_custom_conventions():

@@ -105,3 +105,15 @@ def test_input_errors():
         am.multiclass_ged(y, y, classes=2, class_absent="nan")
     with pytest.raises(ValueError, match="same spatial shape"):
         am.multiclass_ged(y, y[:, :2])
+
+
+def test_conventions_set_the_options_and_explicit_arguments_win():
+    y, s = np.array([[[1, 1, 0, 0]]]), np.array([[[1, 0, 0, 0]]])
+    kohl = am.multiclass_ged(s, y, classes=3, conventions="kohl")
+    assert kohl == am.multiclass_ged(s, y, classes=3, class_absent="skip")
+    # kohl skips the absent class 2; an explicit class_absent="zero" overrides the preset.
+    zero = am.multiclass_ged(s, y, classes=3, conventions="kohl", class_absent="zero")
+    assert zero == am.multiclass_ged(s, y, classes=3, conventions="mbh") != kohl
+    hm = am.multiclass_hungarian_iou(s, y, classes=3, conventions="mbh")
+    assert hm == pytest.approx(0.25)  # class 1 IoU 1/2, absent class 2 counts 0
+    assert am.multiclass_similarity(s, y, classes=3, conventions="phiseg")[0, 1] == pytest.approx(0.75)
