@@ -14,9 +14,9 @@ rows that stays in L1) is a contiguous reduction that LLVM vectorises.
 
 Speed notes
 -----------
-* 1-byte masks (bool, uint8, int8: the common case) are packed 8 pixels per load: an unaligned 64-bit
-  load, a SWAR "byte != 0" test and one multiply that gathers the 8 flags into a byte. Wider integer and
-  float masks go through a per-pixel loop.
+* Packing reads 64 pixels at a time as one LLVM vector, compares it (``!= 0``, or ``> threshold`` and
+  ``0 <= v <= 1`` for floats) and bitcasts the ``<64 x i1>`` result to a uint64 word: on x86 this is
+  ``pcmpeqb``/``vcmpps`` + ``pmovmskb``/``movmskps``, so packing runs at memory speed for every dtype.
 * The Gram kernel runs over tiles of ``_TILE`` words so the K rows of a tile stay in L1 while all
   K(K+1)/2 pairs are counted; with fewer images than threads (3D volumes) the word axis is split into
   chunks so every thread has work, and the partial counts are summed afterwards.
@@ -31,12 +31,10 @@ from numba.extending import intrinsic
 
 __all__ = ["pack_rows", "gram_counts"]
 
-#: Words per Gram tile: K rows of ``_TILE`` uint64 words (K=20: 40 KiB) stay in the L1 cache.
+#: Words per Gram tile: K rows of ``_TILE`` uint64 words (K=20: 40 KiB) stay in the L1/L2 cache.
 _TILE = 256
 
-_LOW7 = np.uint64(0x7F7F7F7F7F7F7F7F)
-_HIGH = np.uint64(0x8080808080808080)
-_GATHER = np.uint64(0x0102040810204080)  # (flags * _GATHER) >> 56: byte i's low bit -> bit i
+_ALL = np.uint64(0xFFFFFFFFFFFFFFFF)
 
 
 @intrinsic
@@ -50,78 +48,127 @@ def _popcount(typingctx, x):  # pragma: no cover - compiled by numba
     return sig, codegen
 
 
+def _load_vector64(context, builder, aryty, ary_value, idxty, idx_value):  # pragma: no cover
+    """LLVM IR: unaligned load of the 64 elements ``ary[idx : idx + 64]`` as one ``<64 x T>`` vector."""
+    ary = context.make_array(aryty)(context, builder, ary_value)
+    offset = context.cast(builder, idx_value, idxty, types.intp)
+    ptr = builder.gep(ary.data, [offset])
+    vty = ir.VectorType(context.get_data_type(aryty.dtype), 64)
+    return builder.load(builder.bitcast(ptr, vty.as_pointer()), align=1), vty
+
+
 @intrinsic
-def _load_u64(typingctx, arr, idx):  # pragma: no cover - compiled by numba
-    """Unaligned little-endian 64-bit load of bytes ``arr[idx : idx + 8]`` (1D contiguous uint8 array)."""
-    if not (isinstance(arr, types.Array) and arr.dtype == types.uint8 and isinstance(idx, types.Integer)):
+def _nonzero_bits(typingctx, arr, idx):  # pragma: no cover - compiled by numba
+    """Bit i of the result = ``arr[idx + i] != 0`` for i < 64 (1D contiguous unsigned-integer array).
+
+    One vector compare and a bitcast of the ``<64 x i1>`` result: LLVM lowers it to ``pcmpeq`` +
+    ``pmovmskb`` on x86 (64 bytes per few instructions) and to the equivalent elsewhere.
+    """
+    if not (isinstance(arr, types.Array) and isinstance(arr.dtype, types.Integer)
+            and isinstance(idx, types.Integer)):
         return None
     sig = types.uint64(arr, idx)
 
     def codegen(context, builder, signature, args):
-        ary = context.make_array(signature.args[0])(context, builder, args[0])
-        offset = context.cast(builder, args[1], signature.args[1], types.intp)
-        ptr = builder.gep(ary.data, [offset])
-        ptr64 = builder.bitcast(ptr, ir.IntType(64).as_pointer())
-        return builder.load(ptr64, align=1)
+        v, vty = _load_vector64(context, builder, signature.args[0], args[0], signature.args[1], args[1])
+        nonzero = builder.icmp_unsigned("!=", v, ir.Constant(vty, None))
+        return builder.bitcast(nonzero, ir.IntType(64))
 
     return sig, codegen
 
 
-@njit(inline="always")
-def _byte_flags(x):  # pragma: no cover - compiled by numba
-    """8 bytes packed in a uint64 -> one byte whose bit i is ``byte_i != 0`` (SWAR, no branches)."""
-    high = (((x & _LOW7) + _LOW7) | x) & _HIGH  # 0x80 in every nonzero byte
-    return ((high >> np.uint64(7)) * _GATHER) >> np.uint64(56)
+@intrinsic
+def _threshold_bits(typingctx, arr, idx, t):  # pragma: no cover - compiled by numba
+    """For 64 floats ``arr[idx : idx + 64]``: (bits of ``value > t``, bits of ``0 <= value <= 1``).
+
+    Both are ordered comparisons, so NaN gives 0 in both masks (not foreground, not valid).
+    """
+    if not (isinstance(arr, types.Array) and isinstance(arr.dtype, types.Float)
+            and isinstance(idx, types.Integer)):
+        return None
+    sig = types.UniTuple(types.uint64, 2)(arr, idx, t)
+
+    def codegen(context, builder, signature, args):
+        v, vty = _load_vector64(context, builder, signature.args[0], args[0], signature.args[1], args[1])
+        t_value = context.cast(builder, args[2], signature.args[2], signature.args[0].dtype)
+        undef = ir.Constant(vty, ir.Undefined)
+        first = builder.insert_element(undef, t_value, ir.Constant(ir.IntType(32), 0))
+        splat = builder.shuffle_vector(first, undef, ir.Constant(ir.VectorType(ir.IntType(32), 64), None))
+        above = builder.bitcast(builder.fcmp_ordered(">", v, splat), ir.IntType(64))
+        lo = builder.fcmp_ordered(">=", v, ir.Constant(vty, [0.0] * 64))
+        hi = builder.fcmp_ordered("<=", v, ir.Constant(vty, [1.0] * 64))
+        valid = builder.bitcast(builder.and_(lo, hi), ir.IntType(64))
+        return context.make_tuple(builder, signature.return_type, [above, valid])
+
+    return sig, codegen
 
 
-@njit(cache=True, parallel=True, nogil=True)
-def _pack_bytes(src, out, row0):  # pragma: no cover - compiled by numba
-    """Pack ``src[b, r, :] != 0`` (1-byte unsigned) into ``out[b, row0 + r, :]``, 8 pixels per load."""
-    B, R, P = src.shape
-    W = out.shape[2]
+# ------------------------------------------------------------------------------------------ packing
+@njit(cache=True, nogil=True)
+def _pack_nonzero_row(row, dst):  # pragma: no cover - compiled by numba
+    """Pack ``row != 0`` (1D unsigned integers, P values) into ``dst`` (ceil(P / 64) words)."""
+    P = row.shape[0]
     full = P // 64
-    for task in prange(B * R):
-        b = task // R
-        r = task - b * R
-        row = src[b, r]
-        dst = out[b, row0 + r]
-        for w in range(full):
-            base = w * 64
-            word = np.uint64(0)
-            for q in range(8):
-                word |= _byte_flags(_load_u64(row, base + 8 * q)) << np.uint64(8 * q)
-            dst[w] = word
-        if full < W:
-            start = full * 64
-            word = np.uint64(0)
-            for i in range(start, P):
-                if row[i] != 0:
-                    word |= np.uint64(1) << np.uint64(i - start)
-            dst[full] = word
+    for w in range(full):
+        dst[w] = _nonzero_bits(row, w * 64)
+    if full < dst.shape[0]:
+        start = full * 64
+        word = np.uint64(0)
+        for i in range(start, P):
+            if row[i] != 0:
+                word |= np.uint64(1) << np.uint64(i - start)
+        dst[full] = word
+
+
+@njit(cache=True, nogil=True)
+def _pack_threshold_row(row, t, dst):  # pragma: no cover - compiled by numba
+    """Pack ``row > t`` (1D floats) into ``dst``; return 1 + index of the first NaN/out-of-[0, 1] value
+    (0 when all are valid)."""
+    P = row.shape[0]
+    full = P // 64
+    first_bad = 0
+    for w in range(full):
+        above, valid = _threshold_bits(row, w * 64, t)
+        dst[w] = above
+        if valid != _ALL and first_bad == 0:
+            i = 0
+            while (valid >> np.uint64(i)) & np.uint64(1):
+                i += 1
+            first_bad = w * 64 + i + 1
+    if full < dst.shape[0]:
+        start = full * 64
+        word = np.uint64(0)
+        for i in range(start, P):
+            v = row[i]
+            if v > t:
+                word |= np.uint64(1) << np.uint64(i - start)
+            if first_bad == 0 and not (v >= 0.0 and v <= 1.0):
+                first_bad = i + 1
+        dst[full] = word
+    return first_bad
 
 
 @njit(cache=True, parallel=True, nogil=True)
 def _pack_nonzero(src, out, row0):  # pragma: no cover - compiled by numba
-    """Pack ``src[b, r, :] != 0`` into ``out[b, row0 + r, :]`` (any unsigned integer width).
+    """Pack ``src[b, r, :] != 0`` into ``out[b, row0 + r, :]``, one (image, mask) row per task.
 
     ``src`` is (B, R, P) of an unsigned integer type (any integer or bool array viewed as unsigned of
     the same width: nonzero-ness does not change under that view).
     """
-    B, R, P = src.shape
-    W = out.shape[2]
+    B, R, _ = src.shape
     for task in prange(B * R):
         b = task // R
         r = task - b * R
-        row = src[b, r]
-        dst = out[b, row0 + r]
-        for w in range(W):
-            start = w * 64
-            stop = min(start + 64, P)
-            word = np.uint64(0)
-            for i in range(start, stop):
-                if row[i] != 0:
-                    word |= np.uint64(1) << np.uint64(i - start)
-            dst[w] = word
+        _pack_nonzero_row(src[b, r], out[b, row0 + r])
+
+
+@njit(cache=True, nogil=True)
+def _pack_nonzero_serial(src, out, row0):  # pragma: no cover - compiled by numba
+    """:func:`_pack_nonzero` on the calling thread (small inputs: no thread start-up)."""
+    B, R, _ = src.shape
+    for b in range(B):
+        for r in range(R):
+            _pack_nonzero_row(src[b, r], out[b, row0 + r])
 
 
 @njit(cache=True, parallel=True, nogil=True)
@@ -131,27 +178,25 @@ def _pack_threshold(src, threshold, out, row0, bad):  # pragma: no cover - compi
     ``bad[b, r]`` is set to ``1 + index`` of the first value of that row that is NaN or outside [0, 1]
     (0 when the row is valid), so the caller can name the value in its error message.
     """
-    B, R, P = src.shape
-    W = out.shape[2]
-    t = threshold
+    B, R, _ = src.shape
     for task in prange(B * R):
         b = task // R
         r = task - b * R
-        row = src[b, r]
-        dst = out[b, row0 + r]
-        first_bad = 0
-        for w in range(W):
-            start = w * 64
-            stop = min(start + 64, P)
-            word = np.uint64(0)
-            for i in range(start, stop):
-                v = row[i]
-                if v > t:
-                    word |= np.uint64(1) << np.uint64(i - start)
-                if first_bad == 0 and not (v >= 0.0 and v <= 1.0):
-                    first_bad = i + 1
-            dst[w] = word
-        bad[b, r] = first_bad
+        bad[b, r] = _pack_threshold_row(src[b, r], threshold, out[b, row0 + r])
+
+
+@njit(cache=True, nogil=True)
+def _pack_threshold_serial(src, threshold, out, row0, bad):  # pragma: no cover - compiled by numba
+    """:func:`_pack_threshold` on the calling thread (small inputs: no thread start-up)."""
+    B, R, _ = src.shape
+    for b in range(B):
+        for r in range(R):
+            bad[b, r] = _pack_threshold_row(src[b, r], threshold, out[b, row0 + r])
+
+
+#: Inputs smaller than this many bytes are packed on the calling thread (starting the thread team
+#: costs more than the work).
+_SERIAL_PACK_BYTES = 1 << 20
 
 
 def pack_rows(src: np.ndarray, out: np.ndarray, col0: int, threshold: float | None) -> np.ndarray:
@@ -175,72 +220,85 @@ def pack_rows(src: np.ndarray, out: np.ndarray, col0: int, threshold: float | No
         all zeros for integer input.
     """
     bad = np.zeros(src.shape[:2], dtype=np.int64)
+    serial = src.nbytes < _SERIAL_PACK_BYTES
     if src.dtype.kind == "f":
-        _pack_threshold(src, threshold, out, col0, bad)
-    elif src.dtype == np.uint8:
-        _pack_bytes(src, out, col0)
+        (_pack_threshold_serial if serial else _pack_threshold)(src, threshold, out, col0, bad)
     else:
-        _pack_nonzero(src, out, col0)
+        (_pack_nonzero_serial if serial else _pack_nonzero)(src, out, col0)
     return bad
+
+
+# ------------------------------------------------------------------------------------------ Gram
+@njit(cache=True, nogil=True)
+def _gram_task(rows, n_pred, w_begin, w_end, tile, acc):  # pragma: no cover - compiled by numba
+    """Upper-triangle Gram counts (``acc[i*K + j]``, j >= i) and the three union counts
+    (``acc[K*K : K*K + 3]``) of words ``w_begin .. w_end - 1`` of one image's (K, W) bit rows."""
+    K = rows.shape[0]
+    up = np.empty(tile, dtype=np.uint64)
+    ug = np.empty(tile, dtype=np.uint64)
+    for q in range(acc.shape[0]):
+        acc[q] = 0
+    for t0 in range(w_begin, w_end, tile):
+        t1 = min(t0 + tile, w_end)
+        n = t1 - t0
+        for i in range(K):
+            a = rows[i, t0:t1]
+            for j in range(i, K):
+                bj = rows[j, t0:t1]
+                s = np.uint64(0)
+                for w in range(n):
+                    s += _popcount(a[w] & bj[w])
+                acc[i * K + j] += np.int64(s)
+        up[:n] = 0
+        ug[:n] = 0
+        for i in range(n_pred):
+            a = rows[i, t0:t1]
+            for w in range(n):
+                up[w] |= a[w]
+        for i in range(n_pred, K):
+            a = rows[i, t0:t1]
+            for w in range(n):
+                ug[w] |= a[w]
+        su = np.uint64(0)
+        sg = np.uint64(0)
+        sb = np.uint64(0)
+        for w in range(n):
+            su += _popcount(up[w])
+            sg += _popcount(ug[w])
+            sb += _popcount(up[w] & ug[w])
+        acc[K * K] += np.int64(su)
+        acc[K * K + 1] += np.int64(sg)
+        acc[K * K + 2] += np.int64(sb)
 
 
 @njit(cache=True, parallel=True, nogil=True)
 def _gram_chunks(packed, n_pred, n_chunks, tile, partial):  # pragma: no cover - compiled by numba
-    """Partial Gram and union counts of word chunks; ``partial`` is (B, n_chunks, K*K + 3).
-
-    Only the upper triangle ``j >= i`` of the K*K block is filled (the caller mirrors it).
-    """
-    B, K, W = packed.shape
+    """Partial counts of word chunks, one (image, chunk) per task; ``partial`` is (B, n_chunks, K*K + 3)."""
+    B, _, W = packed.shape
     chunk = (W + n_chunks - 1) // n_chunks
     for task in prange(B * n_chunks):
         b = task // n_chunks
         c = task - b * n_chunks
-        w_begin = c * chunk
-        w_end = min(w_begin + chunk, W)
-        acc = np.zeros(K * K + 3, dtype=np.int64)
-        up = np.empty(tile, dtype=np.uint64)
-        ug = np.empty(tile, dtype=np.uint64)
-        rows = packed[b]
-        for t0 in range(w_begin, w_end, tile):
-            t1 = min(t0 + tile, w_end)
-            n = t1 - t0
-            for i in range(K):
-                a = rows[i, t0:t1]
-                for j in range(i, K):
-                    bj = rows[j, t0:t1]
-                    s = np.uint64(0)
-                    for w in range(n):
-                        s += _popcount(a[w] & bj[w])
-                    acc[i * K + j] += np.int64(s)
-            up[:n] = 0
-            ug[:n] = 0
-            for i in range(n_pred):
-                a = rows[i, t0:t1]
-                for w in range(n):
-                    up[w] |= a[w]
-            for i in range(n_pred, K):
-                a = rows[i, t0:t1]
-                for w in range(n):
-                    ug[w] |= a[w]
-            su = np.uint64(0)
-            sg = np.uint64(0)
-            sb = np.uint64(0)
-            for w in range(n):
-                su += _popcount(up[w])
-                sg += _popcount(ug[w])
-                sb += _popcount(up[w] & ug[w])
-            acc[K * K] += np.int64(su)
-            acc[K * K + 1] += np.int64(sg)
-            acc[K * K + 2] += np.int64(sb)
-        for q in range(K * K + 3):
-            partial[b, c, q] = acc[q]
+        _gram_task(packed[b], n_pred, c * chunk, min(c * chunk + chunk, W), tile, partial[b, c])
+
+
+@njit(cache=True, nogil=True)
+def _gram_serial(packed, n_pred, tile, partial):  # pragma: no cover - compiled by numba
+    """:func:`_gram_chunks` with one chunk per image, on the calling thread (small inputs)."""
+    B, _, W = packed.shape
+    for b in range(B):
+        _gram_task(packed[b], n_pred, 0, W, tile, partial[b, 0])
+
+
+#: Below this many word pairs (B·K(K+1)/2·W) the Gram counts run on the calling thread.
+_SERIAL_GRAM_PAIRS = 1 << 16
 
 
 def gram_counts(packed: np.ndarray, n_pred: int) -> tuple[np.ndarray, np.ndarray]:
     """Pairwise intersection counts of bit-packed masks.
 
     With fewer images than threads (large 3D volumes) the word axis is split into chunks so that every
-    thread has work; the partial counts are summed afterwards.
+    thread has work; the partial counts are summed afterwards. Tiny inputs run on the calling thread.
 
     Parameters
     ----------
@@ -258,13 +316,17 @@ def gram_counts(packed: np.ndarray, n_pred: int) -> tuple[np.ndarray, np.ndarray
     """
     B, K, W = packed.shape
     n_threads = get_num_threads()
-    # Split the word axis when there are fewer images than ~4 tasks per thread (big 3D volumes).
-    n_chunks = 1
-    if B < 4 * n_threads and W > 4096:
-        n_chunks = min(max(1, (4 * n_threads + B - 1) // B), max(1, W // 1024))
-    partial = np.empty((B, n_chunks, K * K + 3), dtype=np.int64)
-    _gram_chunks(packed, n_pred, n_chunks, _TILE, partial)
-    total = partial.sum(axis=1) if n_chunks > 1 else partial[:, 0]
+    if B * K * (K + 1) // 2 * W < _SERIAL_GRAM_PAIRS:
+        partial = np.empty((B, 1, K * K + 3), dtype=np.int64)
+        _gram_serial(packed, n_pred, _TILE, partial)
+    else:
+        # Split the word axis when there are fewer images than ~4 tasks per thread (big 3D volumes).
+        n_chunks = 1
+        if B < 4 * n_threads and W > 4096:
+            n_chunks = min(max(1, (4 * n_threads + B - 1) // B), max(1, W // 1024))
+        partial = np.empty((B, n_chunks, K * K + 3), dtype=np.int64)
+        _gram_chunks(packed, n_pred, n_chunks, _TILE, partial)
+    total = partial.sum(axis=1) if partial.shape[1] > 1 else partial[:, 0]
     upper = np.triu(total[:, : K * K].reshape(B, K, K))
     inter = upper + np.triu(upper, 1).transpose(0, 2, 1)
     union = np.ascontiguousarray(total[:, K * K :])

@@ -1,0 +1,152 @@
+"""``python -m benchmarks``: run the workloads, print the tables and write ``benchmarks/RESULTS.md``.
+
+Examples
+--------
+python -m benchmarks                          # everything (about 5 minutes on 2 cores)
+python -m benchmarks --quick --out ""         # tiny sizes, no file: checks the harness works
+python -m benchmarks --workloads 1,3 --skip-peers monai
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from .harness import Table
+from .machine import copy_bandwidth, machine_info
+from .peers import available_peers
+from .startup import startup_times
+from .workloads import ScalingTable, Settings, lidc_scale, many_samples, scaling, volumes_3d
+
+WORKLOADS = {"1": lidc_scale, "2": many_samples, "3": volumes_3d, "4": scaling}
+DEFAULT_OUT = Path(__file__).with_name("RESULTS.md")
+
+
+def _parse(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true", help="tiny sizes and budgets (a smoke run)")
+    p.add_argument("--workloads", default="1,2,3,4", help="comma-separated subset of 1,2,3,4")
+    p.add_argument("--out", default=str(DEFAULT_OUT),
+                   help="Markdown file for the results ('' to write none); default benchmarks/RESULTS.md")
+    p.add_argument("--repeats", type=int, default=None, help="repeats of our timings (default 5; quick 2)")
+    p.add_argument("--budget", type=float, default=None,
+                   help="seconds per slow method (reference, each peer) per workload (default 8; quick 0.2)")
+    p.add_argument("--skip-peers", default="",
+                   help="comma-separated peers not to run: monai,torchmetrics,medpy")
+    args = p.parse_args(argv)
+    unknown = sorted(set(args.workloads.split(",")) - set(WORKLOADS))
+    if unknown:
+        p.error(f"--workloads: unknown workload(s) {unknown}; choose from 1,2,3,4")
+    return args
+
+
+def _targets(figures: dict[str, dict[str, object]]) -> list[str]:
+    """The issue's targets, checked against this run's figures."""
+    out = []
+    if "1" in figures:
+        f = figures["1"]
+        ours = float(f["ours_s"])
+        ref = next(v for k, v in f["rows"].items() if k.startswith("research"))
+        out.append(f"Workload 1 end to end under 1 s: {ours:.3f} s — {'met' if ours < 1 else 'MISSED'}")
+        out.append(f"Workload 1 at least 100× faster than the research-code reference: {ref / ours:,.0f}× — "
+                   f"{'met' if ref / ours >= 100 else 'MISSED'}")
+    if "3" in figures:
+        f = figures["3"]
+        ratio = float(f["ours_s"]) / float(f["bound_s"])
+        out.append(f"Workload 3 within 3× of the memory-bandwidth bound: {ratio:.1f}× — "
+                   f"{'met' if ratio <= 3 else 'MISSED'}")
+        peak, size = int(f["traced_peak"]), int(f["input_bytes"])
+        rss = f.get("rss_growth")
+        worst = max(peak, int(rss)) if rss is not None else peak
+        out.append(f"Workload 3 extra peak memory under the input size: {worst / 1e6:.1f} MB vs "
+                   f"{size / 1e6:.0f} MB — {'met' if worst < size else 'MISSED'}")
+    return out
+
+
+def run(argv: list[str] | None = None) -> dict[str, object]:
+    """Run the benchmark; returns the tables and figures (used by the smoke test)."""
+    args = _parse(argv)
+    quick = args.quick
+    t_start = time.perf_counter()
+    command = "python -m benchmarks" + ("" if argv is None else " " + shlex.join(argv))
+    if argv is None:
+        command = "python -m benchmarks " + shlex.join(sys.argv[1:])
+    info = machine_info()
+    print("ambiseg-metrics benchmarks —", command.strip())
+    for k, v in info.items():
+        print(f"  {k}: {v}")
+
+    start = startup_times(cold=not quick)
+    print("start-up (fresh processes):")
+    for k, v in start.items():
+        print(f"  {k}: {v * 1e3:.0f} ms")
+    bw = copy_bandwidth(nbytes=(16 << 20) if quick else (256 << 20), repeats=3 if quick else 5)
+    print(f"memory bandwidth (np.copyto, read+write bytes/s): 1 thread {bw.one_thread / 1e9:.1f} GB/s, "
+          f"{bw.n_threads} threads {bw.all_threads / 1e9:.1f} GB/s")
+
+    skip = {s.strip() for s in args.skip_peers.split(",") if s.strip()}
+    peers, skipped = available_peers(skip)
+    for s in skipped:
+        print("peer", s)
+    settings = Settings(quick=quick, repeats=args.repeats or (2 if quick else 5),
+                        budget_s=args.budget if args.budget is not None else (0.2 if quick else 8.0),
+                        peers=tuple(peers), skipped_peers=tuple(skipped),
+                        workdir=Path(tempfile.gettempdir()) / f"ambiseg-bench-{os.getpid()}")
+    tables: list[Table | ScalingTable] = []
+    figures: dict[str, dict[str, object]] = {}
+    for key in sorted(set(args.workloads.split(","))):
+        t0 = time.perf_counter()
+        result, figs = WORKLOADS[key](settings, bw)
+        for table in result if isinstance(result, list) else [result]:
+            print()
+            print(table.to_text())
+            tables.append(table)
+        figures[key] = figs
+        print(f"  (workload {key} took {time.perf_counter() - t0:.0f} s)")
+    targets = _targets(figures)
+    print()
+    for line in targets:
+        print("target:", line)
+    load_end = " ".join(f"{x:.2f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
+    elapsed = time.perf_counter() - t_start
+    print(f"total {elapsed:.0f} s; load average at the end: {load_end}")
+    if args.out:
+        _write_markdown(Path(args.out), command.strip(), info, start, bw, tables, targets, load_end,
+                        elapsed)
+        print(f"wrote {args.out}")
+    return {"tables": tables, "figures": figures, "targets": targets}
+
+
+def _write_markdown(path: Path, command: str, info: dict[str, str], start: dict[str, float], bw,
+                    tables: list, targets: list[str], load_end: str, elapsed: float) -> None:
+    lines = ["# Benchmark results", "",
+             "Written by `python -m benchmarks` (see `benchmarks/README.md`); rerun it to refresh. Times are "
+             "wall-clock medians on the machine below; ratios are measured in the same run, on the same "
+             "arrays, with results checked equal.", "",
+             f"Command: `{command}` — total run time {elapsed:.0f} s.", "", "## Machine", "",
+             "| | |", "|---|---|"]
+    lines += [f"| {k} | {v} |" for k, v in info.items()]
+    lines.append(f"| load average at the end | {load_end} |")
+    lines += ["", f"Memory bandwidth (large `np.copyto`, bytes read + written per second): one thread "
+              f"{bw.one_thread / 1e9:.1f} GB/s, {bw.n_threads} threads {bw.all_threads / 1e9:.1f} GB/s; "
+              f"the bound uses the best, {bw.best / 1e9:.1f} GB/s.", "", "Start-up (fresh processes):", ""]
+    lines += [f"- {k}: {v * 1e3:.0f} ms" for k, v in start.items()]
+    lines += ["", "## Targets", ""] + [f"- {t}" for t in targets] + ["", "## Workloads", ""]
+    for table in tables:
+        lines += [table.to_markdown(), ""]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    run(argv)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

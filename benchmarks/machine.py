@@ -1,0 +1,165 @@
+"""The machine: its description, its memory bandwidth, and peak-memory measurement."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import platform
+import subprocess
+import sys
+import textwrap
+import time
+import tracemalloc
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["Bandwidth", "machine_info", "copy_bandwidth", "traced_peak", "subprocess_peak_rss"]
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _version(module: str) -> str:
+    try:
+        mod = __import__(module)
+        return getattr(mod, "__version__", "?")
+    except Exception:
+        return "not installed"
+
+
+def machine_info() -> dict[str, str]:
+    """CPU model, cores, memory, load average, library versions and the date (UTC)."""
+    try:
+        mem_kb = next(int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
+                      if line.startswith("MemTotal"))
+        mem = f"{mem_kb / 2**20:.1f} GiB"
+    except (OSError, StopIteration):
+        mem = "unknown"
+    load = " ".join(f"{x:.2f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
+    import numba
+
+    return {
+        "date (UTC)": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M"),
+        "CPU": _cpu_model(),
+        "cores (os.cpu_count)": str(os.cpu_count()),
+        "numba threads": str(numba.get_num_threads()),
+        "memory": mem,
+        "load average (1, 5, 15 min) at start": load,
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "numba": numba.__version__,
+        "torch": _version("torch"),
+        "monai": _version("monai"),
+        "torchmetrics": _version("torchmetrics"),
+        "medpy": _version("medpy"),
+    }
+
+
+@dataclass(frozen=True)
+class Bandwidth:
+    """Copy bandwidth in bytes/s, STREAM convention (bytes read + bytes written per second)."""
+
+    one_thread: float
+    all_threads: float
+    n_threads: int
+    nbytes: int
+
+    @property
+    def best(self) -> float:
+        return max(self.one_thread, self.all_threads)
+
+    def bound_seconds(self, nbytes_read: int) -> float:
+        """Time to stream ``nbytes_read`` bytes from memory at the best measured bandwidth."""
+        return nbytes_read / self.best
+
+
+def copy_bandwidth(nbytes: int = 256 << 20, repeats: int = 5, n_threads: int | None = None) -> Bandwidth:
+    """Measure memory bandwidth with large ``np.copyto`` (one thread, then one copy per core).
+
+    The arrays are much larger than the last-level cache; the best of ``repeats`` runs is kept (the
+    machine's capability, not its noise). numpy releases the GIL in ``copyto``, so the threaded run
+    copies disjoint halves/quarters concurrently.
+    """
+    n_threads = n_threads or os.cpu_count() or 1
+    src = np.ones(nbytes, dtype=np.uint8)
+    dst = np.zeros_like(src)
+    np.copyto(dst, src)  # fault the pages in
+
+    def best_of(fn: Callable[[], None]) -> float:
+        times = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t0)
+        return 2.0 * nbytes / min(times)
+
+    one = best_of(lambda: np.copyto(dst, src))
+    parts = np.array_split(np.arange(nbytes), n_threads)
+    bounds = [(int(p[0]), int(p[-1]) + 1) for p in parts if len(p)]
+    with ThreadPoolExecutor(n_threads) as pool:
+
+        def threaded() -> None:
+            list(pool.map(lambda ab: np.copyto(dst[ab[0]:ab[1]], src[ab[0]:ab[1]]), bounds))
+
+        many = best_of(threaded)
+    return Bandwidth(one, many, n_threads, nbytes)
+
+
+def traced_peak(fn: Callable[[], object]) -> int:
+    """Peak bytes allocated through Python/numpy while ``fn()`` runs (tracemalloc; numpy reports to it)."""
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        base = tracemalloc.get_traced_memory()[0]
+        fn()
+        return tracemalloc.get_traced_memory()[1] - base
+    finally:
+        tracemalloc.stop()
+
+
+_RSS_SCRIPT = textwrap.dedent(
+    """
+    import resource, sys, numpy as np, ambiseg_metrics as am
+    preds = np.load(sys.argv[1]); gts = np.load(sys.argv[2])
+    am.evaluate(preds[:, :2, :4], gts[:, :2, :4], batch=True)  # load the kernels before measuring
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    am.evaluate(preds, gts, batch=True)
+    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(before * 1024, after * 1024)
+    """
+)
+
+
+def subprocess_peak_rss(preds: np.ndarray, gts: np.ndarray, workdir: Path) -> tuple[int, int] | None:
+    """Peak resident memory of a fresh process before and after ``evaluate(preds, gts, batch=True)``.
+
+    The inputs are saved to ``workdir`` and loaded by the child, so the child's high-water mark before
+    the call is its inputs plus the interpreter; the growth of the mark is the extra peak of the call.
+    Returns (rss_before, rss_after) in bytes, or None where ``resource`` is unavailable (Windows).
+    """
+    try:
+        import resource  # noqa: F401
+    except ImportError:
+        return None
+    workdir.mkdir(parents=True, exist_ok=True)
+    p_file, g_file = workdir / "preds.npy", workdir / "gts.npy"
+    np.save(p_file, preds)
+    np.save(g_file, gts)
+    try:
+        out = subprocess.run([sys.executable, "-c", _RSS_SCRIPT, str(p_file), str(g_file)],
+                             capture_output=True, text=True, check=True).stdout.split()
+    finally:
+        p_file.unlink(missing_ok=True)
+        g_file.unlink(missing_ok=True)
+    return int(out[0]), int(out[1])

@@ -1,0 +1,56 @@
+"""Start-up costs measured in fresh processes: ``import ambiseg_metrics`` and the first call.
+
+The first call loads the numba kernels from the on-disk cache (``cache=True``), or compiles them when
+the cache is empty (a fresh install); both are reported, and both are excluded from the medians of the
+workload tables (every workload warms up first).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import textwrap
+
+__all__ = ["startup_times"]
+
+_SCRIPT = textwrap.dedent(
+    """
+    import time
+    t0 = time.perf_counter()
+    import ambiseg_metrics as am
+    t1 = time.perf_counter()
+    import numpy as np
+    rng = np.random.default_rng(0)
+    preds = rng.random((2, 16, 64, 64)) > 0.5
+    gts = rng.random((2, 4, 64, 64)) > 0.5
+    t2 = time.perf_counter()
+    am.evaluate(preds, gts, batch=True)
+    t3 = time.perf_counter()
+    am.evaluate(preds, gts, batch=True)
+    t4 = time.perf_counter()
+    print(t1 - t0, t3 - t2, t4 - t3)
+    """
+)
+
+
+def _run(env: dict[str, str]) -> tuple[float, float, float]:
+    out = subprocess.run([sys.executable, "-c", _SCRIPT], capture_output=True, text=True, check=True,
+                         env=env).stdout.split()
+    return float(out[0]), float(out[1]), float(out[2])
+
+
+def startup_times(cold: bool = True) -> dict[str, float]:
+    """Seconds for ``import ambiseg_metrics``, the first ``evaluate`` with the numba cache warm, the
+    second call, and (``cold=True``) the first call with an empty cache (compilation)."""
+    env = dict(os.environ)
+    _run(env)  # make sure the on-disk cache exists
+    imp, first, second = _run(env)
+    out = {"import ambiseg_metrics": imp, "first call, kernels loaded from the numba cache": first,
+           "second call (2 images 64×64, N=16, M=4)": second}
+    if cold:
+        with tempfile.TemporaryDirectory() as cache:
+            env_cold = dict(env, NUMBA_CACHE_DIR=cache)
+            out["first call, empty numba cache (compiles the kernels)"] = _run(env_cold)[1]
+    return out
