@@ -186,6 +186,20 @@ class _Batcher:
 
 
 # ------------------------------------------------------------------------------------------ the loop
+def _trim_log(path: Path, step: int) -> None:
+    """Keep only the log lines up to ``step`` (lines of an interrupted run past its last checkpoint go)."""
+    if not path.exists():
+        return
+    kept = []
+    for line in path.read_text().splitlines():
+        try:
+            if int(json.loads(line)["step"]) <= step:
+                kept.append(line)
+        except (ValueError, KeyError, TypeError):
+            continue
+    atomic_write_bytes(path, "".join(x + "\n" for x in kept).encode())
+
+
 def seed_everything(seed: int) -> None:
     """Seed the global torch RNG (CPU and CUDA)."""
     torch.manual_seed(int(seed))
@@ -272,6 +286,7 @@ def train(
 
     batcher = _Batcher(dataset, batch_size, seed, device)
     log_path = out / "train_log.jsonl"
+    _trim_log(log_path, step)
     window: dict[str, list[float]] = {}
     last: dict[str, float] = {}
     model.train()

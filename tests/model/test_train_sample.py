@@ -197,3 +197,14 @@ def test_cli_sampler_flags_reach_models_that_have_them(tmp_path, monkeypatch, ca
     assert sample_main([*argv, "--out", str(tmp_path / "c"), "--sampler", "ddim"]) == 0
     assert calls == [("ddpm", 25), ("ddim", 1000)]
     assert len(list((tmp_path / "b").glob("*.npy"))) == 1
+
+
+def test_log_of_an_interrupted_run_is_trimmed_on_resume(tmp_path, tiny_blobs):
+    out = tmp_path / "run"
+    train(_model(), tiny_blobs, out, steps=4, batch_size=2, log_every=1, ckpt_every=2, progress=False)
+    ckpt = out / "checkpoint.pt"
+    ckpt.unlink()
+    (out / "checkpoint_step0000002.pt").rename(ckpt)  # as if killed after step 4's log but before its save
+    train(_model(), tiny_blobs, out, steps=5, batch_size=2, log_every=1, resume=True, progress=False)
+    steps = [json.loads(x)["step"] for x in (out / "train_log.jsonl").read_text().splitlines()]
+    assert steps == [1, 2, 3, 4, 5]
