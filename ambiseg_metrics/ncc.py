@@ -98,13 +98,27 @@ def _pearson(a: np.ndarray, b: np.ndarray, constant_value: float) -> np.ndarray:
     return out
 
 
+def _mean_log(x: np.ndarray, eps: float) -> np.ndarray:
+    """E_i[log(x_i + ε)] over the first axis, without keeping a second full-size temporary."""
+    t = x + eps
+    np.log(t, out=t)
+    return t.mean(axis=0)
+
+
 def _ncc_image(s: np.ndarray, y: np.ndarray, channels: bool, eps: float, constant_value: float) -> float:
-    sc, yc = _classes(s, channels), _classes(y, channels)
-    if sc.shape[1:] != yc.shape[1:]:  # pragma: no cover - prepare_inputs already checked shapes
-        raise ValueError("preds and gts must have the same number of classes and pixels")
-    mean_log = np.log(sc + eps).mean(axis=0)  # (C, P): E_i[log(s_i + ε)]
-    e_ss = -(sc.mean(axis=0) * mean_log).sum(axis=0)  # E_i[CE(mean prediction, s_i)] per pixel
-    e_sy = -(yc * mean_log[None]).sum(axis=1)  # (M, P): E_i[CE(y_j, s_i)] per pixel
+    if channels:
+        sc, yc = _classes(s, channels), _classes(y, channels)
+        mean_log = _mean_log(sc, eps)  # (C, P): E_i[log(s_ic + ε)]
+        e_ss = -(sc.mean(axis=0) * mean_log).sum(axis=0)  # E_i[CE(mean prediction, s_i)] per pixel
+        e_sy = -(yc * mean_log[None]).sum(axis=1)  # (M, P): E_i[CE(y_j, s_i)] per pixel
+    else:  # classes [1 - p, p] written out: two logarithms per sample pixel, no class axis
+        p = s.reshape(s.shape[0], -1)
+        q = y.reshape(y.shape[0], -1)
+        log0 = _mean_log(1.0 - p, eps)
+        log1 = _mean_log(p, eps)
+        p_mean = p.mean(axis=0)
+        e_ss = -((1.0 - p_mean) * log0 + p_mean * log1)
+        e_sy = -((1.0 - q) * log0 + q * log1)
     return float(_pearson(e_ss, e_sy, constant_value).mean())
 
 
