@@ -22,6 +22,7 @@ import re
 import threading
 import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import closing
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -29,6 +30,7 @@ import numpy as np
 
 from ._validate import check_choice, check_threshold
 from .collective_insight import VARIANCES
+from .conventions import Conventions, resolve_conventions
 from .evaluation import FAMILIES, METRICS, _check_metrics, evaluate
 from .ged import DISTANCES, ESTIMATORS
 from .io import Case, InputFileError, Source, case_name, read_source
@@ -56,24 +58,36 @@ class EvalOptions:
     metrics : tuple of str or None
         Metric names from :data:`~ambiseg_metrics.METRICS`; None = all of them, and metrics undefined for
         a case (N < 2 or M < 2) are then NaN instead of an error.
-    threshold, estimator, distance, variance
-        As in :func:`ambiseg_metrics.evaluate`.
+    threshold, estimator, distance, variance : optional
+        As in :func:`ambiseg_metrics.evaluate`; None = the value of ``conventions``.
+    conventions : str or Conventions or None
+        A preset name of :data:`~ambiseg_metrics.PRESETS` (None = the library defaults, preset ``cimd``);
+        the options given above override it. :meth:`checked` resolves everything into one
+        :class:`~ambiseg_metrics.Conventions`, the single thing passed on to :func:`evaluate`.
     """
 
     metrics: tuple[str, ...] | None = None
-    threshold: float = 0.5
-    estimator: str = "v-statistic"
-    distance: str = "iou"
-    variance: str = "dice"
+    threshold: float | None = None
+    estimator: str | None = None
+    distance: str | None = None
+    variance: str | None = None
+    conventions: str | Conventions | None = None
 
     def checked(self) -> EvalOptions:
-        """Return these options with ``metrics`` normalised; raise ValueError/TypeError if one is invalid."""
+        """Validate and resolve: ``metrics`` normalised, ``conventions`` a :class:`Conventions` carrying
+        every choice (and the four options filled in from it). Raises ValueError/TypeError."""
         metrics = None if self.metrics is None else tuple(_check_metrics(self.metrics))
-        check_threshold(self.threshold)
-        check_choice("estimator", self.estimator, ESTIMATORS)
-        check_choice("distance", self.distance, DISTANCES)
-        check_choice("variance", self.variance, VARIANCES)
-        return replace(self, metrics=metrics, threshold=float(self.threshold))
+        if self.threshold is not None:
+            check_threshold(self.threshold)
+        for name, value, choices in (("estimator", self.estimator, ESTIMATORS),
+                                     ("distance", self.distance, DISTANCES),
+                                     ("variance", self.variance, VARIANCES)):
+            if value is not None:
+                check_choice(name, value, choices)
+        conv = resolve_conventions(self.conventions, threshold=self.threshold, estimator=self.estimator,
+                                   distance=self.distance, variance=self.variance)
+        return replace(self, metrics=metrics, threshold=conv.threshold, estimator=conv.estimator,
+                       distance=conv.distance, variance=conv.variance, conventions=conv)
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -185,10 +199,8 @@ def _run_case(name: str, pred: Source, gt: Source, options: EvalOptions) -> tupl
     wanted = [x for x in names if x not in undefined]
     try:
         with _COUNT_LOCK:
-            values = evaluate(
-                preds, gts, metrics=wanted, threshold=options.threshold, estimator=options.estimator,
-                distance=options.distance, variance=options.variance,
-            )
+            # every choice travels in the resolved Conventions (see EvalOptions.checked)
+            values = evaluate(preds, gts, metrics=wanted, conventions=options.conventions)
     except ValueError as exc:
         raise _blame(exc, pred, gt, name) from exc
     except TypeError as exc:  # e.g. a dtype the rules reject
@@ -367,11 +379,12 @@ def evaluate_cases(
             stream = run_on_client(client, items, options, _evaluate_item)
         else:
             stream = _run_local(items, options, jobs)
-        for i, result in stream:
-            if i in results:
-                raise RuntimeError(f"case {items[i].name!r} was returned twice")
-            results[i] = result
-            bar.update(1)
+        with closing(stream):  # on any error: cancel what is still queued (pool / cluster) right away
+            for i, result in stream:
+                if i in results:
+                    raise RuntimeError(f"case {items[i].name!r} was returned twice")
+                results[i] = result
+                bar.update(1)
     missing = [items[i].name for i in range(len(items)) if i not in results]
     if missing or len(results) != len(items):
         raise RuntimeError(f"{len(missing)} case(s) never returned a result: {', '.join(missing[:10])}")

@@ -58,6 +58,12 @@ def _metric_names() -> tuple[str, ...]:
     return METRICS
 
 
+def _presets() -> list[str]:
+    from .conventions import PRESETS
+
+    return list(PRESETS)
+
+
 def _pair_metric_names() -> list[str]:
     from .evaluation import FAMILIES
 
@@ -81,13 +87,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="evaluate the example masks shipped with the package (instead of PREDS GTS)")
     p.add_argument("--metrics", metavar="LIST",
                    help="comma-separated metric names (default: all): " + ", ".join(_metric_names()))
-    p.add_argument("--threshold", type=float, default=0.5,
+    p.add_argument("--conventions", metavar="PRESET", choices=_presets(),
+                   help="conventions of a published code: " + ", ".join(_presets())
+                   + " (default: the library's, = cimd); the four options below override it")
+    p.add_argument("--threshold", type=float,
                    help="foreground threshold for float (probability) masks, in [0, 1) (default 0.5)")
-    p.add_argument("--estimator", default="v-statistic", choices=["v-statistic", "unbiased"],
+    p.add_argument("--estimator", choices=["v-statistic", "unbiased"],
                    help="GED within-set terms: V-statistic with self-pairs (default) or unbiased")
-    p.add_argument("--distance", default="iou", choices=["iou", "dice"],
+    p.add_argument("--distance", choices=["iou", "dice"],
                    help="GED distance d = 1 - IoU (default) or 1 - Dice")
-    p.add_argument("--variance", default="dice", choices=["dice", "pixel"],
+    p.add_argument("--variance", choices=["dice", "pixel"],
                    help="D_a pairwise variance: 1 - Dice (default) or pixel variance")
     p.add_argument("--out", metavar="CSV", help="write one row per case (every metric, N and M) to this CSV")
     p.add_argument("--json", metavar="JSON", help="write the summary (and per-case rows) to this JSON file")
@@ -138,9 +147,23 @@ def _options(args: argparse.Namespace):
     if args.metrics is not None:
         metrics = tuple(m.strip() for m in args.metrics.split(",") if m.strip())
     try:
-        return EvalOptions(metrics, args.threshold, args.estimator, args.distance, args.variance).checked()
+        return EvalOptions(metrics, args.threshold, args.estimator, args.distance, args.variance,
+                           args.conventions).checked()
     except (ValueError, TypeError) as exc:
         raise UsageError(str(exc)) from exc
+
+
+_SHOWN = ("threshold", "estimator", "distance", "variance", "empty_pair", "ci_form")
+
+
+def _conventions_line(conv) -> str:
+    return f"{conv.name} (" + ", ".join(f"{k}={getattr(conv, k)}" for k in _SHOWN) + ")"
+
+
+def _conventions_dict(conv) -> dict[str, object]:
+    from dataclasses import asdict
+
+    return {k: v for k, v in asdict(conv).items() if k != "notes"}
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -196,6 +219,18 @@ def _run(args: argparse.Namespace) -> int:
         _warn(note)
 
     summary = summarize(table, n_boot=args.bootstrap, seed=args.seed)
+    meta = {
+        "tool": "ambiseg-eval", "version": _version(), "preds": str(args.preds), "gts": str(args.gts),
+        "conventions": _conventions_dict(options.conventions),
+        "bootstrap": {"resamples": args.bootstrap, "seed": args.seed, "confidence": 0.95},
+    }
+    texts = {}
+    if out_csv is not None:
+        texts[out_csv] = csv_text(table)
+    if out_json is not None:
+        texts[out_json] = json_text(table, summary, meta)
+    atomic_write_many(texts)  # all or nothing, never a truncated file; before printing (stdout may close)
+
     n_pred = sorted({int(r["n_pred"]) for r in table.rows})
     n_gt = sorted({int(r["n_gt"]) for r in table.rows})
 
@@ -205,23 +240,11 @@ def _run(args: argparse.Namespace) -> int:
     print(f"{len(table)} cases, N = {span(n_pred)} samples and M = {span(n_gt)} annotations per case")
     print(f"preds: {args.preds}")
     print(f"gts:   {args.gts}")
-    print(f"options: threshold={options.threshold} estimator={options.estimator} distance={options.distance} "
-          f"variance={options.variance}; bootstrap {args.bootstrap} resamples, seed {args.seed}")
+    print(f"conventions: {_conventions_line(options.conventions)}")
+    print(f"statistics over cases: mean, std (ddof=1), median, percentile bootstrap of the mean "
+          f"({args.bootstrap} resamples, seed {args.seed})")
     print()
     print(format_summary(summary))
-
-    meta = {
-        "tool": "ambiseg-eval", "version": _version(), "preds": str(args.preds), "gts": str(args.gts),
-        "options": {"threshold": options.threshold, "estimator": options.estimator,
-                    "distance": options.distance, "variance": options.variance,
-                    "bootstrap": args.bootstrap, "seed": args.seed},
-    }
-    texts = {}
-    if out_csv is not None:
-        texts[out_csv] = csv_text(table)
-    if out_json is not None:
-        texts[out_json] = json_text(table, summary, meta)
-    atomic_write_many(texts)  # all or nothing, never a truncated file
     written = [str(p) for p in (out_csv, out_json) if p is not None]
     print(f"\nevaluated in {elapsed:.1f} s" + (f"; wrote {', '.join(written)}" if written else ""))
     return 0
@@ -239,6 +262,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as exc:
         print(f"ambiseg-eval: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # stdout closed early (e.g. piped into head): the files are already written
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
     except KeyboardInterrupt:
         print("ambiseg-eval: interrupted; no output written", file=sys.stderr)
         return 130

@@ -124,7 +124,7 @@ def _unknown_extension(path: Path) -> InputFileError:
 def _read_image(path: Path) -> np.ndarray:
     import imageio.v3 as iio
 
-    a = np.asarray(iio.imread(path))
+    a = np.asarray(iio.imread(path, plugin="pillow"))
     if a.ndim == 3 and a.shape[-1] in (2, 3, 4):
         channels = a.shape[-1] if a.shape[-1] in (1, 3) else a.shape[-1] - 1  # drop alpha
         colour = a[..., :channels]
@@ -165,7 +165,7 @@ def _read_nifti(path: Path) -> np.ndarray:
 def _reason(exc: Exception) -> str:
     """A one-line reason for a reader's exception (corrupt/truncated file, wrong format...)."""
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    if "backend" in text:  # imageio: no plugin could decode the bytes
+    if any(s in text for s in ("backend", "can not handle", "cannot identify")):  # imageio/pillow
         return "not a valid image (corrupt, truncated, or another format under this extension)"
     text = text if len(text) <= 200 else text[:197] + "..."
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

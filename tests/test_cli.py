@@ -27,6 +27,11 @@ def run(capsys, *argv):
     return code, out, err
 
 
+def same(a: float, b: float) -> bool:
+    """Bit-equal floats (NaN equals NaN)."""
+    return a == b or (math.isnan(a) and math.isnan(b))
+
+
 def read_csv(path):
     with open(path, newline="") as f:
         return list(csv.DictReader(f))
@@ -318,3 +323,36 @@ def test_help_is_light_and_the_entry_point_runs(tmp_path):
                         "--no-progress", "--bootstrap", "100"], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     assert "32 cases" in r.stdout
+
+
+@pytest.mark.parametrize("preset", ["kohl", "mbh"])
+def test_conventions_preset_reaches_the_library(tmp_path, capsys, preset):
+    preds, gts, data = write_dataset(tmp_path, "file", ".npy", n_cases=2, seed=9)
+    p, g = data["case00"]
+    p[:2] = False  # empty masks: where the presets differ (empty pairs skipped / scored 0)
+    g[:1] = False
+    np.save(preds / "case00.npy", p)
+    np.save(gts / "case00.npy", g)
+    out, js = tmp_path / "r.csv", tmp_path / "s.json"
+    code, stdout, err = run(capsys, preds, gts, "--conventions", preset, "--out", out, "--json", js,
+                            "--bootstrap", BOOT)
+    assert code == 0, err
+    assert f"conventions: {preset} (" in stdout
+    rows = {r["case"]: r for r in read_csv(out)}
+    for case, (pp, gg) in data.items():
+        expected = evaluate(pp, gg, conventions=preset)
+        for name in METRICS:
+            assert same(float(rows[case][name]), expected[name]), (case, name)
+    assert json.loads(js.read_text())["conventions"]["name"] == preset
+    # an explicit option overrides the preset
+    code, stdout, err = run(capsys, preds, gts, "--conventions", preset, "--estimator", "unbiased",
+                            "--out", out, "--metrics", "ged", "--bootstrap", BOOT)
+    assert code == 0 and f"{preset}+custom" in stdout and "estimator=unbiased" in stdout
+    expected = evaluate(p, g, conventions=preset, estimator="unbiased", metrics=["ged"])["ged"]
+    assert same(float(read_csv(out)[0]["ged"]), expected)
+
+
+def test_unknown_preset_is_a_usage_error(tmp_path, capsys):
+    preds, gts, _ = write_dataset(tmp_path, "file", ".npy", n_cases=1)
+    code, _, err = run(capsys, preds, gts, "--conventions", "nope")
+    assert code == 2 and "invalid choice" in err
