@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import os
 import uuid
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
@@ -92,10 +93,13 @@ def scheduler_client(spec: str, *, timeout: float = 30.0) -> Iterator[object]:
     if kind == "local":
         n = int(value)
         threads = max(1, (os.cpu_count() or 1) // n)
-        cluster = distributed.LocalCluster(
-            n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None,
-            env={"NUMBA_NUM_THREADS": str(threads)}, silence_logs=logging.ERROR,
-        )
+        with warnings.catch_warnings():
+            # without a dashboard the scheduler still serves /health etc., by default on 8787 or any free port
+            warnings.filterwarnings("ignore", message=r"Port \d+ is already in use")
+            cluster = distributed.LocalCluster(
+                n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None,
+                env={"NUMBA_NUM_THREADS": str(threads)}, silence_logs=logging.ERROR,
+            )
         try:
             with distributed.Client(cluster, timeout=timeout) as client:
                 yield client
