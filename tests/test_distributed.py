@@ -181,9 +181,17 @@ def test_parse_scheduler_and_unreachable_address():
             pass
 
 
-def test_count_lock_is_module_level():
-    # numba's parallel kernels are entered by one thread at a time per process (Dask threads)
-    assert isinstance(cases_module._COUNT_LOCK, type(threading.Lock()))
+def test_cases_evaluated_from_several_threads_match(tmp_path):
+    # a Dask worker with --nthreads > 1 runs tasks in threads: same numbers as one at a time
+    from concurrent.futures import ThreadPoolExecutor
+
+    preds, gts, _ = write_dataset(tmp_path, "file", ".npy", n_cases=8)
+    found = discover_cases(preds, gts)
+    options = EvalOptions().checked()
+    sequential = [cases_module._evaluate_item(c, options)[0] for c in found]
+    with ThreadPoolExecutor(4) as pool:
+        threaded = list(pool.map(lambda c: cases_module._evaluate_item(c, options)[0], found))
+    assert threaded == sequential
 
 
 def test_cli_on_a_running_scheduler_address(client, tmp_path, capsys):
