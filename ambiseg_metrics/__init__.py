@@ -13,6 +13,7 @@ True
 """
 
 from .accumulate import AccumulatedMetrics, MetricAccumulator
+from .cases import CaseTable, EvalOptions, evaluate_case, evaluate_cases
 from .collective_insight import (
     CollectiveInsight,
     ci_from_components,
@@ -34,6 +35,7 @@ from .ged import (
     ged_terms_from_counts,
     sample_diversity,
 )
+from .io import InputFileError, discover_cases
 from .matching import hungarian_from_matrix, hungarian_iou, hungarian_iou_from_counts, similarity_matrix
 from .multiclass import multiclass_ged, multiclass_ged_terms, multiclass_hungarian_iou, multiclass_similarity
 from .ncc import dice_soft, ncc
@@ -42,6 +44,12 @@ from .pairwise import dice_from_counts, iou_from_counts
 __version__ = "0.1.0"
 
 __all__ = [
+    "CaseTable",
+    "EvalOptions",
+    "InputFileError",
+    "discover_cases",
+    "evaluate_case",
+    "evaluate_cases",
     "CollectiveInsight",
     "Conventions",
     "CountBlock",
