@@ -55,8 +55,13 @@ def run(
     seed: int,
     eta: float,
     batch_size: int,
+    json_path: str | None = None,
 ) -> dict[str, Any]:
-    """Sample and score every setting; returns a JSON-serialisable report."""
+    """Sample and score every setting; returns a JSON-serialisable report.
+
+    With ``json_path`` the report is rewritten after every setting, so a long DDPM run that is cut
+    short still leaves the finished rows.
+    """
     model, ckpt = load_model(checkpoint)
     model.eval()
     if not hasattr(model, "set_sampling"):
@@ -72,7 +77,21 @@ def run(
     count = min(limit, len(dataset))
     items = [dataset[i] for i in range(count)]
     gts = np.stack([it["masks"].numpy().astype(np.uint8) for it in items])
-    rows = []
+    rows: list[dict[str, Any]] = []
+    report = {
+        "checkpoint": str(checkpoint),
+        "train_step": int(ckpt.get("step", -1)),
+        "data": spec,
+        "split": split,
+        "images": count,
+        "n": n,
+        "seed": seed,
+        "eta": eta,
+        "torch_threads": torch.get_num_threads(),
+        "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
+        "torch": torch.__version__,
+        "rows": rows,
+    }
     for sampler, steps in settings:
         model.set_sampling(sampler, steps, eta=eta)
         preds, elapsed = [], 0.0
@@ -101,20 +120,10 @@ def run(
             f"GED {row['ged_mean']:.4f}  CI {row['ci_mean']:.4f}",
             file=sys.stderr,
         )
-    return {
-        "checkpoint": str(checkpoint),
-        "train_step": int(ckpt.get("step", -1)),
-        "data": spec,
-        "split": split,
-        "images": count,
-        "n": n,
-        "seed": seed,
-        "eta": eta,
-        "torch_threads": torch.get_num_threads(),
-        "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
-        "torch": torch.__version__,
-        "rows": rows,
-    }
+        if json_path:
+            with open(json_path, "w") as fh:
+                json.dump(report, fh, indent=2)
+    return report
 
 
 def markdown_table(report: dict[str, Any]) -> str:
@@ -159,10 +168,8 @@ def main(argv: list[str] | None = None) -> int:
         args.seed,
         args.eta,
         args.batch_size,
+        args.json,
     )
-    if args.json:
-        with open(args.json, "w") as fh:
-            json.dump(report, fh, indent=2)
     print(markdown_table(report))
     return 0
 
