@@ -15,20 +15,24 @@ For every data set and every model (Prob. U-Net, PHiSeg, Generalized Prob. U-Net
 
 Profiles (``--config``)
 -----------------------
-========== ======================================================================================
-``paper``  the models' ``paper`` configs (paper step counts, CIMD with 1000 DDPM steps); GPU
-``cpu-small`` the models' ``cpu-small`` configs unchanged, full AmbiBlobs splits (64 px, 512 train /
-           64 test images); about 1.5-2 h on 2 CPU cores
-``table1`` ``cpu-small`` architectures with fewer steps, 32 px images, 32 test images and 10 DDIM steps
-           for CIMD: the whole table in under 30 min on 2 CPU cores (the committed synthetic table)
-``tiny``   a smoke test of the pipeline (a few steps, 4 test images, n = 4, 32 px); seconds
-========== ======================================================================================
+``paper``
+    The models' ``paper`` configs (paper step counts and batch sizes, CIMD sampled with 1000 DDPM
+    steps), all test images, n = 16. Needs a GPU (see ``docs/table1.md`` for the expected cost).
+``cpu-small``
+    The models' ``cpu-small`` configs unchanged on the full AmbiBlobs splits (64 px, 512 train / 64 test
+    images), CIMD with 25 DDIM steps: an estimated 1.5-3 h on 2 CPU cores.
+``table1``
+    ``cpu-small`` architectures with fewer steps (400 for the baselines, 1000 for CIMD), 32 px AmbiBlobs
+    (256 train / 32 test images), CIMD sampled with 10 DDIM steps: the whole table fits in 30 min on 2
+    CPU cores with ``--jobs 2`` (the committed synthetic table, ``docs/table1_results``).
+``tiny``
+    A smoke test of the pipeline (3 steps of narrow models, 32 px, 8 train / 4 test images, n = 4).
 
 Examples
 --------
 ::
 
-    cimd-table1 --config table1 --out runs/table1
+    cimd-table1 --config table1 --jobs 2 --out runs/table1
     cimd-table1 --data lidc-pickle:/data/data_lidc.pickle --config paper --n-samples 16 --out runs/lidc
 """
 
@@ -169,10 +173,10 @@ PROFILES: dict[str, Profile] = {
         description="cpu-small architectures, fewer steps, 32 px AmbiBlobs (256 train / 32 test images), "
         "CIMD sampled with 10 DDIM steps: the whole table in < 30 min on 2 CPU cores",
         overrides={
-            "prob_unet": {"steps": 300},
-            "gen_prob_unet": {"steps": 300},
-            "phiseg": {"steps": 300},
-            "cimd": {"steps": 800, "sampling_steps": 10},
+            "prob_unet": {"steps": 400},
+            "gen_prob_unet": {"steps": 400},
+            "phiseg": {"steps": 400},
+            "cimd": {"steps": 1000, "sampling_steps": 10},
         },
         ambiblobs={"size": 32, "n_train": 256, "n_test": 32},
         n_test=32,
@@ -687,6 +691,120 @@ def _log(msg: str, quiet: bool) -> None:
         print(f"cimd-table1: {msg}", file=sys.stderr, flush=True)
 
 
+_DATA_CACHE: dict[str, Any] = {}
+
+
+def _cached_split(spec: str, split: str, profile: Profile, seed: int, data_kw: Mapping[str, Any]):
+    key = json.dumps(
+        [spec, split, profile.name, dict(profile.ambiblobs), seed, dict(data_kw)], sort_keys=True
+    )
+    if key not in _DATA_CACHE:
+        if len(_DATA_CACHE) >= 4:
+            _DATA_CACHE.clear()
+        _DATA_CACHE[key] = load_split(spec, split, profile, seed, data_kw)
+    return _DATA_CACHE[key]
+
+
+@dataclass(frozen=True)
+class _Task:
+    """Train (or reuse) one model on one data set and write its samples (picklable for worker processes)."""
+
+    spec: str
+    key: str
+    name: str
+    profile: Profile
+    out: str
+    seed: int
+    n: int
+    data_kwargs: Mapping[str, Any]
+    retrain: bool
+    device: str
+    progress: bool
+    quiet: bool
+    threads: int | None = None
+
+
+def _run_task(task: _Task) -> dict[str, Any]:
+    """Worker body of one (data set, model) pair; returns its timings and statuses."""
+    import torch
+
+    if task.threads is not None:
+        torch.set_num_threads(int(task.threads))
+    prof = task.profile
+    train_ds = _cached_split(task.spec, "train", prof, task.seed, task.data_kwargs)
+    test_ds = _cached_split(task.spec, "test", prof, task.seed, task.data_kwargs)
+    limit = _test_limit(task.spec, test_ds, prof)
+    config = model_config(prof, task.name, int(test_ds[0]["image"].shape[-1]))
+    model_dir = Path(task.out) / task.key / task.name
+    run = {
+        "model": task.name,
+        "config_name": prof.model_config,
+        "table1_profile": prof.name,
+        "data": task.spec,
+        "data_kwargs": loader_kwargs(task.spec, "train", prof, task.data_kwargs),
+        "seed": int(task.seed),
+        "n_train": len(train_ds),
+        "n_annotators": train_ds.n_annotators,
+    }
+    t0 = time.time()
+    model, status = train_or_load(
+        task.name,
+        config,
+        train_ds,
+        model_dir,
+        seed=task.seed,
+        run=run,
+        retrain=task.retrain,
+        device=task.device,
+        progress=task.progress,
+    )
+    t_train = time.time() - t0
+    t0 = time.time()
+    _, s_status = sample_or_reuse(
+        model,
+        test_ds,
+        model_dir / "samples",
+        step=int(config["steps"]),
+        n=task.n,
+        seed=task.seed,
+        batch_size=prof.sample_batch_size,
+        limit=limit,
+        progress=task.progress,
+        data={"spec": task.spec, **loader_kwargs(task.spec, "test", prof, task.data_kwargs)},
+    )
+    t_sample = time.time() - t0
+    _log(f"{task.key}/{task.name}: {status} ({t_train:.1f} s), {s_status} ({t_sample:.1f} s)", task.quiet)
+    return {"train_s": round(t_train, 2), "train": status, "sample_s": round(t_sample, 2), "sample": s_status}
+
+
+def _test_limit(spec: str, test_ds, prof: Profile) -> int:
+    limit = len(test_ds) if prof.n_test is None else min(len(test_ds), int(prof.n_test))
+    if limit < 1:
+        raise ValueError(f"{spec}: the test split is empty")
+    return limit
+
+
+#: relative cost used to start the longest (data set, model) tasks first when running in parallel
+_COST = {"cimd": 4, "phiseg": 1, "prob_unet": 1, "gen_prob_unet": 1}
+
+
+def _run_tasks(tasks: list[_Task], jobs: int) -> list[dict[str, Any]]:
+    """Run the tasks in order (``jobs == 1``) or in ``jobs`` spawned processes, longest first."""
+    if jobs <= 1 or len(tasks) <= 1:
+        return [_run_task(t) for t in tasks]
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    order = sorted(range(len(tasks)), key=lambda i: -_COST.get(tasks[i].name, 1))
+    results: list[dict[str, Any] | None] = [None] * len(tasks)
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=int(jobs), mp_context=ctx) as pool:
+        futures = {i: pool.submit(_run_task, tasks[i]) for i in order}
+        for i in order:
+            results[i] = futures[i].result()
+    return [r for r in results if r is not None]
+
+
 def run_table1(
     data: Sequence[str],
     out: str | os.PathLike,
@@ -701,6 +819,7 @@ def run_table1(
     figures: bool = True,
     data_kwargs: Mapping[str, Any] | None = None,
     n_boot: int = 10_000,
+    jobs: int = 1,
     command: str | None = None,
     quiet: bool = False,
 ) -> dict[str, Any]:
@@ -720,6 +839,8 @@ def run_table1(
     figures : draw ``figures/*.png``
     data_kwargs : extra keywords for the data loaders
     n_boot : bootstrap resamples
+    jobs : train the (data set, model) pairs in this many worker processes (one torch thread each); the
+        results do not depend on it (every model is seeded on its own)
     command : the command line recorded in ``table1.md``
     quiet : no log lines on stderr
 
@@ -730,12 +851,14 @@ def run_table1(
     """
     import torch
 
-    prof = PROFILES[profile] if isinstance(profile, str) else profile
     if isinstance(profile, str) and profile not in PROFILES:
         raise ValueError(f"unknown config {profile!r}; choose one of {sorted(PROFILES)}")
+    prof = PROFILES[profile] if isinstance(profile, str) else profile
     n = int(n_samples if n_samples is not None else prof.n_samples)
     if n < 2:
         raise ValueError(f"n_samples must be >= 2 (CI and GED need sample pairs), got {n}")
+    if int(jobs) < 1:
+        raise ValueError(f"jobs must be >= 1, got {jobs}")
     models = list(dict.fromkeys(models))
     bad = [m for m in models if m not in MODELS]
     if bad or not models:
@@ -750,77 +873,59 @@ def run_table1(
     data_kwargs = dict(data_kwargs or {})
 
     t_start = time.time()
-    timings: dict[str, Any] = {"device": device, "torch_threads": torch.get_num_threads(), "stages": {}}
+    timings: dict[str, Any] = {
+        "device": device,
+        "jobs": int(jobs),
+        "torch_threads": 1 if jobs > 1 else torch.get_num_threads(),
+        "cpu_count": os.cpu_count(),
+        "load_avg_at_start": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+        "stages": {},
+    }
+    tests: dict[str, tuple[Any, int]] = {}
+    for spec, key in zip(specs, keys, strict=True):
+        t0 = time.time()
+        train_ds = _cached_split(spec, "train", prof, seed, data_kwargs)
+        test_ds = _cached_split(spec, "test", prof, seed, data_kwargs)
+        tests[key] = (test_ds, _test_limit(spec, test_ds, prof))
+        timings["stages"][f"{key}/data"] = round(time.time() - t0, 2)
+        _log(f"{key}: {len(train_ds)} training and {tests[key][1]} test images ({data_label(spec)})", quiet)
+
+    tasks = [
+        _Task(
+            spec,
+            key,
+            name,
+            prof,
+            str(out),
+            int(seed),
+            n,
+            data_kwargs,
+            bool(retrain),
+            device,
+            bool(progress) and jobs == 1,
+            bool(quiet),
+            1 if jobs > 1 else None,
+        )
+        for spec, key in zip(specs, keys, strict=True)
+        for name in models
+    ]
+    t0 = time.time()
+    for task, result in zip(tasks, _run_tasks(tasks, int(jobs)), strict=True):
+        timings["stages"][f"{task.key}/{task.name}"] = result
+    timings["train_and_sample_s"] = round(time.time() - t0, 2)
+
     summary: dict[str, dict[str, dict[str, dict[str, float]]]] = {}
     per_image: dict[str, dict[str, dict[str, np.ndarray]]] = {}
     all_ids: dict[str, list[str]] = {}
-    figure_inputs: dict[str, Any] = {}
-    for spec, key in zip(specs, keys, strict=True):
-        t0 = time.time()
-        train_ds = load_split(spec, "train", prof, seed, data_kwargs)
-        test_ds = load_split(spec, "test", prof, seed, data_kwargs)
-        limit = len(test_ds) if prof.n_test is None else min(len(test_ds), int(prof.n_test))
-        if limit < 1:
-            raise ValueError(f"{spec}: the test split is empty")
-        image_size = int(test_ds[0]["image"].shape[-1])
+    for key in keys:
+        test_ds, limit = tests[key]
         data_dir = out / key
-        ids = test_ds.ids[:limit]
+        # the annotations are written only now, after every checkpoint was accepted
+        ids = write_gts(test_ds, data_dir / "gts", limit)
         all_ids[key] = ids
         modes = [known_modes(test_ds, i) for i in range(limit)]
         modes = None if any(m is None for m in modes) else modes
-        timings["stages"][f"{key}/data"] = round(time.time() - t0, 2)
-        _log(f"{key}: {len(train_ds)} training and {limit} test images ({data_label(spec)})", quiet)
         summary[key], per_image[key] = {}, {}
-        for name in models:
-            config = model_config(prof, name, image_size)
-            model_dir = data_dir / name
-            run = {
-                "model": name,
-                "config_name": prof.model_config,
-                "table1_profile": prof.name,
-                "data": spec,
-                "data_kwargs": loader_kwargs(spec, "train", prof, data_kwargs),
-                "seed": int(seed),
-                "n_train": len(train_ds),
-                "n_annotators": train_ds.n_annotators,
-            }
-            t0 = time.time()
-            model, status = train_or_load(
-                name,
-                config,
-                train_ds,
-                model_dir,
-                seed=seed,
-                run=run,
-                retrain=retrain,
-                device=device,
-                progress=progress,
-            )
-            t_train = time.time() - t0
-            t0 = time.time()
-            _, s_status = sample_or_reuse(
-                model,
-                test_ds,
-                model_dir / "samples",
-                step=int(config["steps"]),
-                n=n,
-                seed=seed,
-                batch_size=prof.sample_batch_size,
-                limit=limit,
-                progress=progress,
-                data={"spec": spec, **loader_kwargs(spec, "test", prof, data_kwargs)},
-            )
-            t_sample = time.time() - t0
-            timings["stages"][f"{key}/{name}"] = {
-                "train_s": round(t_train, 2),
-                "train": status,
-                "sample_s": round(t_sample, 2),
-                "sample": s_status,
-            }
-            _log(f"{key}/{name}: {status} ({t_train:.1f} s), {s_status} ({t_sample:.1f} s)", quiet)
-            del model
-        # annotations are written only now, after every checkpoint of this data set was accepted
-        write_gts(test_ds, data_dir / "gts", limit)
         for name in models:
             t0 = time.time()
             values = evaluate_model_samples(data_dir / name / "samples", data_dir / "gts", ids, modes)
@@ -833,7 +938,6 @@ def run_table1(
                 if c in summary[key][name]
             )
             _log(f"{key}/{name}: {cells}", quiet)
-        figure_inputs[key] = (spec, test_ds, limit)
 
     meta = {
         "profile": prof.name,
@@ -849,6 +953,7 @@ def run_table1(
     _write_text(paths["per_image"], per_image_csv(per_image, all_ids))
     if figures:
         t0 = time.time()
+        figure_inputs = {key: (spec, *tests[key]) for spec, key in zip(specs, keys, strict=True)}
         paths["figures"] = draw_figures(out, figure_inputs, per_image, models, n_show=min(n, 8))
         timings["stages"]["figures_s"] = round(time.time() - t0, 2)
     timings["total_s"] = round(time.time() - t_start, 2)
@@ -927,6 +1032,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--data-arg", action="append", metavar="KEY=VALUE", help="keyword for the data loaders")
     p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    p.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        help="train/sample the (data set, model) pairs in this many processes, 1 torch thread each "
+        "(same results; e.g. 2 on a 2-core CPU)",
+    )
     p.add_argument("--n-boot", type=int, default=10_000, help="bootstrap resamples for the 95%% CIs")
     p.add_argument("--no-figures", action="store_true", help="skip the PNG figures")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -959,6 +1071,7 @@ def main(argv: list[str] | None = None) -> int:
             figures=not args.no_figures,
             data_kwargs=parse_assignments(args.data_arg, "--data-arg"),
             n_boot=args.n_boot,
+            jobs=args.jobs,
             command=f"cimd-table1 {shown}".strip(),
             quiet=args.quiet,
         )
