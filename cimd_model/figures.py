@@ -108,7 +108,7 @@ def metric_boxplots(
     title: str = "",
     dpi: int = 80,
 ) -> Path:
-    """Per-image metric distributions: one panel per metric, one box (with the mean marked) per method.
+    """Per-image metric distributions: one panel per metric (3 per row), one box (mean marked) per method.
 
     Parameters
     ----------
@@ -121,9 +121,13 @@ def metric_boxplots(
     if not metrics:
         raise ValueError("metrics is empty: nothing to plot")
     labels = list(per_method)
-    fig = _figure(2.3 * len(metrics) + 0.5, 2.8)
-    axes = fig.subplots(1, len(metrics), squeeze=False)[0]
-    for ax, (name, panel) in zip(axes, metrics, strict=True):
+    n_cols = min(3, len(metrics))
+    n_rows = -(-len(metrics) // n_cols)
+    fig = _figure(2.6 * n_cols + 0.4, 2.9 * n_rows)
+    axes = fig.subplots(n_rows, n_cols, squeeze=False).ravel()
+    for ax in axes[len(metrics) :]:
+        ax.set_axis_off()
+    for ax, (name, panel) in zip(axes, metrics, strict=False):
         data = []
         for lab in labels:
             v = np.asarray(per_method[lab][name], dtype=np.float64)
