@@ -27,9 +27,9 @@ from __future__ import annotations
 import numpy as np
 from llvmlite import ir
 from numba import get_num_threads, njit, prange, types
-from numba.extending import intrinsic
+from numba.extending import intrinsic, overload
 
-__all__ = ["pack_rows", "gram_counts"]
+__all__ = ["pack_rows", "gram_counts", "fused_counts"]
 
 #: Words per Gram tile: K rows of ``_TILE`` uint64 words (K=20: 40 KiB) stay in the L1/L2 cache.
 _TILE = 256
@@ -331,3 +331,210 @@ def gram_counts(packed: np.ndarray, n_pred: int) -> tuple[np.ndarray, np.ndarray
     inter = upper + np.triu(upper, 1).transpose(0, 2, 1)
     union = np.ascontiguousarray(total[:, K * K :])
     return inter, union
+
+
+# ------------------------------------------------------------------------------ fused pack + Gram
+def _pack_words(row, w0, w1, t, dst):  # pragma: no cover - replaced by the overload in numba code
+    """Pack words ``w0 .. w1-1`` of ``row`` into ``dst[0 : w1-w0]``; return 1 + the index of the first
+    invalid float (0: none). Only callable from numba code."""
+    raise NotImplementedError
+
+
+@overload(_pack_words, jit_options={"cache": True})
+def _pack_words_impl(row, w0, w1, t, dst):  # pragma: no cover - compiled by numba
+    if isinstance(row.dtype, types.Float):
+
+        def impl(row, w0, w1, t, dst):
+            P = row.shape[0]
+            first_bad = 0
+            for w in range(w0, w1):
+                start = w * 64
+                if start + 64 <= P:
+                    above, valid = _threshold_bits(row, start, t)
+                    dst[w - w0] = above
+                    if valid != _ALL and first_bad == 0:
+                        i = 0
+                        while (valid >> np.uint64(i)) & np.uint64(1):
+                            i += 1
+                        first_bad = start + i + 1
+                else:
+                    word = np.uint64(0)
+                    for i in range(start, P):
+                        v = row[i]
+                        if v > t:
+                            word |= np.uint64(1) << np.uint64(i - start)
+                        if first_bad == 0 and not (v >= 0.0 and v <= 1.0):
+                            first_bad = i + 1
+                    dst[w - w0] = word
+            return first_bad
+
+        return impl
+
+    def impl_int(row, w0, w1, t, dst):
+        P = row.shape[0]
+        for w in range(w0, w1):
+            start = w * 64
+            if start + 64 <= P:
+                dst[w - w0] = _nonzero_bits(row, start)
+            else:
+                word = np.uint64(0)
+                for i in range(start, P):
+                    if row[i] != 0:
+                        word |= np.uint64(1) << np.uint64(i - start)
+                dst[w - w0] = word
+        return 0
+
+    return impl_int
+
+
+@njit(cache=True, nogil=True)
+def _fused_task(preds, gts, tp, tg, b, w_begin, w_end, buf, bad_p, bad_g, acc):  # pragma: no cover
+    """Pack words ``w_begin .. w_end-1`` of image ``b``'s N + M masks tile by tile into ``buf`` (K, T)
+    and count them while they are in cache: upper-triangle Gram into ``acc[:K*K]``, unions into
+    ``acc[K*K:]``. ``bad_p`` (N,) / ``bad_g`` (M,) get the first invalid float of each mask (1-based)."""
+    N = preds.shape[1]
+    M = gts.shape[1]
+    K = N + M
+    T = buf.shape[1]
+    up = np.empty(_TILE, dtype=np.uint64)
+    ug = np.empty(_TILE, dtype=np.uint64)
+    for q in range(acc.shape[0]):
+        acc[q] = 0
+    for r in range(N):
+        bad_p[r] = 0
+    for r in range(M):
+        bad_g[r] = 0
+    for p0 in range(w_begin, w_end, T):
+        p1 = min(p0 + T, w_end)
+        for r in range(N):
+            fb = _pack_words(preds[b, r], p0, p1, tp, buf[r])
+            if fb != 0 and bad_p[r] == 0:
+                bad_p[r] = fb
+        for r in range(M):
+            fb = _pack_words(gts[b, r], p0, p1, tg, buf[N + r])
+            if fb != 0 and bad_g[r] == 0:
+                bad_g[r] = fb
+        for t0 in range(0, p1 - p0, _TILE):
+            t1 = min(t0 + _TILE, p1 - p0)
+            n = t1 - t0
+            for i in range(K):
+                a = buf[i, t0:t1]
+                for j in range(i, K):
+                    bj = buf[j, t0:t1]
+                    s = np.uint64(0)
+                    for w in range(n):
+                        s += _popcount(a[w] & bj[w])
+                    acc[i * K + j] += np.int64(s)
+            up[:n] = 0
+            ug[:n] = 0
+            for i in range(N):
+                a = buf[i, t0:t1]
+                for w in range(n):
+                    up[w] |= a[w]
+            for i in range(N, K):
+                a = buf[i, t0:t1]
+                for w in range(n):
+                    ug[w] |= a[w]
+            su = np.uint64(0)
+            sg = np.uint64(0)
+            sb = np.uint64(0)
+            for w in range(n):
+                su += _popcount(up[w])
+                sg += _popcount(ug[w])
+                sb += _popcount(up[w] & ug[w])
+            acc[K * K] += np.int64(su)
+            acc[K * K + 1] += np.int64(sg)
+            acc[K * K + 2] += np.int64(sb)
+
+
+@njit(cache=True, parallel=True, nogil=True)
+def _fused(preds, gts, tp, tg, n_chunks, words, partial, bad_p, bad_g):  # pragma: no cover
+    """:func:`_fused_task` for every (image, word chunk), in parallel."""
+    B = preds.shape[0]
+    K = preds.shape[1] + gts.shape[1]
+    W = (preds.shape[2] + 63) // 64
+    chunk = (W + n_chunks - 1) // n_chunks
+    for task in prange(B * n_chunks):
+        b = task // n_chunks
+        c = task - b * n_chunks
+        buf = np.empty((K, words), dtype=np.uint64)
+        _fused_task(preds, gts, tp, tg, b, c * chunk, min(c * chunk + chunk, W), buf, bad_p[b, c],
+                    bad_g[b, c], partial[b, c])
+
+
+@njit(cache=True, nogil=True)
+def _fused_serial(preds, gts, tp, tg, words, partial, bad_p, bad_g):  # pragma: no cover
+    """:func:`_fused` with one chunk per image, on the calling thread (small inputs)."""
+    B = preds.shape[0]
+    K = preds.shape[1] + gts.shape[1]
+    W = (preds.shape[2] + 63) // 64
+    buf = np.empty((K, words), dtype=np.uint64)
+    for b in range(B):
+        _fused_task(preds, gts, tp, tg, b, 0, W, buf, bad_p[b, 0], bad_g[b, 0], partial[b, 0])
+
+
+#: Words per mask packed at a time by the fused kernel (64 KiB of a 1-byte mask): K such rows (K=20:
+#: 160 KiB) stay in L2 while they are counted.
+_FUSED_WORDS = 1024
+
+
+def _first_bad(bad: np.ndarray) -> np.ndarray:
+    """(B, C, R) per-chunk reports (1-based, 0 = ok) -> (B, R): the first invalid value over the chunks."""
+    if bad.shape[1] == 1:
+        return bad[:, 0]
+    big = np.iinfo(np.int64).max
+    first = np.where(bad > 0, bad, big).min(axis=1)
+    first[first == big] = 0
+    return first
+
+
+def fused_counts(
+    preds: np.ndarray, gts: np.ndarray, tp: float, tg: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Pack and count in one pass, without materialising the packed masks.
+
+    Parameters
+    ----------
+    preds, gts : ndarray, shape (B, N, P) and (B, M, P), C-contiguous
+        Unsigned integers (nonzero = foreground) or float32/float64 (``> threshold``).
+    tp, tg : float
+        Thresholds of float ``preds`` / ``gts`` (of their float type; ignored for integers).
+
+    Returns
+    -------
+    inter : ndarray of int64, shape (B, K, K)
+    union : ndarray of int64, shape (B, 3)
+        As :func:`gram_counts`.
+    bad_p, bad_g : ndarray of int64, shape (B, N) and (B, M)
+        As :func:`pack_rows`: 1 + index of the first NaN / out-of-[0, 1] value per mask, 0 = valid.
+
+    Notes
+    -----
+    Each task packs a tile of ``_FUSED_WORDS`` words of all K masks of one image into a small buffer
+    and counts it while it is in cache: the input is read exactly once and nothing of size O(K·P) is
+    allocated. Images are split into word chunks when there are fewer images than ~4 per thread.
+    """
+    B, N, P = preds.shape
+    M = gts.shape[1]
+    K = N + M
+    W = (P + 63) // 64
+    n_threads = get_num_threads()
+    words = min(_FUSED_WORDS, W)
+    serial = preds.nbytes + gts.nbytes < _SERIAL_PACK_BYTES
+    n_chunks = 1
+    if not serial and B < 4 * n_threads and W > 4096:
+        n_chunks = min(max(1, (4 * n_threads + B - 1) // B), max(1, W // 1024))
+    partial = np.empty((B, n_chunks, K * K + 3), dtype=np.int64)
+    bad_p = np.empty((B, n_chunks, N), dtype=np.int64)
+    bad_g = np.empty((B, n_chunks, M), dtype=np.int64)
+    tp = preds.dtype.type(tp) if preds.dtype.kind == "f" else np.float64(0.0)
+    tg = gts.dtype.type(tg) if gts.dtype.kind == "f" else np.float64(0.0)
+    if serial:
+        _fused_serial(preds, gts, tp, tg, words, partial, bad_p, bad_g)
+    else:
+        _fused(preds, gts, tp, tg, n_chunks, words, partial, bad_p, bad_g)
+    total = partial.sum(axis=1) if n_chunks > 1 else partial[:, 0]
+    upper = np.triu(total[:, : K * K].reshape(B, K, K))
+    inter = upper + np.triu(upper, 1).transpose(0, 2, 1)
+    union = np.ascontiguousarray(total[:, K * K :])
+    return inter, union, _first_bad(bad_p), _first_bad(bad_g)

@@ -125,6 +125,17 @@ def _count_group(group: ImageGroup, threshold: float, batch: bool) -> CountBlock
     from . import _kernels
 
     n_images = len(group.index)
+    if len(group.preds) == 1 and len(group.gts) == 1 and all(
+        a.flags.c_contiguous for a in (group.preds[0], group.gts[0])
+    ):
+        # One contiguous batch array each (the common case): pack and count in one fused pass.
+        src_p = group.preds[0].reshape(n_images, group.n_pred, -1)
+        src_g = group.gts[0].reshape(n_images, group.n_gt, -1)
+        inter, union, bad_p, bad_g = _kernels.fused_counts(src_p, src_g, threshold, threshold)
+        image = group.index if batch else None
+        raise_bad_values("preds", src_p, bad_p, image)
+        raise_bad_values("gts", src_g, bad_g, image)
+        return CountBlock(group.index, inter, union, group.n_pred, group.n_gt, group.n_pixels)
     k = group.n_pred + group.n_gt
     n_words = (group.n_pixels + 63) // 64
     packed = np.empty((n_images, k, n_words), dtype=np.uint64)

@@ -30,6 +30,20 @@ def _cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
+def _caches() -> str:
+    """L1d/L2/L3 sizes as ``lscpu`` reports them (empty where it is missing)."""
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    keep = []
+    for line in out.splitlines():
+        name, _, value = line.partition(":")
+        if name.strip() in ("L1d cache", "L2 cache", "L3 cache"):
+            keep.append(f"{name.strip().split()[0]} {value.strip()}")
+    return ", ".join(keep) or "unknown"
+
+
 def _version(module: str) -> str:
     try:
         mod = __import__(module)
@@ -52,6 +66,7 @@ def machine_info() -> dict[str, str]:
     return {
         "date (UTC)": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M"),
         "CPU": _cpu_model(),
+        "caches": _caches(),
         "cores (os.cpu_count)": str(os.cpu_count()),
         "numba threads": str(numba.get_num_threads()),
         "memory": mem,
@@ -130,13 +145,19 @@ def traced_peak(fn: Callable[[], object]) -> int:
 
 _RSS_SCRIPT = textwrap.dedent(
     """
-    import resource, sys, numpy as np, ambiseg_metrics as am
+    import sys, numpy as np, ambiseg_metrics as am
+
+    def hwm():  # peak resident set of this process (per address space: reset by exec, unlike ru_maxrss)
+        for line in open("/proc/self/status"):
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+        raise OSError("no VmHWM")
+
     preds = np.load(sys.argv[1]); gts = np.load(sys.argv[2])
     am.evaluate(preds[:, :2, :4], gts[:, :2, :4], batch=True)  # load the kernels before measuring
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    before = hwm()
     am.evaluate(preds, gts, batch=True)
-    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(before * 1024, after * 1024)
+    print(before, hwm())
     """
 )
 
@@ -145,12 +166,10 @@ def subprocess_peak_rss(preds: np.ndarray, gts: np.ndarray, workdir: Path) -> tu
     """Peak resident memory of a fresh process before and after ``evaluate(preds, gts, batch=True)``.
 
     The inputs are saved to ``workdir`` and loaded by the child, so the child's high-water mark before
-    the call is its inputs plus the interpreter; the growth of the mark is the extra peak of the call.
-    Returns (rss_before, rss_after) in bytes, or None where ``resource`` is unavailable (Windows).
+    the call is its inputs plus the interpreter and the kernels; the growth of the mark is the extra
+    peak of the call. Returns (peak_before, peak_after) in bytes, or None where ``/proc`` is missing.
     """
-    try:
-        import resource  # noqa: F401
-    except ImportError:
+    if not Path("/proc/self/status").exists():
         return None
     workdir.mkdir(parents=True, exist_ok=True)
     p_file, g_file = workdir / "preds.npy", workdir / "gts.npy"
@@ -162,4 +181,6 @@ def subprocess_peak_rss(preds: np.ndarray, gts: np.ndarray, workdir: Path) -> tu
     finally:
         p_file.unlink(missing_ok=True)
         g_file.unlink(missing_ok=True)
+        if not any(workdir.iterdir()):
+            workdir.rmdir()
     return int(out[0]), int(out[1])

@@ -16,6 +16,7 @@ A peer that is not installed is skipped with the reason (:func:`available_peers`
 from __future__ import annotations
 
 import importlib
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -101,11 +102,13 @@ def _torchmetrics() -> PairScorer:
     def score(masks: np.ndarray, i: np.ndarray, j: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         t = torch.from_numpy(masks).to(torch.uint8).unsqueeze(1)  # one-hot with one class
         ious, dices = [], []
-        for sl in _chunks(len(i), masks[0].size):
-            a, b = t[i[sl]], t[j[sl]]
-            ious.append(mean_iou(a, b, num_classes=1, include_background=True).reshape(-1))
-            dices.append(dice_score(a, b, num_classes=1, include_background=True, average="micro")
-                         .reshape(-1))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "dice_score currently defaults to ..."
+            for sl in _chunks(len(i), masks[0].size):
+                a, b = t[i[sl]], t[j[sl]]
+                ious.append(mean_iou(a, b, num_classes=1, include_background=True).reshape(-1))
+                dices.append(dice_score(a, b, num_classes=1, include_background=True, average="micro")
+                             .reshape(-1))
         iou = torch.cat(ious).double().numpy()
         dice = torch.cat(dices).double().numpy()
         return _both_empty_to_one(iou, masks, i, j), _both_empty_to_one(dice, masks, i, j)
@@ -114,8 +117,6 @@ def _torchmetrics() -> PairScorer:
 
 
 def _medpy() -> PairScorer:
-    import warnings
-
     from medpy.metric.binary import dc, jc
 
     def score(masks: np.ndarray, i: np.ndarray, j: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
