@@ -489,12 +489,14 @@ def evaluate_model_samples(
     gts_dir: str | os.PathLike,
     ids: Sequence[str],
     modes: Sequence[tuple[np.ndarray, np.ndarray]] | None = None,
+    chunk: int = 256,
 ) -> dict[str, np.ndarray]:
     """Every metric of :mod:`ambiseg_metrics` per test image, from the written files.
 
-    One :func:`ambiseg_metrics.evaluate` call (``batch=True``, threshold 0.5, default options) over the
-    cases; with ``modes`` (per image: mode masks and probabilities) also :data:`TRUE_GED`
-    (:func:`cimd_model.true_ged.true_ged_batch`, unbiased sample-diversity term).
+    :func:`ambiseg_metrics.evaluate` (``batch=True``, threshold 0.5, default options) over the cases, in
+    chunks of ``chunk`` images to bound memory (the values do not depend on it); with ``modes`` (per image:
+    mode masks and probabilities) also :data:`TRUE_GED` (:func:`cimd_model.true_ged.true_ged_batch`,
+    unbiased sample-diversity term). Pair metrics (CI, D_a) are left out when some image has N or M < 2.
 
     Returns
     -------
@@ -504,17 +506,24 @@ def evaluate_model_samples(
 
     from .true_ged import true_ged_batch
 
-    preds, gts = load_case_arrays(Path(samples_dir), Path(gts_dir), ids)
+    if not ids:
+        raise ValueError("no test cases to evaluate")
+    parts: list[dict[str, np.ndarray]] = []
     metrics = list(METRICS)
-    if min(p.shape[0] for p in preds) < 2 or min(g.shape[0] for g in gts) < 2:
-        metrics = [m for m in metrics if m not in ("ci", "ci_harmonic", "diversity_agreement")]
-    values = {
-        k: np.asarray(v, dtype=np.float64)
-        for k, v in evaluate(preds, gts, batch=True, metrics=metrics).items()
-    }
-    if modes is not None:
-        values[TRUE_GED] = true_ged_batch(preds, [m for m, _ in modes], [w for _, w in modes])
-    return values
+    for start in range(0, len(ids), int(chunk)):
+        preds, gts = load_case_arrays(Path(samples_dir), Path(gts_dir), ids[start : start + int(chunk)])
+        if min(p.shape[0] for p in preds) < 2 or min(g.shape[0] for g in gts) < 2:
+            metrics = [m for m in metrics if m not in ("ci", "ci_harmonic", "diversity_agreement")]
+        part = {
+            k: np.asarray(v, dtype=np.float64)
+            for k, v in evaluate(preds, gts, batch=True, metrics=metrics).items()
+        }
+        if modes is not None:
+            chunk_modes = modes[start : start + int(chunk)]
+            part[TRUE_GED] = true_ged_batch(preds, [m for m, _ in chunk_modes], [w for _, w in chunk_modes])
+        parts.append(part)
+    keys = [k for k in parts[-1] if all(k in p for p in parts)]
+    return {k: np.concatenate([p[k] for p in parts]) for k in keys}
 
 
 def _bootstrap_ci(x: np.ndarray, seed: int, n_boot: int) -> tuple[float, float]:

@@ -86,6 +86,19 @@ def test_table_equals_a_direct_ambiseg_metrics_call_on_the_written_samples(tiny_
             assert f"{ged:.3f} ±" in md and f"{ci:.3f} ±" in md
 
 
+def test_chunked_evaluation_equals_one_call(tiny_run):
+    out, _ = tiny_run
+    key = DATA[0]
+    ids = sorted(p.stem for p in (out / key / "gts").glob("*.npy"))
+    whole = table1.evaluate_model_samples(out / key / "cimd" / "samples", out / key / "gts", ids)
+    parts = table1.evaluate_model_samples(out / key / "cimd" / "samples", out / key / "gts", ids, chunk=3)
+    assert list(whole) == list(parts)
+    for name in whole:
+        np.testing.assert_array_equal(whole[name], parts[name])
+    with pytest.raises(FileNotFoundError, match="missing"):
+        table1.evaluate_model_samples(out / key / "cimd" / "samples", out / key / "gts", ["nope"])
+
+
 def test_ged_against_the_true_distribution_column(tiny_run):
     out, _ = tiny_run
     rows = {r["model"]: r for r in _read_csv(out / "table1.csv")}
