@@ -171,7 +171,7 @@ PROFILES: dict[str, Profile] = {
         name="table1",
         model_config="cpu-small",
         description="cpu-small architectures, fewer steps, 32 px AmbiBlobs (256 train / 32 test images), "
-        "CIMD sampled with 10 DDIM steps: the whole table in < 30 min on 2 CPU cores",
+        "CIMD sampled with 10 DDIM steps: the whole table in < 30 min on 2 CPU cores with --jobs 2",
         overrides={
             "prob_unet": {"steps": 400},
             "gen_prob_unet": {"steps": 400},
@@ -614,8 +614,8 @@ def table_markdown(
             )
         if any(c == "ci_harmonic" for c, _ in extra):
             notes.append(
-                "CI (harmonic): the true harmonic mean of S_c, D_max, D_a (the paper's CI formula "
-                "is 3·S·D·A / (S·D + D·A + A·S) as published; see ambiseg_metrics docs)."
+                "CI (harmonic): the true harmonic mean 3 / (1/S_c + 1/D_max + 1/D_a); the CI column is "
+                "the paper's form 3·S_c·D_max·D_a / (S_c + D_max + D_a), comparable with the published CI."
             )
         out += [f"* {n}" for n in notes] + [""]
     if missing:
