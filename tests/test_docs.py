@@ -181,11 +181,17 @@ def command_parser(prog: str):
 
 def project_extras() -> tuple[str, set[str], set[str]]:
     """(project name, its optional-dependency extras, top-level module names of every declared dependency)."""
-    import tomllib
-
-    meta = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
-    extras = meta.get("optional-dependencies", {})
-    requirements = list(meta.get("dependencies", [])) + [r for reqs in extras.values() for r in reqs]
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10: read the installed metadata instead
+        meta = importlib.metadata.metadata("ambiseg-metrics")
+        requirements = [r.split(";")[0] for r in meta.get_all("Requires-Dist") or []]
+        extras = {e: [] for e in meta.get_all("Provides-Extra") or []}
+        meta = {"name": meta["Name"]}
+    else:
+        meta = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+        extras = meta.get("optional-dependencies", {})
+        requirements = list(meta.get("dependencies", [])) + [r for reqs in extras.values() for r in reqs]
     names = set()
     for req in requirements:
         name = re.split(r"[\s\[<>=!~;]", req, maxsplit=1)[0]
@@ -226,10 +232,10 @@ def check_external(argv: list[str], command: str) -> str:
 
 def check_command(command: str, readme: list[str]) -> str:
     """Run or check one documented shell command; return how it was checked."""
-    if command in readme:
-        return "README"
     if command == BUILD_COMMAND:
         return "build"  # what built_docs runs
+    if command in readme:
+        return "README"
     argv = shlex.split(command, comments=True)
     prog, args = argv[0], argv[1:]
     if prog == "pip":
