@@ -61,8 +61,12 @@ def _targets(figures: dict[str, dict[str, object]]) -> list[str]:
     if "3" in figures:
         f = figures["3"]
         ratio = float(f["ours_s"]) / float(f["bound_s"])
-        out.append(f"Workload 3 within 3× of the memory-bandwidth bound: {ratio:.1f}× — "
+        out.append(f"Workload 3 within 3× of the memory-bandwidth bound: {ratio:.1f}× (median wall time) — "
                    f"{'met' if ratio <= 3 else 'MISSED'}")
+        per_thread = float(f["cpu_s"]) / int(f["threads"]) / float(f["bound_s"])
+        out.append(f"  same, from the CPU time of all threads / {f['threads']} (what the wall time would be "
+                   f"with the cores free of other processes): {per_thread:.1f}× — "
+                   f"{'met' if per_thread <= 3 else 'MISSED'}")
         peak, size = int(f["traced_peak"]), int(f["input_bytes"])
         rss = f.get("rss_growth")
         worst = max(peak, int(rss)) if rss is not None else peak

@@ -38,7 +38,7 @@ def test_quick_run_covers_every_workload_and_writes_the_report(quick_run):
     for needle in ["# Benchmark results", "## Machine", "## Targets", "Workload 1: LIDC scale",
                    "memory-bandwidth bound", "research-code numpy loops"]:
         assert needle in text
-    assert len(result["targets"]) == 4
+    assert len(result["targets"]) == 5
 
 
 def test_every_compared_method_agrees_with_ours(quick_run):
