@@ -134,7 +134,7 @@ class Table:
 
     def header(self) -> list[str]:
         unit = "images/s" if self.unit == "images/s" else "Gvoxel/s (mask voxels)"
-        return ["method", "timed on", "time (whole workload)", unit, "time / ours", "max |Δ| vs ours"]
+        return ["method", "timed on", "time (whole workload)", unit, "time / ours", "max abs diff vs ours"]
 
     def to_text(self) -> str:
         head = self.header()

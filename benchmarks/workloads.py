@@ -145,7 +145,7 @@ def _compare(
     table.notes.append(_breakdown_note(parts))
     table.notes.append("slow methods are run image by image for about "
                        f"{settings.budget_s:g} s each and extrapolated per image to all {B} images; "
-                       "max |Δ| is over the metrics each method computes, on the images it ran")
+                       "max abs diff is over the metrics each method computes, on the images it ran")
     table.notes += [f"peer {s}" for s in settings.skipped_peers]
     figures = {"ours_s": t_ours, "bound_s": bound, "breakdown": parts, "cpu_s": cpu, "threads": threads,
                "rows": {r.method: r.seconds for r in table.rows}}
@@ -171,7 +171,7 @@ def _peer_on_pairs(peer: Peer, scorer: PairScorer, data: MaskSet, budget_s: floa
                     float(np.max(np.abs(dice - dice_ours[i[sl], j[sl]]))))
         done += 1
     row = Row(peer.name, spent / done * len(i), f"{done} of {len(i)} pairs", worst, 2)
-    row.note = "Δ: pair IoU+Dice"
+    row.note = "diff: pair IoU+Dice"
     return row
 
 
@@ -219,7 +219,8 @@ def volumes_3d(settings: Settings, bw: Bandwidth) -> tuple[Table, dict[str, obje
                  f"(peak {rss[1] / 1e6:.0f} MB with the input loaded)")
     table.notes.insert(0, note)
     table.notes.append("peers are timed on the first pairs of the volume (each peer call: one pair of "
-                       "masks) and extrapolated to all pairs; Δ compares their pair IoU/Dice with ours")
+                       "masks) and extrapolated to all pairs; the diff compares their pair IoU/Dice with "
+                       "ours")
     return table, figures
 
 
