@@ -144,7 +144,8 @@ METHODS = """\
   faster; the ratio ours / bound says how close the library is to the hardware.
 - **research-code numpy loops** (`benchmarks/reference.py`): what published evaluation code does: for
   every pair of masks `(a & b).sum()` and `(a | b).sum()`, the GED as the V-statistic over all N², N·M and
-  M² ordered pairs, Dice per pair for D_max and D_a, unions for S_c; each metric a separate function.
+  M² ordered pairs, Dice per pair for D_max and D_a, unions for S_c, and the HM-IoU by scipy's
+  `linear_sum_assignment` on the IoU matrix tiled to lcm(N, M); each metric a separate function.
 - **peers** (`benchmarks/peers.py`): MONAI `DiceMetric` + `MeanIoU`, torchmetrics `dice_score` +
   `mean_iou`, medpy `dc` + `jc`, used per pair of masks (MONAI and torchmetrics with all pairs of an image
   in one batched call on torch tensors, with torch's default threads; medpy one call per pair). None of
