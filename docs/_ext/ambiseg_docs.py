@@ -46,7 +46,9 @@ class OptionalInclude(SphinxDirective):
     """``.. optional-include:: path`` (relative to the page, like ``include``).
 
     Options: ``:fallback-title:`` (section title used while the file is missing), ``:literal:`` (show the
-    file as a literal block instead of parsing it; ``:language:`` sets its highlighting).
+    file as a literal block instead of parsing it; ``:language:`` sets its highlighting), ``:drop-title:``
+    (Markdown: leave out the file's ``#`` title and promote its other headings one level, so that its
+    sections become sections of the including page).
     """
 
     required_arguments = 1
@@ -54,6 +56,7 @@ class OptionalInclude(SphinxDirective):
         "fallback-title": directives.unchanged,
         "literal": directives.flag,
         "language": directives.unchanged,
+        "drop-title": directives.flag,
     }
 
     def run(self) -> list[nodes.Node]:
@@ -69,11 +72,30 @@ class OptionalInclude(SphinxDirective):
             return [block]
         if not path.endswith(".md"):
             raise self.error(f"optional-include: {rel} is neither Markdown (.md) nor marked :literal:")
+        if "drop-title" in self.options:
+            text = _drop_title(text)
         from myst_parser.parsers.sphinx_ import MystParser
 
         document = new_document(path, self.state.document.settings)
         MystParser().parse(text, document)
         return list(document.children)
+
+
+def _drop_title(markdown: str) -> str:
+    """Remove the first ``# `` heading and promote every other ATX heading by one level (not in fences)."""
+    out, in_fence, dropped = [], False, False
+    for line in markdown.splitlines():
+        if line.lstrip().startswith(("```", "~~~")):
+            in_fence = not in_fence
+        elif not in_fence and line.startswith("#"):
+            level = len(line) - len(line.lstrip("#"))
+            if level == 1 and not dropped and line[1:2] == " ":
+                dropped = True
+                continue
+            if level > 1 and line[level:level + 1] == " ":
+                line = line[1:]
+        out.append(line)
+    return "\n".join(out) + "\n"
 
 
 class CliHelp(SphinxDirective):
