@@ -159,6 +159,24 @@ METHODS = """\
 """
 
 
+def _noise_note(info: dict[str, str], load_end: str) -> list[str]:
+    """A paragraph on how busy the machine was (load average vs cores), so the numbers can be judged."""
+    try:
+        loads = [float(info["load average (1, 5, 15 min) at start"].split()[0]), float(load_end.split()[0])]
+        cores = int(info["cores (os.cpu_count)"])
+    except (KeyError, ValueError, IndexError):
+        return []
+    if max(loads) < 0.75 * cores:
+        return [f"The machine was quiet during the run (1-minute load average {loads[0]:.1f} at the start, "
+                f"{loads[1]:.1f} at the end, on {cores} cores).", ""]
+    return ["**Noise.** Other processes shared the machine during this run: 1-minute load average "
+            f"{loads[0]:.1f} at the start and {loads[1]:.1f} at the end, on {cores} cores, so a thread often "
+            "waited for a core. Wall times are inflated by that wait (most for short parallel calls, whose "
+            "threads must all be scheduled), ratios measured in the same run are still comparable, and the "
+            "CPU time of all threads, given next to our wall times, shows the work itself; divided by the "
+            "number of threads it is what the wall time would be on free cores.", ""]
+
+
 def _write_markdown(path: Path, command: str, info: dict[str, str], start: dict[str, float], bw,
                     tables: list, targets: list[str], load_end: str, elapsed: float) -> None:
     lines = ["# Benchmark results", "",
@@ -175,7 +193,9 @@ def _write_markdown(path: Path, command: str, info: dict[str, str], start: dict[
         lines += ["Start-up (fresh processes, not included in the tables):", ""]
         lines += [f"- {k}: {v * 1e3:.0f} ms" for k, v in start.items()]
         lines.append("")
-    lines += ["## Targets", ""] + [f"- {t}" for t in targets] + ["", METHODS, "## Workloads", ""]
+    lines += ["## Targets", ""] + [f"- {t}" for t in targets] + [""]
+    lines += _noise_note(info, load_end)
+    lines += [METHODS, "## Workloads", ""]
     for table in tables:
         lines += [table.to_markdown(), ""]
     path.write_text("\n".join(lines) + "\n")
