@@ -85,13 +85,12 @@ def _nanmean_pairs(d: np.ndarray, exclude_diagonal: bool) -> np.ndarray:
     return out
 
 
-def _block_terms_general(block: CountBlock, estimator: str, distance: str, empty_value: float) -> np.ndarray:
-    """Like :func:`_block_terms` for any empty-pair value (0 = d(∅, ∅) = 1, NaN = pair skipped)."""
-    return _terms_from_distance(_distance_matrix(block, distance, empty_value), block.n_pred, estimator)
-
-
 def _terms_from_distance(d: np.ndarray, n: int, estimator: str) -> np.ndarray:
-    """(B, 4) GED terms from distance matrices d (B, K, K), predictions first; NaN entries are skipped."""
+    """(B, 4) GED terms from distance matrices d (B, K, K), predictions first; NaN entries are skipped.
+
+    With the default empty pair (d(∅, ∅) = 0) no entry is NaN and d(A, A) = 0, so the two estimators
+    differ only by the number of pairs they average over (N² or N(N-1)).
+    """
     unbiased = estimator == "unbiased"
     cross = _nanmean_pairs(d[:, :n, n:], exclude_diagonal=False)
     ss = _nanmean_pairs(d[:, :n, :n], exclude_diagonal=unbiased)
@@ -101,20 +100,8 @@ def _terms_from_distance(d: np.ndarray, n: int, estimator: str) -> np.ndarray:
 
 def _block_terms(block: CountBlock, estimator: str, distance: str, empty_pair: str = "one") -> np.ndarray:
     """(B, 4) array: ged, cross, sample diversity, annotator diversity."""
-    if empty_pair != "one":
-        return _block_terms_general(block, estimator, distance, _EMPTY_VALUES[empty_pair])
-    n, m = block.n_pred, block.n_gt
-    d = _distance_matrix(block, distance)
-    cross = d[:, :n, n:].mean(axis=(1, 2))
-    # d(A, A) = 0 (also for an empty mask, IoU(∅, ∅) = 1), so the diagonal adds nothing to the sums and
-    # the two estimators differ only by the number of pairs they average over.
-    if estimator == "v-statistic":
-        pairs_s, pairs_y = n * n, m * m
-    else:
-        pairs_s, pairs_y = n * (n - 1), m * (m - 1)
-    ss = d[:, :n, :n].sum(axis=(1, 2)) / pairs_s
-    yy = d[:, n:, n:].sum(axis=(1, 2)) / pairs_y
-    return np.stack([2.0 * cross - ss - yy, cross, ss, yy], axis=1)
+    d = _distance_matrix(block, distance, _EMPTY_VALUES[empty_pair])
+    return _terms_from_distance(d, block.n_pred, estimator)
 
 
 def ged_terms_from_counts(
