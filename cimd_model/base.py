@@ -49,7 +49,10 @@ class AmbiguousSegModel(nn.Module):
         raise NotImplementedError
 
     def make_optimizer(self) -> torch.optim.Optimizer:
-        """The optimizer the training loop uses. Default: AdamW over all parameters, ``config["lr"]`` (1e-4)."""
+        """The optimizer the training loop uses.
+
+        Default: AdamW over all parameters with learning rate ``config["lr"]`` (1e-4 when absent).
+        """
         return torch.optim.AdamW(self.parameters(), lr=float(self.config.get("lr", 1e-4)))
 
     def on_train_step_end(self) -> None:
