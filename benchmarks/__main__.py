@@ -2,7 +2,7 @@
 
 Examples
 --------
-python -m benchmarks                          # everything (about 5 minutes on 2 cores)
+python -m benchmarks                          # everything (about 4 minutes on 2 cores)
 python -m benchmarks --quick --out ""         # tiny sizes, no file: checks the harness works
 python -m benchmarks --workloads 1,3 --skip-peers monai
 """
