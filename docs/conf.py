@@ -64,6 +64,15 @@ autodoc_mock_imports = [] if importlib.util.find_spec("torch") else ["torch"]
 # -- Markdown (myst) --------------------------------------------------------------------------------
 myst_enable_extensions = ["dollarmath", "colon_fence"]
 myst_heading_anchors = 3
+#: Included Markdown file -> the page that shows it (links between the included files point there).
+optional_include_pages = {
+    "README.md": "getting_started",
+    "conventions_table.md": "conventions",
+    "distributed.md": "distributed",
+    "RESULTS.md": "benchmarks",
+    "cimd_sampling.md": "cimd_model",
+    "table1.md": "cimd_model",
+}
 
 # -- matplotlib plot directive: figures are made at build time from docs/figures/*.py ----------------
 plot_include_source = False

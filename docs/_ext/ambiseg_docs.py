@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import os
+import re
 import runpy
 import subprocess
 import sys
@@ -74,6 +75,7 @@ class OptionalInclude(SphinxDirective):
             raise self.error(f"optional-include: {rel} is neither Markdown (.md) nor marked :literal:")
         if "drop-title" in self.options:
             text = _drop_title(text)
+        text = _link_included_pages(text, self.config.optional_include_pages)
         from myst_parser.parsers.sphinx_ import MystParser
 
         document = new_document(path, self.state.document.settings)
@@ -96,6 +98,24 @@ def _drop_title(markdown: str) -> str:
                 line = line[1:]
         out.append(line)
     return "\n".join(out) + "\n"
+
+
+_MD_LINK = re.compile(r"\]\(([^)\s#]+\.md)(#[^)\s]*)?\)")
+
+
+def _link_included_pages(markdown: str, pages: dict[str, str]) -> str:
+    """Point Markdown links to other included files (``conventions_table.md``, ``../README.md`` …) at the
+    pages that show them (``optional_include_pages`` in conf.py maps file names to page names)."""
+
+    def repl(match: re.Match) -> str:
+        name = os.path.basename(match.group(1))
+        page = pages.get(name)
+        if not page:
+            return match.group(0)
+        anchor = "" if name == "README.md" else (match.group(2) or "")  # README headings are not on a page
+        return f"](/{page}.rst{anchor})"
+
+    return _MD_LINK.sub(repl, markdown)
 
 
 class CliHelp(SphinxDirective):
@@ -166,6 +186,7 @@ class MetricsTable(SphinxDirective):
 
 
 def setup(app) -> dict[str, object]:
+    app.add_config_value("optional_include_pages", {}, "env")
     app.add_directive("optional-include", OptionalInclude)
     app.add_directive("cli-help", CliHelp)
     app.add_directive("metrics-table", MetricsTable)
