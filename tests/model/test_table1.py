@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import itertools
+import shutil
 import time
 
 import numpy as np
@@ -165,6 +167,24 @@ def test_fresh_rerun_in_worker_processes_reproduces_the_run(tiny_run, tmp_path):
     first = [r for r in _read_csv(out / "per_image.csv") if r["data"] == key and r["model"] in models]
     again = _read_csv(tmp_path / "per_image.csv")
     assert first == again
+
+
+def test_other_sampler_settings_reuse_the_checkpoint_and_resample(tiny_run, tmp_path):
+    out, _ = tiny_run
+    key = DATA[0]
+    shutil.copytree(out / key, tmp_path / key)
+    tiny = table1.PROFILES["tiny"]
+    overrides = {**tiny.overrides, "cimd": {**tiny.overrides["cimd"], "sampling_steps": 3, "eta": 1.0}}
+    prof = dataclasses.replace(tiny, overrides=overrides)
+    result = table1.run_table1(
+        [key], tmp_path, profile=prof, models=["cimd"], progress=False, figures=False, n_boot=200, quiet=True
+    )
+    stage = result["timings"]["stages"][f"{key}/cimd"]
+    assert (stage["train"], stage["sample"]) == ("reused", "sampled")
+    case = result["ids"][key][0]
+    before = np.load(out / key / "cimd" / "samples" / f"{case}.npy")
+    after = np.load(tmp_path / key / "cimd" / "samples" / f"{case}.npy")
+    assert not np.array_equal(before, after)
 
 
 def test_checkpoint_of_another_config_is_an_error(tiny_run, tmp_path, capsys):
