@@ -214,20 +214,40 @@ def check_pip_install(argv: list[str], command: str) -> str:
     return "pip extras"
 
 
+def check_flags(help_cmd: list[str], argv: list[str], command: str) -> None:
+    """Every ``--flag`` of the documented command must appear in the ``--help`` of what it runs."""
+    proc = subprocess.run([*help_cmd, "--help"], capture_output=True, text=True, cwd=ROOT, timeout=300,
+                          check=False)
+    assert proc.returncode == 0, f"`{' '.join(help_cmd)} --help` failed:\n{proc.stdout}\n{proc.stderr}"
+    flags = [a.split("=")[0] for a in argv[1:] if a.startswith("--")]
+    missing = [f for f in flags if f not in proc.stdout]
+    assert not missing, f"`{command}`: {missing} are not options of `{' '.join(help_cmd)}`"
+
+
 def check_external(argv: list[str], command: str) -> str:
-    """A command of another tool (e.g. ``dask worker``): every ``--flag`` used must be in its ``--help``."""
+    """A command of another tool (e.g. ``dask worker``): its flags are checked against its ``--help``."""
     prog = argv[0]
     exe = Path(sys.executable).parent / prog
     exe = str(exe) if exe.exists() else shutil.which(prog)
     if exe is None:
         pytest.fail(f"the docs use `{prog}`, which is not installed here: {command}")
     sub = [a for a in argv[1:2] if not a.startswith("-") and "://" not in a]
-    proc = subprocess.run([exe, *sub, "--help"], capture_output=True, text=True, timeout=120, check=False)
-    assert proc.returncode == 0, f"`{prog} {' '.join(sub)} --help` failed:\n{proc.stderr}"
-    flags = [a.split("=")[0] for a in argv[1:] if a.startswith("--")]
-    missing = [f for f in flags if f not in proc.stdout]
-    assert not missing, f"`{command}`: {missing} are not options of `{prog} {' '.join(sub)}`"
+    check_flags([exe, *sub], argv, command)
     return "external flags"
+
+
+def check_python_script(argv: list[str], command: str) -> str:
+    """``python path/to/script.py --flags`` or ``python -m module --flags`` (a long job such as a
+    benchmark): the script must exist in the repository and accept the flags (checked with ``--help``)."""
+    if len(argv) >= 3 and argv[1] == "-m":
+        target = argv[1:3]
+    elif len(argv) >= 2 and argv[1].endswith(".py"):
+        assert (ROOT / argv[1]).is_file(), f"`{command}` runs {argv[1]}, which is not in the repository"
+        target = argv[1:2]
+    else:
+        pytest.fail(f"documented command is neither run by the tests nor a README command: {command}")
+    check_flags([sys.executable, *target], argv, command)
+    return "script flags"
 
 
 def check_command(command: str, readme: list[str]) -> str:
@@ -237,11 +257,15 @@ def check_command(command: str, readme: list[str]) -> str:
     if command in readme:
         return "README"
     argv = shlex.split(command, comments=True)
+    while argv and re.match(r"^[A-Za-z_]\w*=", argv[0]):
+        argv = argv[1:]  # environment assignments (OMP_NUM_THREADS=1 ...)
     prog, args = argv[0], argv[1:]
+    if "&&" in argv or "|" in argv or ";" in argv:
+        pytest.fail(f"documented command is neither run by the tests nor a README command: {command}")
     if prog == "pip":
         return check_pip_install(argv, command)
-    if prog in {"python", "python3"} or "&&" in argv or "|" in argv:
-        pytest.fail(f"documented command is neither run by the tests nor a README command: {command}")
+    if prog in {"python", "python3"}:
+        return check_python_script(argv, command)
     if prog not in OUR_COMMANDS:
         return check_external(argv, command)
     if " ".join(argv) in RUN_FOR_REAL or args == ["--help"]:
