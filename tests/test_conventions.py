@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import reference as ref
-from conftest import mask_sets
 from hypothesis import given
 from hypothesis import strategies as st
+from strategies import mask_sets
 
 import ambiseg_metrics as am
 from ambiseg_metrics.conventions import resolve_conventions

@@ -7,9 +7,9 @@ import math
 import numpy as np
 import pytest
 import reference as ref
-from conftest import mask_stack, spatial_shapes
 from hypothesis import given
 from hypothesis import strategies as st
+from strategies import mask_stack, spatial_shapes
 
 import ambiseg_metrics as am
 

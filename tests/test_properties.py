@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
-from conftest import mask_sets
 from hypothesis import given
 from hypothesis import strategies as st
+from strategies import mask_sets
 
 import ambiseg_metrics as am
 
