@@ -186,6 +186,9 @@ def sample_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="sampling seed")
     p.add_argument("--sampler", default=None, help="sampler for models that have one (e.g. ddpm | ddim)")
     p.add_argument("--sampling-steps", type=int, default=None, help="sampling steps for diffusion models")
+    p.add_argument(
+        "--eta", type=float, default=None, help="DDIM eta (0 = deterministic, 1 = DDPM-like variance)"
+    )
     p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
@@ -208,13 +211,18 @@ def sample_main(argv: list[str] | None = None) -> int:
         data_kw = dict(run.get("data_kwargs", {})) if args.data is None else {}
         data_kw.pop("n", None)  # the training-set size does not apply to other splits
         data_kw.update(parse_assignments(args.data_arg, "--data-arg"))
-        if args.sampler is not None or args.sampling_steps is not None:
+        if args.sampler is not None or args.sampling_steps is not None or args.eta is not None:
             if not hasattr(model, "set_sampling"):
-                raise ValueError(f"model {model.name!r} has no sampler options (--sampler/--sampling-steps)")
+                raise ValueError(
+                    f"model {model.name!r} has no sampler options (--sampler/--sampling-steps/--eta)"
+                )
             model.set_sampling(
                 args.sampler or model.config.get("sampler"),
                 int(args.sampling_steps or model.config.get("sampling_steps")),
+                eta=args.eta,
             )
+        if args.no_progress and "progress" in model.config:
+            model.config["progress"] = False  # the diffusion sampler's per-step bar
         dataset = load_dataset(data_spec, args.split, seed=int(run.get("seed", 0)), **data_kw)
         ids = write_samples(
             model,

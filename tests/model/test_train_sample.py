@@ -192,10 +192,11 @@ def test_cli_sampler_flags_reach_models_that_have_them(tmp_path, monkeypatch, ca
     argv = ["--checkpoint", "x.pt", "--n", "2", "--limit", "1", "--no-progress", "--data-arg", "n=1"]
     assert sample_main([*argv, "--out", str(tmp_path / "a"), "--sampling-steps", "25"]) == 2
     assert "no sampler options" in capsys.readouterr().err
-    model.set_sampling = lambda sampler, steps: calls.append((sampler, steps))
+    model.set_sampling = lambda sampler, steps, eta=None: calls.append((sampler, steps, eta))
     assert sample_main([*argv, "--out", str(tmp_path / "b"), "--sampling-steps", "25"]) == 0
     assert sample_main([*argv, "--out", str(tmp_path / "c"), "--sampler", "ddim"]) == 0
-    assert calls == [("ddpm", 25), ("ddim", 1000)]
+    assert sample_main([*argv, "--out", str(tmp_path / "d"), "--eta", "0.5"]) == 0
+    assert calls == [("ddpm", 25, None), ("ddim", 1000, None), ("ddpm", 1000, 0.5)]
     assert len(list((tmp_path / "b").glob("*.npy"))) == 1
 
 
