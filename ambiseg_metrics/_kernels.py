@@ -230,45 +230,52 @@ def pack_rows(src: np.ndarray, out: np.ndarray, col0: int, threshold: float | No
 
 # ------------------------------------------------------------------------------------------ Gram
 @njit(cache=True, nogil=True)
+def _count_tile(rows, t0, t1, n_pred, up, ug, acc):  # pragma: no cover - compiled by numba
+    """Add the counts of words ``t0 .. t1-1`` of the (K, ·) bit rows ``rows`` to ``acc``: upper-triangle
+    Gram counts at ``acc[i*K + j]`` (j >= i) and the three union counts at ``acc[K*K : K*K + 3]``.
+    ``up``/``ug`` are scratch buffers of at least ``t1 - t0`` words."""
+    K = rows.shape[0]
+    n = t1 - t0
+    for i in range(K):
+        a = rows[i, t0:t1]
+        for j in range(i, K):
+            bj = rows[j, t0:t1]
+            s = np.uint64(0)
+            for w in range(n):
+                s += _popcount(a[w] & bj[w])
+            acc[i * K + j] += np.int64(s)
+    up[:n] = 0
+    ug[:n] = 0
+    for i in range(n_pred):
+        a = rows[i, t0:t1]
+        for w in range(n):
+            up[w] |= a[w]
+    for i in range(n_pred, K):
+        a = rows[i, t0:t1]
+        for w in range(n):
+            ug[w] |= a[w]
+    su = np.uint64(0)
+    sg = np.uint64(0)
+    sb = np.uint64(0)
+    for w in range(n):
+        su += _popcount(up[w])
+        sg += _popcount(ug[w])
+        sb += _popcount(up[w] & ug[w])
+    acc[K * K] += np.int64(su)
+    acc[K * K + 1] += np.int64(sg)
+    acc[K * K + 2] += np.int64(sb)
+
+
+@njit(cache=True, nogil=True)
 def _gram_task(rows, n_pred, w_begin, w_end, tile, acc):  # pragma: no cover - compiled by numba
     """Upper-triangle Gram counts (``acc[i*K + j]``, j >= i) and the three union counts
     (``acc[K*K : K*K + 3]``) of words ``w_begin .. w_end - 1`` of one image's (K, W) bit rows."""
-    K = rows.shape[0]
     up = np.empty(tile, dtype=np.uint64)
     ug = np.empty(tile, dtype=np.uint64)
     for q in range(acc.shape[0]):
         acc[q] = 0
     for t0 in range(w_begin, w_end, tile):
-        t1 = min(t0 + tile, w_end)
-        n = t1 - t0
-        for i in range(K):
-            a = rows[i, t0:t1]
-            for j in range(i, K):
-                bj = rows[j, t0:t1]
-                s = np.uint64(0)
-                for w in range(n):
-                    s += _popcount(a[w] & bj[w])
-                acc[i * K + j] += np.int64(s)
-        up[:n] = 0
-        ug[:n] = 0
-        for i in range(n_pred):
-            a = rows[i, t0:t1]
-            for w in range(n):
-                up[w] |= a[w]
-        for i in range(n_pred, K):
-            a = rows[i, t0:t1]
-            for w in range(n):
-                ug[w] |= a[w]
-        su = np.uint64(0)
-        sg = np.uint64(0)
-        sb = np.uint64(0)
-        for w in range(n):
-            su += _popcount(up[w])
-            sg += _popcount(ug[w])
-            sb += _popcount(up[w] & ug[w])
-        acc[K * K] += np.int64(su)
-        acc[K * K + 1] += np.int64(sg)
-        acc[K * K + 2] += np.int64(sb)
+        _count_tile(rows, t0, min(t0 + tile, w_end), n_pred, up, ug, acc)
 
 
 @njit(cache=True, parallel=True, nogil=True)
@@ -394,7 +401,6 @@ def _fused_task(preds, gts, tp, tg, b, w_begin, w_end, buf, bad_p, bad_g, acc): 
     ``acc[K*K:]``. ``bad_p`` (N,) / ``bad_g`` (M,) get the first invalid float of each mask (1-based)."""
     N = preds.shape[1]
     M = gts.shape[1]
-    K = N + M
     T = buf.shape[1]
     up = np.empty(_TILE, dtype=np.uint64)
     ug = np.empty(_TILE, dtype=np.uint64)
@@ -415,36 +421,7 @@ def _fused_task(preds, gts, tp, tg, b, w_begin, w_end, buf, bad_p, bad_g, acc): 
             if fb != 0 and bad_g[r] == 0:
                 bad_g[r] = fb
         for t0 in range(0, p1 - p0, _TILE):
-            t1 = min(t0 + _TILE, p1 - p0)
-            n = t1 - t0
-            for i in range(K):
-                a = buf[i, t0:t1]
-                for j in range(i, K):
-                    bj = buf[j, t0:t1]
-                    s = np.uint64(0)
-                    for w in range(n):
-                        s += _popcount(a[w] & bj[w])
-                    acc[i * K + j] += np.int64(s)
-            up[:n] = 0
-            ug[:n] = 0
-            for i in range(N):
-                a = buf[i, t0:t1]
-                for w in range(n):
-                    up[w] |= a[w]
-            for i in range(N, K):
-                a = buf[i, t0:t1]
-                for w in range(n):
-                    ug[w] |= a[w]
-            su = np.uint64(0)
-            sg = np.uint64(0)
-            sb = np.uint64(0)
-            for w in range(n):
-                su += _popcount(up[w])
-                sg += _popcount(ug[w])
-                sb += _popcount(up[w] & ug[w])
-            acc[K * K] += np.int64(su)
-            acc[K * K + 1] += np.int64(sg)
-            acc[K * K + 2] += np.int64(sb)
+            _count_tile(buf, t0, min(t0 + _TILE, p1 - p0), N, up, ug, acc)
 
 
 @njit(cache=True, parallel=True, nogil=True)
