@@ -104,94 +104,82 @@ def _threshold_bits(typingctx, arr, idx, t):  # pragma: no cover - compiled by n
 
 
 # ------------------------------------------------------------------------------------------ packing
-@njit(cache=True, nogil=True)
-def _pack_nonzero_row(row, dst):  # pragma: no cover - compiled by numba
-    """Pack ``row != 0`` (1D unsigned integers, P values) into ``dst`` (ceil(P / 64) words)."""
-    P = row.shape[0]
-    full = P // 64
-    for w in range(full):
-        dst[w] = _nonzero_bits(row, w * 64)
-    if full < dst.shape[0]:
-        start = full * 64
-        word = np.uint64(0)
-        for i in range(start, P):
-            if row[i] != 0:
-                word |= np.uint64(1) << np.uint64(i - start)
-        dst[full] = word
+def _pack_words(row, w0, w1, t, dst):  # pragma: no cover - replaced by the overload in numba code
+    """Pack words ``w0 .. w1-1`` of the 1D contiguous ``row`` into ``dst[0 : w1-w0]``.
+
+    Integers: bit = ``value != 0``. Floats: bit = ``value > t``, and the return value is 1 + the index
+    of the first NaN / out-of-[0, 1] value (0: none; always 0 for integers). Only callable from numba
+    code (the overload below is what runs)."""
+    raise NotImplementedError
 
 
-@njit(cache=True, nogil=True)
-def _pack_threshold_row(row, t, dst):  # pragma: no cover - compiled by numba
-    """Pack ``row > t`` (1D floats) into ``dst``; return 1 + index of the first NaN/out-of-[0, 1] value
-    (0 when all are valid)."""
-    P = row.shape[0]
-    full = P // 64
-    first_bad = 0
-    for w in range(full):
-        above, valid = _threshold_bits(row, w * 64, t)
-        dst[w] = above
-        if valid != _ALL and first_bad == 0:
-            i = 0
-            while (valid >> np.uint64(i)) & np.uint64(1):
-                i += 1
-            first_bad = w * 64 + i + 1
-    if full < dst.shape[0]:
-        start = full * 64
-        word = np.uint64(0)
-        for i in range(start, P):
-            v = row[i]
-            if v > t:
-                word |= np.uint64(1) << np.uint64(i - start)
-            if first_bad == 0 and not (v >= 0.0 and v <= 1.0):
-                first_bad = i + 1
-        dst[full] = word
-    return first_bad
+@overload(_pack_words, jit_options={"cache": True})
+def _pack_words_impl(row, w0, w1, t, dst):  # pragma: no cover - compiled by numba
+    if isinstance(row.dtype, types.Float):
 
+        def impl(row, w0, w1, t, dst):
+            P = row.shape[0]
+            first_bad = 0
+            for w in range(w0, w1):
+                start = w * 64
+                if start + 64 <= P:
+                    above, valid = _threshold_bits(row, start, t)
+                    dst[w - w0] = above
+                    if valid != _ALL and first_bad == 0:
+                        i = 0
+                        while (valid >> np.uint64(i)) & np.uint64(1):
+                            i += 1
+                        first_bad = start + i + 1
+                else:
+                    word = np.uint64(0)
+                    for i in range(start, P):
+                        v = row[i]
+                        if v > t:
+                            word |= np.uint64(1) << np.uint64(i - start)
+                        if first_bad == 0 and not (v >= 0.0 and v <= 1.0):
+                            first_bad = i + 1
+                    dst[w - w0] = word
+            return first_bad
 
-@njit(cache=True, parallel=True, nogil=True)
-def _pack_nonzero(src, out, row0):  # pragma: no cover - compiled by numba
-    """Pack ``src[b, r, :] != 0`` into ``out[b, row0 + r, :]``, one (image, mask) row per task.
+        return impl
 
-    ``src`` is (B, R, P) of an unsigned integer type (any integer or bool array viewed as unsigned of
-    the same width: nonzero-ness does not change under that view).
-    """
-    B, R, _ = src.shape
-    for task in prange(B * R):
-        b = task // R
-        r = task - b * R
-        _pack_nonzero_row(src[b, r], out[b, row0 + r])
+    def impl_int(row, w0, w1, t, dst):
+        P = row.shape[0]
+        for w in range(w0, w1):
+            start = w * 64
+            if start + 64 <= P:
+                dst[w - w0] = _nonzero_bits(row, start)
+            else:
+                word = np.uint64(0)
+                for i in range(start, P):
+                    if row[i] != 0:
+                        word |= np.uint64(1) << np.uint64(i - start)
+                dst[w - w0] = word
+        return 0
 
-
-@njit(cache=True, nogil=True)
-def _pack_nonzero_serial(src, out, row0):  # pragma: no cover - compiled by numba
-    """:func:`_pack_nonzero` on the calling thread (small inputs: no thread start-up)."""
-    B, R, _ = src.shape
-    for b in range(B):
-        for r in range(R):
-            _pack_nonzero_row(src[b, r], out[b, row0 + r])
+    return impl_int
 
 
 @njit(cache=True, parallel=True, nogil=True)
-def _pack_threshold(src, threshold, out, row0, bad):  # pragma: no cover - compiled by numba
-    """Pack ``src[b, r, :] > threshold`` (floats) into ``out[b, row0 + r, :]`` and validate in the same pass.
-
-    ``bad[b, r]`` is set to ``1 + index`` of the first value of that row that is NaN or outside [0, 1]
-    (0 when the row is valid), so the caller can name the value in its error message.
-    """
+def _pack(src, t, out, row0, bad):  # pragma: no cover - compiled by numba
+    """Pack every row ``src[b, r, :]`` into ``out[b, row0 + r, :]``, one (image, mask) row per task;
+    ``bad[b, r]`` gets that row's first invalid float (see :func:`_pack_words`)."""
     B, R, _ = src.shape
+    W = out.shape[2]
     for task in prange(B * R):
         b = task // R
         r = task - b * R
-        bad[b, r] = _pack_threshold_row(src[b, r], threshold, out[b, row0 + r])
+        bad[b, r] = _pack_words(src[b, r], 0, W, t, out[b, row0 + r])
 
 
 @njit(cache=True, nogil=True)
-def _pack_threshold_serial(src, threshold, out, row0, bad):  # pragma: no cover - compiled by numba
-    """:func:`_pack_threshold` on the calling thread (small inputs: no thread start-up)."""
+def _pack_serial(src, t, out, row0, bad):  # pragma: no cover - compiled by numba
+    """:func:`_pack` on the calling thread (small inputs: no thread start-up)."""
     B, R, _ = src.shape
+    W = out.shape[2]
     for b in range(B):
         for r in range(R):
-            bad[b, r] = _pack_threshold_row(src[b, r], threshold, out[b, row0 + r])
+            bad[b, r] = _pack_words(src[b, r], 0, W, t, out[b, row0 + r])
 
 
 #: Inputs smaller than this many bytes are packed on the calling thread (starting the thread team
@@ -220,11 +208,8 @@ def pack_rows(src: np.ndarray, out: np.ndarray, col0: int, threshold: float | No
         all zeros for integer input.
     """
     bad = np.zeros(src.shape[:2], dtype=np.int64)
-    serial = src.nbytes < _SERIAL_PACK_BYTES
-    if src.dtype.kind == "f":
-        (_pack_threshold_serial if serial else _pack_threshold)(src, threshold, out, col0, bad)
-    else:
-        (_pack_nonzero_serial if serial else _pack_nonzero)(src, out, col0)
+    t = threshold if src.dtype.kind == "f" else np.float64(0.0)  # ignored for integers
+    (_pack_serial if src.nbytes < _SERIAL_PACK_BYTES else _pack)(src, t, out, col0, bad)
     return bad
 
 
@@ -341,59 +326,6 @@ def gram_counts(packed: np.ndarray, n_pred: int) -> tuple[np.ndarray, np.ndarray
 
 
 # ------------------------------------------------------------------------------ fused pack + Gram
-def _pack_words(row, w0, w1, t, dst):  # pragma: no cover - replaced by the overload in numba code
-    """Pack words ``w0 .. w1-1`` of ``row`` into ``dst[0 : w1-w0]``; return 1 + the index of the first
-    invalid float (0: none). Only callable from numba code."""
-    raise NotImplementedError
-
-
-@overload(_pack_words, jit_options={"cache": True})
-def _pack_words_impl(row, w0, w1, t, dst):  # pragma: no cover - compiled by numba
-    if isinstance(row.dtype, types.Float):
-
-        def impl(row, w0, w1, t, dst):
-            P = row.shape[0]
-            first_bad = 0
-            for w in range(w0, w1):
-                start = w * 64
-                if start + 64 <= P:
-                    above, valid = _threshold_bits(row, start, t)
-                    dst[w - w0] = above
-                    if valid != _ALL and first_bad == 0:
-                        i = 0
-                        while (valid >> np.uint64(i)) & np.uint64(1):
-                            i += 1
-                        first_bad = start + i + 1
-                else:
-                    word = np.uint64(0)
-                    for i in range(start, P):
-                        v = row[i]
-                        if v > t:
-                            word |= np.uint64(1) << np.uint64(i - start)
-                        if first_bad == 0 and not (v >= 0.0 and v <= 1.0):
-                            first_bad = i + 1
-                    dst[w - w0] = word
-            return first_bad
-
-        return impl
-
-    def impl_int(row, w0, w1, t, dst):
-        P = row.shape[0]
-        for w in range(w0, w1):
-            start = w * 64
-            if start + 64 <= P:
-                dst[w - w0] = _nonzero_bits(row, start)
-            else:
-                word = np.uint64(0)
-                for i in range(start, P):
-                    if row[i] != 0:
-                        word |= np.uint64(1) << np.uint64(i - start)
-                dst[w - w0] = word
-        return 0
-
-    return impl_int
-
-
 @njit(cache=True, nogil=True)
 def _fused_task(preds, gts, tp, tg, b, w_begin, w_end, buf, bad_p, bad_g, acc):  # pragma: no cover
     """Pack words ``w_begin .. w_end-1`` of image ``b``'s N + M masks tile by tile into ``buf`` (K, T)
