@@ -8,7 +8,6 @@ prose) is a batch of AmbiBlobs images. Everything else in a block runs as writte
 
 from __future__ import annotations
 
-import hashlib
 import re
 from pathlib import Path
 
@@ -67,14 +66,6 @@ def stand_in_checkpoints(tmp_path_factory: pytest.TempPathFactory):
 
 BLOCKS = torch_blocks()
 
-#: Blocks known to be broken in a file this test does not own, by the SHA-1 of their exact text: they are
-#: still run, and a failure is reported as XFAIL with the fix. Editing the block changes its hash, so a fixed
-#: (or otherwise changed) block is tested strictly again.
-KNOWN_BROKEN = {
-    "c6dadb226ab2133326214e52412f003251829f90": "docs/cimd_sampling.md uses torch.Generator without "
-    "`import torch`; fix: add `import torch` as the block's first line",
-}
-
 
 @pytest.mark.parametrize(("page", "index", "block"), BLOCKS, ids=[f"{p}-{i}" for p, i, _ in BLOCKS])
 def test_torch_code_blocks(page: str, index: int, block: str, stand_in_checkpoints) -> None:
@@ -85,10 +76,4 @@ def test_torch_code_blocks(page: str, index: int, block: str, stand_in_checkpoin
         return str(checkpoint("cimd" if "cimd" in match.group(1) else "prob_unet"))
 
     code = re.sub(r"runs/([\w.-]+)/checkpoint\.pt", stand_in, block)
-    try:
-        exec(compile(code, f"<{page} python block {index}>", "exec"), {"images": images})
-    except Exception as exc:
-        known = KNOWN_BROKEN.get(hashlib.sha1(block.encode()).hexdigest())
-        if known:
-            pytest.xfail(f"{known} ({exc!r})")
-        raise
+    exec(compile(code, f"<{page} python block {index}>", "exec"), {"images": images})
