@@ -24,6 +24,8 @@ Speed notes
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 from llvmlite import ir
 from numba import get_num_threads, njit, prange, types
@@ -35,6 +37,12 @@ __all__ = ["pack_rows", "gram_counts", "fused_counts"]
 _TILE = 256
 
 _ALL = np.uint64(0xFFFFFFFFFFFFFFFF)
+
+#: Held while a ``parallel=True`` kernel runs. Numba's parallel regions must not be entered from several
+#: Python threads at once (its ``workqueue`` threading layer aborts the process; a Dask worker or a user's
+#: thread pool would do that), so parallel calls are serialised per process. The serial small-input kernels
+#: are thread-safe and run without it.
+_PARALLEL_LOCK = threading.Lock()
 
 
 @intrinsic
@@ -209,7 +217,11 @@ def pack_rows(src: np.ndarray, out: np.ndarray, col0: int, threshold: float | No
     """
     bad = np.zeros(src.shape[:2], dtype=np.int64)
     t = threshold if src.dtype.kind == "f" else np.float64(0.0)  # ignored for integers
-    (_pack_serial if src.nbytes < _SERIAL_PACK_BYTES else _pack)(src, t, out, col0, bad)
+    if src.nbytes < _SERIAL_PACK_BYTES:
+        _pack_serial(src, t, out, col0, bad)
+    else:
+        with _PARALLEL_LOCK:
+            _pack(src, t, out, col0, bad)
     return bad
 
 
@@ -317,7 +329,8 @@ def gram_counts(packed: np.ndarray, n_pred: int) -> tuple[np.ndarray, np.ndarray
         if B < 4 * n_threads and W > 4096:
             n_chunks = min(max(1, (4 * n_threads + B - 1) // B), max(1, W // 1024))
         partial = np.empty((B, n_chunks, K * K + 3), dtype=np.int64)
-        _gram_chunks(packed, n_pred, n_chunks, _TILE, partial)
+        with _PARALLEL_LOCK:
+            _gram_chunks(packed, n_pred, n_chunks, _TILE, partial)
     total = partial.sum(axis=1) if partial.shape[1] > 1 else partial[:, 0]
     upper = np.triu(total[:, : K * K].reshape(B, K, K))
     inter = upper + np.triu(upper, 1).transpose(0, 2, 1)
@@ -441,7 +454,8 @@ def fused_counts(
     if serial:
         _fused_serial(preds, gts, tp, tg, words, partial, bad_p, bad_g)
     else:
-        _fused(preds, gts, tp, tg, n_chunks, words, partial, bad_p, bad_g)
+        with _PARALLEL_LOCK:
+            _fused(preds, gts, tp, tg, n_chunks, words, partial, bad_p, bad_g)
     total = partial.sum(axis=1) if n_chunks > 1 else partial[:, 0]
     upper = np.triu(total[:, : K * K].reshape(B, K, K))
     inter = upper + np.triu(upper, 1).transpose(0, 2, 1)

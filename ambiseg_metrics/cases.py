@@ -19,7 +19,6 @@ from __future__ import annotations
 import math
 import os
 import re
-import threading
 import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import closing
@@ -36,10 +35,6 @@ from .ged import DISTANCES, ESTIMATORS
 from .io import Case, InputFileError, Source, case_name, read_source
 
 __all__ = ["CaseTable", "EvalOptions", "InputWarning", "evaluate_case", "evaluate_cases", "to_cases"]
-
-#: One counting pass at a time per process: numba's parallel kernels must not be entered from several
-#: threads at once (a Dask worker with --nthreads > 1 runs tasks in threads); reading files stays parallel.
-_COUNT_LOCK = threading.Lock()
 
 #: Columns of every row before the metrics.
 ID_COLUMNS: tuple[str, ...] = ("case", "n_pred", "n_gt")
@@ -198,9 +193,9 @@ def _run_case(name: str, pred: Source, gt: Source, options: EvalOptions) -> tupl
             warn("undefined", f"case {name!r} has N={n}, M={m}: {', '.join(undefined)} left undefined (NaN)")
     wanted = [x for x in names if x not in undefined]
     try:
-        with _COUNT_LOCK:
-            # every choice travels in the resolved Conventions (see EvalOptions.checked)
-            values = evaluate(preds, gts, metrics=wanted, conventions=options.conventions)
+        # every choice travels in the resolved Conventions (see EvalOptions.checked); the kernels serialise
+        # their parallel sections themselves, so threaded Dask workers are safe
+        values = evaluate(preds, gts, metrics=wanted, conventions=options.conventions)
     except ValueError as exc:
         raise _blame(exc, pred, gt, name) from exc
     except TypeError as exc:  # e.g. a dtype the rules reject

@@ -65,3 +65,31 @@ def test_every_kernel_dtype(dtype):
     masks = rng.random((3, 5, 77)) < 0.4
     as_dtype = masks.astype(dtype)
     assert am.evaluate(as_dtype, as_dtype) == am.evaluate(masks, masks)
+
+
+def test_concurrent_threads_are_safe_and_exact():
+    """Parallel kernels entered from several Python threads (a Dask worker, a user's thread pool): the
+    workqueue threading layer aborts the process on concurrent entry unless the kernels serialise it."""
+    import subprocess
+    import sys
+
+    code = """
+import numpy as np
+from concurrent.futures import ThreadPoolExecutor
+import numba, ambiseg_metrics as am
+rng = np.random.default_rng(0)
+# inputs of > 1 MB per call, so the parallel kernels run
+cases = [(rng.random((8, 16, 96, 96)) > 0.5, rng.random((8, 4, 96, 96)) > 0.5) for _ in range(8)]
+want = [am.evaluate(p, g, batch=True, metrics=["ged", "ci"]) for p, g in cases]
+with ThreadPoolExecutor(4) as pool:
+    for _ in range(3):
+        got = list(pool.map(lambda c: am.evaluate(c[0], c[1], batch=True, metrics=["ged", "ci"]), cases))
+        assert all(np.array_equal(a[k], b[k]) for a, b in zip(got, want) for k in a)
+print(numba.threading_layer())
+"""
+    import os
+
+    env = {**os.environ, "NUMBA_THREADING_LAYER": "workqueue", "NUMBA_NUM_THREADS": "2"}
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout.split()[-1] == "workqueue"
