@@ -19,7 +19,7 @@ import numpy as np
 
 from ._validate import INPUT_RULES_DOC, check_choice
 from .counts import CountBlock, PairCounts, pair_counts
-from .pairwise import dice_from_counts, iou_from_counts
+from .pairwise import similarity_from_counts
 
 __all__ = [
     "DISTANCES",
@@ -64,11 +64,7 @@ _EMPTY_VALUES = {"one": 1.0, "zero": 0.0, "skip": float("nan")}
 
 
 def _distance_matrix(block: CountBlock, distance: str, empty_value: float = 1.0) -> np.ndarray:
-    if distance == "iou":
-        sim = iou_from_counts(block.inter, empty_value)
-    else:
-        sim = dice_from_counts(block.inter, empty_value)
-    return 1.0 - sim
+    return 1.0 - similarity_from_counts(block.inter, distance, empty_value)
 
 
 def _nanmean_pairs(d: np.ndarray, exclude_diagonal: bool) -> np.ndarray:

@@ -17,7 +17,7 @@ import numpy as np
 from ._validate import INPUT_RULES_DOC, check_choice
 from .counts import CountBlock, PairCounts, pair_counts
 from .ged import _EMPTY_VALUES, EMPTY_PAIRS
-from .pairwise import dice_from_counts, iou_from_counts
+from .pairwise import similarity_from_counts
 
 __all__ = [
     "SIMILARITIES",
@@ -34,7 +34,7 @@ def _similarity(inter: np.ndarray, similarity: str, empty_pair: str) -> np.ndarr
     empty = _EMPTY_VALUES[empty_pair]
     if math.isnan(empty):  # "skip": a matching needs a value; two empty masks are identical
         empty = 1.0
-    return iou_from_counts(inter, empty) if similarity == "iou" else dice_from_counts(inter, empty)
+    return similarity_from_counts(inter, similarity, empty)
 
 
 #: Above this lcm(N, M) the duplicated L×L assignment is replaced by the equivalent N×M transport LP.
@@ -209,8 +209,7 @@ def similarity_matrix(
     for block in counts.blocks:
         n = block.n_pred
         empty = _EMPTY_VALUES[empty_pair]
-        fn = iou_from_counts if similarity == "iou" else dice_from_counts
-        sim = fn(block.inter, empty)[:, :n, n:]
+        sim = similarity_from_counts(block.inter, similarity, empty)[:, :n, n:]
         for k, image in enumerate(block.index):
             out[int(image)] = sim[k].copy()
     if not counts.batch:

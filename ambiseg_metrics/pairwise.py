@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["dice_from_counts", "iou_from_counts"]
+__all__ = ["dice_from_counts", "iou_from_counts", "similarity_from_counts"]
 
 
 def _sums(inter: np.ndarray) -> np.ndarray:
@@ -64,3 +64,8 @@ def iou_from_counts(inter: np.ndarray, empty_value: float = 1.0) -> np.ndarray:
     out = np.full(inter.shape, float(empty_value))
     np.divide(inter, unions, out=out, where=unions > 0)
     return out
+
+
+def similarity_from_counts(inter: np.ndarray, kind: str, empty_value: float = 1.0) -> np.ndarray:
+    """:func:`iou_from_counts` (``kind="iou"``) or :func:`dice_from_counts` (``kind="dice"``)."""
+    return (iou_from_counts if kind == "iou" else dice_from_counts)(inter, empty_value)
