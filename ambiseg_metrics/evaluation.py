@@ -8,27 +8,23 @@ computed only when one of its metrics is requested.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import numpy as np
 
-from ._validate import INPUT_RULES_DOC, check_choice
+from ._validate import INPUT_RULES_DOC
 from .collective_insight import (
-    VARIANCES,
     _dmax_block,
     _sensitivity_block,
     collective_insight_from_counts,
 )
-from .conventions import CI_FORMS, Conventions, get_convention
+from .conventions import Conventions, get_convention, resolve_conventions
 from .counts import PairCounts, pair_counts
-from .ged import DISTANCES, EMPTY_PAIRS, ESTIMATORS, ged_terms_from_counts
+from .ged import ged_terms_from_counts
 from .matching import hungarian_iou_from_counts
 
 __all__ = ["METRICS", "MetricFamily", "evaluate", "evaluate_counts"]
-
-Options = Mapping[str, object]
-
 
 @dataclass(frozen=True)
 class MetricFamily:
@@ -39,19 +35,19 @@ class MetricFamily:
     names : tuple of str
         The metric names this family produces, in report order.
     compute : callable
-        ``compute(counts, wanted, options) -> {name: value}`` for the wanted subset of ``names``.
+        ``compute(counts, wanted, conventions) -> {name: value}`` for the wanted subset of ``names``.
     needs_pairs : frozenset of str
         The names among ``names`` that need N >= 2 and M >= 2.
     """
 
     names: tuple[str, ...]
-    compute: Callable[[PairCounts, set[str], Options], dict[str, object]]
+    compute: Callable[[PairCounts, set[str], Conventions], dict[str, object]]
     needs_pairs: frozenset[str] = frozenset()
 
 
-def _ged_family(counts: PairCounts, wanted: set[str], options: Options) -> dict[str, object]:
+def _ged_family(counts: PairCounts, wanted: set[str], conv: Conventions) -> dict[str, object]:
     t = ged_terms_from_counts(
-        counts, estimator=options["estimator"], distance=options["distance"], empty_pair=options["empty_pair"]
+        counts, estimator=conv.estimator, distance=conv.distance, empty_pair=conv.empty_pair
     )
     return {
         "ged": t.ged,
@@ -61,11 +57,11 @@ def _ged_family(counts: PairCounts, wanted: set[str], options: Options) -> dict[
     }
 
 
-def _ci_family(counts: PairCounts, wanted: set[str], options: Options) -> dict[str, object]:
+def _ci_family(counts: PairCounts, wanted: set[str], conv: Conventions) -> dict[str, object]:
     if wanted & {"ci", "ci_harmonic", "diversity_agreement"}:
-        r = collective_insight_from_counts(counts, variance=options["variance"])
+        r = collective_insight_from_counts(counts, variance=conv.variance)
         return {
-            "ci": r.ci_harmonic if options["ci_form"] == "harmonic" else r.ci,
+            "ci": r.ci_harmonic if conv.ci_form == "harmonic" else r.ci,
             "ci_harmonic": r.ci_harmonic,
             "combined_sensitivity": r.combined_sensitivity,
             "max_dice_matching": r.max_dice_matching,
@@ -79,8 +75,8 @@ def _ci_family(counts: PairCounts, wanted: set[str], options: Options) -> dict[s
     return out
 
 
-def _matching_family(counts: PairCounts, wanted: set[str], options: Options) -> dict[str, object]:
-    return {"hm_iou": hungarian_iou_from_counts(counts, empty_pair=options["empty_pair"])}
+def _matching_family(counts: PairCounts, wanted: set[str], conv: Conventions) -> dict[str, object]:
+    return {"hm_iou": hungarian_iou_from_counts(counts, empty_pair=conv.empty_pair)}
 
 
 #: Families of metrics known to :func:`evaluate`, in report order.
@@ -117,29 +113,14 @@ def _check_metrics(metrics: Iterable[str] | None) -> list[str]:
 _DEFAULTS = {"estimator": "v-statistic", "distance": "iou", "variance": "dice", "threshold": 0.5}
 
 
-def _options(
+def _resolve(
     conventions: str | Conventions | None, estimator: str, distance: str, variance: str
-) -> dict[str, str]:
-    """Readout options: the conventions' choices, overridden by arguments that differ from the defaults."""
-    explicit = {"estimator": estimator, "distance": distance, "variance": variance}
-    if conventions is None:
-        base = {"empty_pair": "one", "ci_form": "paper", **explicit}
-    else:
-        conv = get_convention(conventions)
-        base = {
-            "empty_pair": conv.empty_pair,
-            "ci_form": conv.ci_form,
-            "estimator": conv.estimator,
-            "distance": conv.distance,
-            "variance": conv.variance,
-        }
-        base.update({k: v for k, v in explicit.items() if v != _DEFAULTS[k]})
-    check_choice("estimator", base["estimator"], ESTIMATORS)
-    check_choice("distance", base["distance"], DISTANCES)
-    check_choice("variance", base["variance"], VARIANCES)
-    check_choice("empty_pair", base["empty_pair"], EMPTY_PAIRS)
-    check_choice("ci_form", base["ci_form"], CI_FORMS)
-    return base
+) -> Conventions:
+    """The conventions in force: ``conventions`` (the defaults when None) with every argument passed with
+    a value other than its default on top (:func:`~ambiseg_metrics.conventions.resolve_conventions`,
+    which also validates every choice)."""
+    passed = {"estimator": estimator, "distance": distance, "variance": variance}
+    return resolve_conventions(conventions, **{k: v for k, v in passed.items() if v != _DEFAULTS[k]})
 
 
 def evaluate_counts(
@@ -156,13 +137,13 @@ def evaluate_counts(
     The conventions' ``threshold`` is not used here (the counts are already binarised).
     """
     chosen = _check_metrics(metrics)
-    options = _options(conventions, estimator, distance, variance)
+    conv = _resolve(conventions, estimator, distance, variance)
     wanted = set(chosen)
     values: dict[str, object] = {}
     for family in FAMILIES:
         subset = wanted & set(family.names)
         if subset:
-            values.update(family.compute(counts, subset, options))
+            values.update(family.compute(counts, subset, conv))
     return {name: values[name] for name in chosen}
 
 
