@@ -13,8 +13,13 @@ True
 """
 
 from .accumulate import AccumulatedMetrics, MetricAccumulator
-from .cases import CaseTable, EvalOptions, evaluate_case, evaluate_cases
-from .collective_insight import (
+from .conventions import PRESETS, Conventions, get_convention
+from .core.counts import CountBlock, PairCounts, pair_counts
+from .core.pairwise import dice_from_counts, iou_from_counts
+from .evaluation import METRICS, evaluate, evaluate_counts
+from .files.cases import CaseTable, EvalOptions, evaluate_case, evaluate_cases
+from .files.io import InputFileError, discover_cases
+from .metrics.collective_insight import (
     CollectiveInsight,
     ci_from_components,
     ci_score,
@@ -24,10 +29,7 @@ from .collective_insight import (
     diversity_agreement,
     max_dice_matching,
 )
-from .conventions import PRESETS, Conventions, get_convention
-from .counts import CountBlock, PairCounts, pair_counts
-from .evaluation import METRICS, evaluate, evaluate_counts
-from .ged import (
+from .metrics.ged import (
     GEDTerms,
     annotator_diversity,
     ged,
@@ -35,11 +37,19 @@ from .ged import (
     ged_terms_from_counts,
     sample_diversity,
 )
-from .io import InputFileError, discover_cases
-from .matching import hungarian_from_matrix, hungarian_iou, hungarian_iou_from_counts, similarity_matrix
-from .multiclass import multiclass_ged, multiclass_ged_terms, multiclass_hungarian_iou, multiclass_similarity
-from .ncc import dice_soft, ncc
-from .pairwise import dice_from_counts, iou_from_counts
+from .metrics.matching import (
+    hungarian_from_matrix,
+    hungarian_iou,
+    hungarian_iou_from_counts,
+    similarity_matrix,
+)
+from .metrics.multiclass import (
+    multiclass_ged,
+    multiclass_ged_terms,
+    multiclass_hungarian_iou,
+    multiclass_similarity,
+)
+from .metrics.ncc import dice_soft, ncc
 
 __version__ = "0.1.0"
 

@@ -24,8 +24,8 @@ import math
 import numbers
 from dataclasses import dataclass, field, fields, replace
 
-from ._validate import check_choice, check_threshold
-from .ged import EMPTY_PAIRS
+from .core._validate import check_choice, check_threshold
+from .metrics.ged import EMPTY_PAIRS
 
 __all__ = [
     "CI_FORMS",
@@ -89,8 +89,8 @@ class Conventions:
     notes: str = field(default="", compare=False)
 
     def __post_init__(self) -> None:
-        from .collective_insight import VARIANCES
-        from .ged import DISTANCES, ESTIMATORS
+        from .metrics.collective_insight import VARIANCES
+        from .metrics.ged import DISTANCES, ESTIMATORS
 
         check_choice("empty_pair", self.empty_pair, EMPTY_PAIRS)
         check_choice("estimator", self.estimator, ESTIMATORS)

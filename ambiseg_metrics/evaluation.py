@@ -13,16 +13,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._validate import INPUT_RULES_DOC
-from .collective_insight import (
+from .conventions import Conventions, get_convention, resolve_conventions
+from .core._validate import INPUT_RULES_DOC
+from .core.counts import PairCounts, pair_counts
+from .metrics.collective_insight import (
     _dmax_block,
     _sensitivity_block,
     collective_insight_from_counts,
 )
-from .conventions import Conventions, get_convention, resolve_conventions
-from .counts import PairCounts, pair_counts
-from .ged import ged_terms_from_counts
-from .matching import hungarian_iou_from_counts
+from .metrics.ged import ged_terms_from_counts
+from .metrics.matching import hungarian_iou_from_counts
 
 __all__ = ["METRICS", "MetricFamily", "evaluate", "evaluate_counts"]
 

@@ -54,9 +54,9 @@ def ours_breakdown(preds: np.ndarray, gts: np.ndarray, repeats: int,
     metrics. For the profile, the kernel's two halves are also timed on their own through the unfused
     path (bit-packing into an array, then the Gram counts of that array).
     """
-    from ambiseg_metrics import _kernels
-    from ambiseg_metrics._validate import prepare_inputs
-    from ambiseg_metrics.counts import PairCounts, _count_group, _pack_into
+    from ambiseg_metrics.core import _kernels
+    from ambiseg_metrics.core._validate import prepare_inputs
+    from ambiseg_metrics.core.counts import PairCounts, _count_group, _pack_into
 
     stages: dict[str, list[float]] = {"validation + grouping": [], "pack + count (fused kernel)": [],
                                       "readouts (all metrics)": [], "packing alone": [],

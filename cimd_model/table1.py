@@ -539,7 +539,7 @@ def evaluate_model_samples(
 
 def _bootstrap_ci(x: np.ndarray, seed: int, n_boot: int) -> tuple[float, float]:
     try:
-        from ambiseg_metrics.report import bootstrap_ci
+        from ambiseg_metrics.files.report import bootstrap_ci
     except ImportError:  # pragma: no cover - older ambiseg_metrics without the report module
         if x.size == 0:
             return math.nan, math.nan

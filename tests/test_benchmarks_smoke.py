@@ -89,7 +89,7 @@ def test_serial_and_parallel_kernel_paths_agree(monkeypatch):
     """The benchmark sizes use the threaded kernels, small inputs the serial ones: same counts, for the
     fused pass (contiguous batches, incl. a volume split into word chunks) and the separate pack + Gram
     path (non-contiguous input)."""
-    from ambiseg_metrics import _kernels
+    from ambiseg_metrics.core import _kernels
 
     rng = np.random.default_rng(5)
     volume = rng.random((1, 3, 8, 200, 200)) < 0.2  # 5,000 words per mask: split into chunks
@@ -112,7 +112,7 @@ def test_serial_and_parallel_kernel_paths_agree(monkeypatch):
 
 @pytest.mark.parametrize("serial", [False, True])
 def test_first_invalid_value_is_reported_across_word_chunks(monkeypatch, serial):
-    from ambiseg_metrics import _kernels
+    from ambiseg_metrics.core import _kernels
 
     _force(monkeypatch, _kernels, serial)
     probs = np.full((2, 8, 200, 200), 0.25, dtype=np.float32)  # 5,000 words per mask

@@ -14,9 +14,9 @@ import pytest
 from test_cli_data import LOSSLESS, write_dataset, write_mask
 
 from ambiseg_metrics import METRICS, evaluate
-from ambiseg_metrics import cases as cases_module
-from ambiseg_metrics.cli import main
-from ambiseg_metrics.report import bootstrap_ci
+from ambiseg_metrics.files import cases as cases_module
+from ambiseg_metrics.files.cli import main
+from ambiseg_metrics.files.report import bootstrap_ci
 
 BOOT = "200"  # bootstrap resamples in the tests (the statistic is checked against bootstrap_ci directly)
 
@@ -290,7 +290,7 @@ def test_jobs_2_equals_jobs_1(tmp_path, capsys):
 
 def test_example_runs_and_matches_the_library(tmp_path, capsys):
     from ambiseg_metrics.examples import example_paths
-    from ambiseg_metrics.io import discover_cases, read_source
+    from ambiseg_metrics.files.io import discover_cases, read_source
 
     out = tmp_path / "r.csv"
     code, stdout, err = run(capsys, "--example", "--out", out, "--bootstrap", BOOT)
@@ -306,7 +306,7 @@ def test_example_runs_and_matches_the_library(tmp_path, capsys):
 def test_help_is_light_and_the_entry_point_runs(tmp_path):
     code = (
         "import sys\n"
-        "from ambiseg_metrics.cli import main\n"
+        "from ambiseg_metrics.files.cli import main\n"
         "assert main(['--help']) == 0\n"
         "heavy = sorted({m.split('.')[0] for m in sys.modules} & "
         "{'numba', 'torch', 'dask', 'distributed', 'tqdm', 'imageio', 'nibabel', 'tifffile', 'matplotlib'})\n"
@@ -319,7 +319,7 @@ def test_help_is_light_and_the_entry_point_runs(tmp_path):
                        timeout=120)
     preds, gts = r.stdout.split()
     assert preds.endswith("preds") and gts.endswith("gts")
-    r = subprocess.run([sys.executable, "-m", "ambiseg_metrics.cli", preds, gts, "--metrics", "ged",
+    r = subprocess.run([sys.executable, "-m", "ambiseg_metrics.files.cli", preds, gts, "--metrics", "ged",
                         "--no-progress", "--bootstrap", "100"], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     assert "32 cases" in r.stdout

@@ -15,15 +15,15 @@ distributed = pytest.importorskip("distributed", reason="needs the [distributed]
 
 from test_cli_data import write_dataset  # noqa: E402
 
-from ambiseg_metrics import cases as cases_module  # noqa: E402
-from ambiseg_metrics.cases import EvalOptions, evaluate_cases  # noqa: E402
-from ambiseg_metrics.cli import main  # noqa: E402
-from ambiseg_metrics.distributed import (  # noqa: E402
+from ambiseg_metrics.files import cases as cases_module  # noqa: E402
+from ambiseg_metrics.files.cases import EvalOptions, evaluate_cases  # noqa: E402
+from ambiseg_metrics.files.cli import main  # noqa: E402
+from ambiseg_metrics.files.distributed import (  # noqa: E402
     SchedulerUnreachableError,
     parse_scheduler,
     scheduler_client,
 )
-from ambiseg_metrics.io import InputFileError, discover_cases  # noqa: E402
+from ambiseg_metrics.files.io import InputFileError, discover_cases  # noqa: E402
 
 DEADLINE = 240  # seconds: no test here may wait longer than this for the cluster
 
@@ -124,7 +124,7 @@ def test_worker_killed_mid_run_loses_and_duplicates_nothing(client, tmp_path):
 
 
 def test_duplicated_or_missing_results_are_detected(monkeypatch):
-    import ambiseg_metrics.distributed as glue
+    import ambiseg_metrics.files.distributed as glue
 
     arrays = {f"c{i}": (np.ones((2, 3, 3), bool), np.ones((2, 3, 3), bool)) for i in range(3)}
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from test_cli_data import LOSSLESS, write_dataset, write_mask, write_stack
 
-from ambiseg_metrics.io import (
+from ambiseg_metrics.files.io import (
     Case,
     InputFileError,
     case_name,

@@ -11,8 +11,8 @@ import os
 import numpy as np
 import pytest
 
-from ambiseg_metrics.cases import CaseTable
-from ambiseg_metrics.report import (
+from ambiseg_metrics.files.cases import CaseTable
+from ambiseg_metrics.files.report import (
     atomic_write_many,
     atomic_write_text,
     bootstrap_ci,

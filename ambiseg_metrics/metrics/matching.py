@@ -14,10 +14,10 @@ import math
 
 import numpy as np
 
-from ._validate import INPUT_RULES_DOC, check_choice
-from .counts import CountBlock, PairCounts, pair_counts
+from ..core._validate import INPUT_RULES_DOC, check_choice
+from ..core.counts import CountBlock, PairCounts, pair_counts
+from ..core.pairwise import similarity_from_counts
 from .ged import _EMPTY_VALUES, EMPTY_PAIRS
-from .pairwise import similarity_from_counts
 
 __all__ = [
     "SIMILARITIES",

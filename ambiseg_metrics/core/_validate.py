@@ -8,7 +8,7 @@ public docstring through :data:`INPUT_RULES_DOC`):
   own precision, as numpy does), and every value must lie in [0, 1] (NaN is rejected);
 * anything else (complex, object, strings) raises :class:`TypeError`.
 
-Binarisation itself happens inside the packing kernel (:mod:`ambiseg_metrics._kernels`) in the same pass
+Binarisation itself happens inside the packing kernel (:mod:`ambiseg_metrics.core._kernels`) in the same pass
 that packs the bits, so a float volume is never copied as a whole; the kernel reports the first invalid
 value of each mask and :func:`raise_bad_values` turns it into the error message.
 """

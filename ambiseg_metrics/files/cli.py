@@ -1,6 +1,6 @@
 """``ambiseg-eval``: evaluate a model's sampled masks against the annotators' masks, from files.
 
-The command only reads files, runs :func:`ambiseg_metrics.cases.evaluate_cases` (which calls
+The command only reads files, runs :func:`ambiseg_metrics.files.cases.evaluate_cases` (which calls
 :func:`ambiseg_metrics.evaluate` once per case) and reports; it does no metric arithmetic itself. Heavy
 modules (numba, tqdm, imageio, nibabel, dask) are imported only once a run starts, so ``--help`` is instant.
 """
@@ -53,19 +53,19 @@ class UsageError(Exception):
 
 
 def _metric_names() -> tuple[str, ...]:
-    from .evaluation import METRICS
+    from ..evaluation import METRICS
 
     return METRICS
 
 
 def _presets() -> list[str]:
-    from .conventions import PRESETS
+    from ..conventions import PRESETS
 
     return list(PRESETS)
 
 
 def _pair_metric_names() -> list[str]:
-    from .evaluation import FAMILIES
+    from ..evaluation import FAMILIES
 
     return [name for family in FAMILIES for name in family.names if name in family.needs_pairs]
 
@@ -117,7 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _version() -> str:
-    from . import __version__
+    from .. import __version__
 
     return __version__
 
@@ -172,7 +172,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.example:
         if args.preds or args.gts:
             raise UsageError("give either --example or PREDS GTS, not both")
-        from .examples import example_paths
+        from ..examples import example_paths
 
         args.preds, args.gts = (str(p) for p in example_paths())
     elif not (args.preds and args.gts):

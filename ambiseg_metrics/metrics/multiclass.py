@@ -20,8 +20,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ._validate import ImageGroup, check_choice, prepare_inputs
-from .counts import pair_counts
+from ..core._validate import ImageGroup, check_choice, prepare_inputs
+from ..core.counts import pair_counts
 from .ged import _EMPTY_VALUES, DISTANCES, EMPTY_PAIRS, ESTIMATORS, GEDTerms, _terms_from_distance
 from .matching import hungarian_from_matrix
 
@@ -55,7 +55,7 @@ def _apply_conventions(conventions: object, **given: object) -> dict[str, object
     """Options from a preset (name or Conventions); arguments that differ from their defaults win."""
     if conventions is None:
         return given
-    from .conventions import get_convention
+    from ..conventions import get_convention
 
     conv = get_convention(conventions)  # type: ignore[arg-type]
     defaults = {"class_absent": "one", "include_background": False, "estimator": "v-statistic",

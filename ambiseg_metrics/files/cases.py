@@ -1,6 +1,6 @@
 """Evaluating many cases: the one per-case code path, run in-process, in local processes or on Dask.
 
-:func:`evaluate_case` reads one case's samples and annotations (:mod:`ambiseg_metrics.io`) and calls
+:func:`evaluate_case` reads one case's samples and annotations (:mod:`ambiseg_metrics.files.io`) and calls
 :func:`ambiseg_metrics.evaluate` once; :func:`evaluate_cases` runs it over many cases — sequentially,
 in ``jobs`` local processes, or on a ``dask.distributed.Client`` — and returns a :class:`CaseTable`
 with one row per case, sorted by case name. Every way of running calls the same function on the same
@@ -27,11 +27,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ._validate import check_choice, check_threshold
-from .collective_insight import VARIANCES
-from .conventions import Conventions, resolve_conventions
-from .evaluation import FAMILIES, METRICS, _check_metrics, evaluate
-from .ged import DISTANCES, ESTIMATORS
+from ..conventions import Conventions, resolve_conventions
+from ..core._validate import check_choice, check_threshold
+from ..evaluation import FAMILIES, METRICS, _check_metrics, evaluate
+from ..metrics.collective_insight import VARIANCES
+from ..metrics.ged import DISTANCES, ESTIMATORS
 from .io import Case, InputFileError, Source, case_name, read_source
 
 __all__ = ["CaseTable", "EvalOptions", "InputWarning", "evaluate_case", "evaluate_cases", "to_cases"]
@@ -241,7 +241,7 @@ def evaluate_case(
 
 # ----------------------------------------------------------------------------------------------- many cases
 def to_cases(cases: Iterable[object] | Mapping[str, Sequence[Source]]) -> list[Case]:
-    """Normalise the ways of giving cases to a list of :class:`~ambiseg_metrics.io.Case`.
+    """Normalise the ways of giving cases to a list of :class:`~ambiseg_metrics.files.io.Case`.
 
     Accepted: :class:`Case` objects, ``(name, pred, gt)`` triples, ``(pred, gt)`` pairs (named after the
     prediction file/folder, or ``case_00000``... for arrays), or a mapping ``name -> (pred, gt)``.
@@ -334,9 +334,9 @@ def evaluate_cases(
     Parameters
     ----------
     cases : iterable or mapping
-        :class:`~ambiseg_metrics.io.Case` objects, ``(pred, gt)`` pairs or ``(name, pred, gt)`` triples of
-        paths (case folder or stack file) or arrays, or a mapping ``name -> (pred, gt)``; see
-        :func:`ambiseg_metrics.io.discover_cases` to find them on disk.
+        :class:`~ambiseg_metrics.files.io.Case` objects, ``(pred, gt)`` pairs or ``(name, pred, gt)``
+        triples of paths (case folder or stack file) or arrays, or a mapping ``name -> (pred, gt)``; see
+        :func:`ambiseg_metrics.files.io.discover_cases` to find them on disk.
     options : EvalOptions, optional
         What to compute (default: every metric with the library defaults).
     client : dask.distributed.Client, optional

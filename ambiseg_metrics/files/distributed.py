@@ -1,12 +1,12 @@
 """Running the per-case evaluation on a Dask cluster (optional extra ``[distributed]``).
 
 Only the glue lives here: :func:`run_on_client` submits one task per case — the very function the local
-runner calls, :func:`ambiseg_metrics.cases._evaluate_item` — and yields the results as they arrive;
+runner calls, :func:`ambiseg_metrics.files.cases._evaluate_item` — and yields the results as they arrive;
 :func:`scheduler_client` turns ``--scheduler`` into a :class:`dask.distributed.Client`. Faults are Dask's
 job: a task whose worker dies is rescheduled on another worker (up to the scheduler's
 ``distributed.scheduler.allowed-failures``, default 3, after which the run fails with ``KilledWorker``);
-:func:`ambiseg_metrics.cases.evaluate_cases` then checks that every case came back exactly once.
-An error raised by a task (e.g. :class:`~ambiseg_metrics.io.InputFileError` for a bad file) is not
+:func:`ambiseg_metrics.files.cases.evaluate_cases` then checks that every case came back exactly once.
+An error raised by a task (e.g. :class:`~ambiseg_metrics.files.io.InputFileError` for a bad file) is not
 retried: it stops the run and the remaining tasks are cancelled.
 """
 

@@ -21,9 +21,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._validate import INPUT_RULES_DOC, check_choice
-from .counts import CountBlock, PairCounts, pair_counts
-from .pairwise import dice_from_counts
+from ..core._validate import INPUT_RULES_DOC, check_choice
+from ..core.counts import CountBlock, PairCounts, pair_counts
+from ..core.pairwise import dice_from_counts
 
 __all__ = [
     "CollectiveInsight",

@@ -17,7 +17,7 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 
-from ._validate import prepare_inputs
+from ..core._validate import prepare_inputs
 
 __all__ = ["DICE_SOFT_THRESHOLDS", "NCC_EPS", "dice_soft", "ncc"]
 

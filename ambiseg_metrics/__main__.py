@@ -1,0 +1,5 @@
+"""``python -m ambiseg_metrics``: the same as the ``ambiseg-eval`` command."""
+
+from .files.cli import main
+
+raise SystemExit(main())

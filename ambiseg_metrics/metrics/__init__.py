@@ -1,0 +1,1 @@
+"""The metric families: GED, Collective Insight, matching (HM-IoU), NCC, multi-class."""
