@@ -460,3 +460,16 @@ def test_worked_example_text_matches_its_numbers() -> None:
     assert max_dice_matching(preds[:-1], gts) < values["max_dice_matching"]  # the empty sample helps
     assert values["diversity_agreement"] > 0.9  # "high"
     assert values["ged"] < 0.25 * values["ged_cross"]  # "small compared with its cross term"
+
+
+def test_offline_math_names_the_missing_mathjax_package(monkeypatch) -> None:
+    """Without the MathJax package the build stops at once and says what to install (no CDN fallback)."""
+    pytest.importorskip("sphinx", reason="the docs extension needs the [docs] extra")
+    monkeypatch.syspath_prepend(str(DOCS / "_ext"))
+    import offline_math
+    from sphinx.errors import ExtensionError
+
+    assert (offline_math.mathjax_distribution() / "es5" / offline_math.SCRIPT).is_file()
+    monkeypatch.setattr(offline_math.importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(ExtensionError, match="pip install django-static-mathjax"):
+        offline_math.mathjax_distribution()
