@@ -338,22 +338,33 @@ class _Page:
             report.console.append(_console_text(entry["level"], entry["text"], entry.get("url"),
                                                 entry.get("lineNumber")))
 
-    def drain(self, quiet: float, until: str | None = None) -> None:
-        """Record events until none has come for ``quiet`` seconds (or, with ``until``, until that event)."""
-        while True:
-            left = self.deadline - time.monotonic()
-            if left <= 0:
-                raise TimeoutError(f"no {until} in time" if until else "events kept coming")
-            message = self.browser.event(left if until else min(quiet, left))
-            if message is None:
-                if self.browser.closed:
-                    raise BrowserError(f"Chromium exited: {self.browser.stderr_tail()}")
-                if until is None:
-                    return
-                continue
+    def drain(self, quiet: float) -> None:
+        """Record events until none has come for ``quiet`` seconds."""
+        while (message := self._next(min(quiet, self.deadline - time.monotonic()))) is not None:
             self.record(message)
-            if until is not None and message.get("method") == until:
+
+    def wait_for_load(self) -> None:
+        """Record events until the load event of the document navigated to (not of the first about:blank)."""
+        navigated = False
+        while True:
+            message = self._next(self.deadline - time.monotonic(), waiting=True)
+            self.record(message)
+            method, params = message.get("method"), message.get("params", {})
+            if method == "Page.frameNavigated" and not params["frame"].get("parentId"):
+                navigated = params["frame"].get("url", "").startswith("file:")
+            elif method == "Page.loadEventFired" and navigated:
                 return
+
+    def _next(self, wait: float, waiting: bool = False) -> dict | None:
+        """The next event within ``wait`` seconds; ``None`` if none came (an error if ``waiting`` for one)."""
+        if wait <= 0 and time.monotonic() >= self.deadline:
+            raise TimeoutError("the page was still loading" if waiting else "events kept coming")
+        message = self.browser.event(max(wait, 0))
+        if message is None and self.browser.closed:
+            raise BrowserError(f"Chromium exited: {self.browser.stderr_tail()}")
+        if message is None and waiting:
+            raise TimeoutError("the page was still loading")
+        return message
 
 
 def open_page(html: Path, screenshot: Path | None = None, width: int = 1280, height: int = 2000,
@@ -385,7 +396,7 @@ def open_page(html: Path, screenshot: Path | None = None, width: int = 1280, hei
         answer = page.send("Page.navigate", {"url": html.as_uri()})
         if answer.get("errorText"):
             raise BrowserError(f"open_page: Chromium could not open {html}: {answer['errorText']}")
-        page.drain(0, until="Page.loadEventFired")
+        page.wait_for_load()
         page.evaluate(_SETTLE_JS, wait=True)
         page.drain(QUIET_MS / 1000)
         report = page.report
