@@ -38,6 +38,7 @@ extensions = [
     "sphinx.ext.autodoc",
     "sphinx.ext.napoleon",
     "sphinx.ext.mathjax",
+    "offline_math",  # MathJax served from the site itself (docs/_ext/offline_math.py): no CDN
     "sphinx.ext.viewcode",
     "myst_parser",
     "matplotlib.sphinxext.plot_directive",

@@ -6,7 +6,9 @@
   accounted for: doctests (run above), Python blocks (executed), shell commands (run, or parsed by the
   command's own argument parser when they need data or hours, or equal word for word to a README command
   that CI runs), generated output and plain text;
-* every public name of ``ambiseg_metrics`` is in the API reference.
+* every public name of ``ambiseg_metrics`` is in the API reference;
+* every built page, opened offline in headless Chromium (``tests/browser.py``), loads nothing from the
+  network, logs no error, shows every equation typeset and every figure loaded.
 """
 
 from __future__ import annotations
@@ -117,6 +119,52 @@ def test_docs_build_without_warnings(built_docs) -> None:
     assert list((out / "html" / "_images").glob("worked_example*.png")) or list(
         (out / "html").rglob("worked_example*.png")
     )
+
+
+# ------------------------------------------------------------------------------------ in a browser
+#: Pages whose screenshots are kept; the failure message names their folder.
+SCREENSHOT_PAGES = ("index", "metrics", "conventions")
+#: What an equation left untypeset shows: Sphinx's ``\(`` ``\)`` ``\[`` ``\]`` delimiters, or ``$$``.
+RAW_MATH = re.compile(r"\\[()[\]]|\$\$")
+
+
+def test_pages_in_a_browser(built_docs, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Every built page, opened offline in headless Chromium as a reader without internet access would:
+    nothing requested from the network, no console error or warning, no failed request, every equation
+    typeset (no raw delimiter left; a TeX error is a console error, see docs/_ext/mathjax_config.js) and
+    every figure loaded with a non-zero size."""
+    from browser import open_page, require_chromium
+
+    require_chromium()
+    proc, out = built_docs
+    assert proc.returncode == 0, f"sphinx -W failed:\n{proc.stdout}\n{proc.stderr}"
+    html = out / "html"
+    shots = tmp_path_factory.mktemp("docs-screenshots")
+    problems: list[str] = []
+    math_pages, figures = [], 0
+    for path in sorted(html.rglob("*.html")):
+        page = path.relative_to(html).with_suffix("").as_posix()
+        report = open_page(path, screenshot=shots / f"{page}.png" if page in SCREENSHOT_PAGES else None)
+        problems += [f"{page}: console {message}" for message in report.console]
+        problems += [f"{page}: failed request {url}" for url in report.failed_requests]
+        problems += [f"{page}: network request {url}" for url in report.network_requests]
+        raw = list(RAW_MATH.finditer(report.text))
+        if raw:
+            first = raw[0]
+            problems.append(f"{page}: {len(raw)} raw math delimiters in the visible text, the first in "
+                            f"{report.text[max(first.start() - 30, 0):first.end() + 50]!r}")
+        problems += [f"{page}: figure not loaded or of zero size {image}" for image in report.images
+                     if not (image["complete"] and image["width"] > 0 and image["height"] > 0)]
+        figures += len(report.images)
+        if 'class="math' in path.read_text(encoding="utf-8"):
+            math_pages.append(page)
+    print(f"docs in a browser: {len(math_pages)} pages with math, {figures} figures; screenshots in {shots}")
+    assert not problems, (f"{len(problems)} problems in the built docs opened offline in Chromium "
+                          f"(screenshots of {', '.join(SCREENSHOT_PAGES)} in {shots}):\n"
+                          + "\n".join(problems[:40]) + ("\n..." if len(problems) > 40 else ""))
+    # the checks saw what they check: the equations of the definition pages and the built figures
+    assert {"metrics", "conventions"} <= set(math_pages), math_pages
+    assert figures >= 1, f"no figure found in the built pages (screenshots in {shots})"
 
 
 def doctrees(out: Path) -> Iterator[tuple[str, object]]:
@@ -412,3 +460,16 @@ def test_worked_example_text_matches_its_numbers() -> None:
     assert max_dice_matching(preds[:-1], gts) < values["max_dice_matching"]  # the empty sample helps
     assert values["diversity_agreement"] > 0.9  # "high"
     assert values["ged"] < 0.25 * values["ged_cross"]  # "small compared with its cross term"
+
+
+def test_offline_math_names_the_missing_mathjax_package(monkeypatch) -> None:
+    """Without the MathJax package the build stops at once and says what to install (no CDN fallback)."""
+    pytest.importorskip("sphinx", reason="the docs extension needs the [docs] extra")
+    monkeypatch.syspath_prepend(str(DOCS / "_ext"))
+    import offline_math
+    from sphinx.errors import ExtensionError
+
+    assert (offline_math.mathjax_distribution() / "es5" / offline_math.SCRIPT).is_file()
+    monkeypatch.setattr(offline_math.importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(ExtensionError, match="pip install django-static-mathjax"):
+        offline_math.mathjax_distribution()
