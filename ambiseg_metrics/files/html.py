@@ -24,9 +24,10 @@ from .io import Case, read_source
 __all__ = ["ReportInput", "build_html", "pick_cases"]
 
 CSS = """
-body{font-family:system-ui,Helvetica,Arial,sans-serif;margin:24px;color:#222;max-width:1200px}
+body{font-family:system-ui,Helvetica,Arial,sans-serif;margin:24px;color:#222}
 h1{font-size:1.5em}h2{font-size:1.2em;border-bottom:1px solid #ccc;padding-bottom:2px;margin-top:1.6em}
-table{border-collapse:collapse;font-size:13px;margin:8px 0}th,td{border:1px solid #ccc;padding:3px 7px}
+table{border-collapse:collapse;font-size:12px;margin:8px 0}div.wide{overflow-x:auto}
+th,td{border:1px solid #ccc;padding:2px 5px}td.num,td.ci{white-space:nowrap}
 th{background:#f0f0f0}td.num{text-align:right;font-variant-numeric:tabular-nums}
 img{max-width:100%;height:auto;display:block;margin:6px 0}code,pre{background:#f6f6f6;font-size:12px}
 pre{padding:8px;white-space:pre-wrap;word-break:break-all}.note{color:#555;font-size:13px}
@@ -70,7 +71,8 @@ def _cell(v: object, digits: int = 4) -> str:
         return f'<td class="num">{text}</td>'
     if isinstance(v, (int, np.integer)) and not isinstance(v, bool):
         return f'<td class="num">{v}</td>'
-    return f"<td>{html.escape(str(v))}</td>"
+    text = html.escape(str(v))
+    return f'<td class="ci">{text}</td>' if text.startswith("[") else f"<td>{text}</td>"
 
 
 def _table(head: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
@@ -132,7 +134,7 @@ def _comparison_section(cmp) -> str:
             f"{s.get('exact_max')} non-zero differences, else {s.get('n_perm')} seeded flips); Holm over all "
             f"{len(cmp.rows)} rows; seed {s.get('seed')}.")
     return "\n".join(["<h2>Paired comparison</h2>", f'<p class="note">{html.escape(note)}</p>',
-                      _table(head, rows)])
+                      '<div class="wide">', _table(head, rows), "</div>"])
 
 
 def _grid_section(rep: ReportInput) -> str:
@@ -187,7 +189,7 @@ def build_html(rep: ReportInput) -> str:
                  f'<p class="note">{html.escape(GED_BIAS_NOTE)} {rep.curve.repeats} random subsets per case '
                  f"and n, seed {rep.curve.seed}.</p>"]
     conv = [[k, v] for k, v in rep.conventions.items()]
-    body += ["<h2>Conventions</h2>", _table(["option", "value"], conv),
+    body += ["<h2>Conventions</h2>", '<div class="wide">', _table(["option", "value"], conv), "</div>",
              "<h2>Command line</h2>", f"<pre>{html.escape(rep.command)}</pre>"]
     return ("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
             f"<title>{html.escape(rep.title)}</title>\n<style>{CSS}</style>\n</head>\n<body>\n"
