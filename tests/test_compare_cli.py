@@ -104,3 +104,21 @@ def test_output_inside_an_input_folder_is_refused(tmp_path, capsys):
     shutil.copytree(good, copy)
     code, out, err = run(capsys, copy, worse, gts, "--out", copy / "c.csv")
     assert code == 2 and "inside the input folder" in err and not (copy / "c.csv").exists()
+
+
+def test_the_example_data_are_regenerated_exactly(tmp_path):
+    """make_examples.py reproduces the shipped data, the worse model included, bit for bit."""
+    import numpy as np
+
+    from ambiseg_metrics.examples.make_examples import generate
+
+    generate(tmp_path, n_cases=32)
+    good, worse, gts = example_compare_paths()
+    for shipped, folder in ((good, "preds"), (worse, "preds_worse")):
+        files = sorted(shipped.glob("*.npz"))
+        assert len(files) == 32
+        for f in files:
+            assert np.array_equal(np.load(f)["masks"], np.load(tmp_path / folder / f.name)["masks"]), f
+    pngs = sorted(p.relative_to(gts) for p in gts.rglob("*.png"))
+    assert pngs == sorted(p.relative_to(tmp_path / "gts") for p in (tmp_path / "gts").rglob("*.png"))
+    assert all((gts / p).read_bytes() == (tmp_path / "gts" / p).read_bytes() for p in pngs)

@@ -101,3 +101,24 @@ def test_the_browser_check_can_fail(tmp_path):
     assert any("boom" in c for c in page.console)
     assert "http://127.0.0.1:9/x.png" in page.network_requests and page.failed_requests
     assert page.images[0]["complete"] is False and page.text.strip().startswith("hello")
+
+
+def test_case_grid_3d_and_case_picking():
+    from ambiseg_metrics.files.cases import CaseTable
+    from ambiseg_metrics.files.figures import binarize, case_grid, shown_slice
+    from ambiseg_metrics.files.html import pick_cases
+
+    rng = np.random.default_rng(0)
+    preds, gts = rng.random((5, 4, 16, 16)) > 0.7, np.zeros((3, 4, 16, 16), bool)
+    gts[:, 2, 4:9, 4:9] = True
+    p2, g2, where = shown_slice(preds, gts)
+    assert p2.shape == (5, 16, 16) and g2[:, 4:9, 4:9].all() and "slice 2 of 4" in where
+    import imageio.v3 as iio
+
+    assert not_blank(iio.imread(io.BytesIO(case_grid(preds, gts, "3d"))))
+    assert binarize(np.array([0.2, 0.6]), 0.5).tolist() == [False, True]
+    assert binarize(np.array([0, 3]), 0.5).tolist() == [False, True]
+    t = CaseTable([{"case": c, "n_pred": 2, "n_gt": 2, "ged": v}
+                   for c, v in [("a", 0.3), ("b", float("nan")), ("c", 0.1), ("d", 0.2)]], ("ged",))
+    assert pick_cases(t, "ged", "lower") == [("worst", "a"), ("median", "d"), ("best", "c")]
+    assert pick_cases(t, "ged", "higher") == [("worst", "c"), ("median", "d"), ("best", "a")]
