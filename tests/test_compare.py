@@ -161,3 +161,17 @@ def test_bad_arguments():
         compare_runs({"a": t, "b": t}, metrics=["ci"])
     with pytest.raises(TypeError, match="CaseTable"):
         compare_runs({"a": t, "b": {"ged": [1.0]}})
+
+
+@given(st.lists(st.tuples(st.floats(0, 1), st.floats(0, 1)), min_size=2, max_size=14))
+def test_swapping_the_models_mirrors_the_row(pairs):
+    a = table({"ged": [x for x, _ in pairs]})
+    b = table({"ged": [y for _, y in pairs]})
+    ab = compare_runs({"a": a, "b": b}, n_boot=200).rows[0]
+    ba = compare_runs({"b": b, "a": a}, n_boot=200).rows[0]
+    assert ba["mean_diff"] == pytest.approx(-ab["mean_diff"], abs=1e-12)
+    assert (ba["wins_a"], ba["ties"], ba["wins_b"]) == (ab["wins_b"], ab["ties"], ab["wins_a"])
+    assert ba["p_perm"] == pytest.approx(ab["p_perm"]) and ba["p_wilcoxon"] == pytest.approx(ab["p_wilcoxon"])
+    assert ab["better"] == ba["better"]
+    assert ab["ci_low"] <= ab["mean_diff"] + 1e-12 or ab["n"] < 3
+    assert 0 < ab["p_perm"] <= 1

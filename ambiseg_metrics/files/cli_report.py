@@ -42,7 +42,8 @@ def add_report_arguments(p: argparse.ArgumentParser) -> None:
                    help="metric whose worst/median/best cases the report shows (default ged)")
     g.add_argument("--sample-curve", nargs="?", const="", default=None, metavar="CSV",
                    help="score each case with the first n = 1, 2, 4, ... N samples and random subsets; print "
-                   "each metric's mean and spread against n (and write them to CSV if given)")
+                   "each metric's mean and spread against n (and write them to CSV if given; before the "
+                   "folders write --sample-curve=CSV)")
     g.add_argument("--sample-repeats", type=int, default=10, metavar="R",
                    help="random subsets per case and n for --sample-curve (default 10)")
 
@@ -167,11 +168,14 @@ def build_compare_parser() -> argparse.ArgumentParser:
     p.add_argument("--allow-missing", action="store_true",
                    help="compare the cases every folder holds and report how many were dropped")
     p.add_argument("--metrics", metavar="LIST", help="comma-separated metric names (default: all)")
-    p.add_argument("--conventions", metavar="PRESET", help="conventions preset (as ambiseg-eval)")
-    p.add_argument("--threshold", type=float)
-    p.add_argument("--estimator", choices=["v-statistic", "unbiased"])
-    p.add_argument("--distance", choices=["iou", "dice"])
-    p.add_argument("--variance", choices=["dice", "pixel"])
+    from ..conventions import PRESETS
+
+    p.add_argument("--conventions", metavar="PRESET", choices=list(PRESETS),
+                   help="conventions of a published code: " + ", ".join(PRESETS) + " (as ambiseg-eval)")
+    p.add_argument("--threshold", type=float, help="foreground threshold of float masks (default 0.5)")
+    p.add_argument("--estimator", choices=["v-statistic", "unbiased"], help="GED within-set estimator")
+    p.add_argument("--distance", choices=["iou", "dice"], help="GED distance: 1 - IoU or 1 - Dice")
+    p.add_argument("--variance", choices=["dice", "pixel"], help="D_a pairwise variance")
     p.add_argument("--out", metavar="CSV", help="write the comparison table (one row per metric and pair)")
     p.add_argument("--json", metavar="JSON",
                    help="write per-model summaries, per-case rows and the comparison")
