@@ -18,6 +18,7 @@ from .core.counts import CountBlock, PairCounts, pair_counts
 from .core.pairwise import dice_from_counts, iou_from_counts
 from .evaluation import METRICS, evaluate, evaluate_counts
 from .files.cases import CaseTable, EvalOptions, evaluate_case, evaluate_cases
+from .files.compare import ComparisonTable, compare_runs
 from .files.io import InputFileError, discover_cases
 from .metrics.collective_insight import (
     CollectiveInsight,
@@ -60,6 +61,8 @@ __all__ = [
     "discover_cases",
     "evaluate_case",
     "evaluate_cases",
+    "ComparisonTable",
+    "compare_runs",
     "CollectiveInsight",
     "Conventions",
     "CountBlock",

@@ -113,6 +113,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--debug", action="store_true", help="show the traceback of internal errors")
     p.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    from .cli_report import add_report_arguments
+
+    add_report_arguments(p)  # --format, --html, --sample-curve (issue 19)
     return p
 
 
@@ -194,6 +197,9 @@ def _run(args: argparse.Namespace) -> int:
     options = _options(args)
     out_csv = _check_output(args.out, "--out")
     out_json = _check_output(args.json, "--json")
+    from .cli_report import check_report_arguments
+
+    check_report_arguments(args)  # before any pixel is read
 
     found: list[tuple[str, str]] = []
     cases = discover_cases(args.preds, args.gts, allow_missing=args.allow_missing,
@@ -229,6 +235,10 @@ def _run(args: argparse.Namespace) -> int:
         texts[out_csv] = csv_text(table)
     if out_json is not None:
         texts[out_json] = json_text(table, summary, meta)
+    from .cli_report import report_outputs
+
+    extra = report_outputs(args, cases, table, summary, meta, options)
+    texts.update(extra.texts)
     atomic_write_many(texts)  # all or nothing, never a truncated file; before printing (stdout may close)
 
     n_pred = sorted({int(r["n_pred"]) for r in table.rows})
@@ -245,21 +255,34 @@ def _run(args: argparse.Namespace) -> int:
           f"({args.bootstrap} resamples, seed {args.seed})")
     print()
     print(format_summary(summary))
-    written = [str(p) for p in (out_csv, out_json) if p is not None]
+    extra.print()
+    written = [str(p) for p in texts]
     print(f"\nevaluated in {elapsed:.1f} s" + (f"; wrote {', '.join(written)}" if written else ""))
     return 0
 
 
+def _report_usage_error() -> type[Exception]:
+    from .cli_report import ReportUsageError
+
+    return ReportUsageError
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``ambiseg-eval``; return the exit code (0 ok, 2 bad input/usage, 1 internal error)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["compare"]:  # ambiseg-eval compare A/ B/ gts/ (files/cli_report.py)
+        from .cli_report import compare_main
+
+        return compare_main(argv[1:])
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
+        args.command_line = ["ambiseg-eval", *argv]
     except SystemExit as exc:  # --help / --version (0) and usage errors (2)
         return int(exc.code or 0)
     try:
         return _run(args)
-    except UsageError as exc:
+    except (UsageError, _report_usage_error()) as exc:
         print(f"ambiseg-eval: error: {exc}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # stdout closed early (e.g. piped into head): the files are already written
