@@ -101,33 +101,52 @@ class NoduleRecord:
     masks: np.ndarray  # (M, ni, nj, nk) bool
 
 
-def scan_ids(con: sqlite3.Connection) -> list[int]:
-    return [r[0] for r in con.execute("SELECT id FROM scans ORDER BY id")]
+class Database:
+    """The whole database read into memory once (one query per table; a second is plenty for all of it).
 
+    The tables carry no index on ``scan_id``, so per-scan queries would each scan the 244k slice rows.
+    """
 
-def read_scan(con: sqlite3.Connection, scan_id: int) -> tuple[ScanInfo, dict[int, list[Contour]]]:
-    """The scan's geometry and its annotations' contours (annotations and contours in id order)."""
-    row = con.execute(
-        "SELECT patient_id, series_instance_uid, pixel_spacing, slice_thickness FROM scans WHERE id = ?",
-        (scan_id,),
-    ).fetchone()
-    if row is None:
-        raise ValueError(f"scan id {scan_id} is not in the LIDC database")
-    zvals = np.sort(np.array([r[0] for r in con.execute("SELECT val FROM zvals WHERE scan_id = ?", (scan_id,))]))
-    info = ScanInfo(int(scan_id), str(row[0]), str(row[1]), float(row[2]), float(row[3]), zvals)
-    anns: dict[int, list[Contour]] = {}
-    for (aid,) in con.execute("SELECT id FROM annotations WHERE scan_id = ? ORDER BY id", (scan_id,)):
-        anns[int(aid)] = []
-    rows = con.execute(
-        "SELECT c.annotation_id, c.inclusion, c.image_z_position, c.coords FROM contours c "
-        "JOIN annotations a ON a.id = c.annotation_id WHERE a.scan_id = ? ORDER BY c.id",
-        (scan_id,),
-    )
-    for aid, inclusion, z, coords in rows:
-        xy = np.array([[int(v) for v in line.split(",")] for line in coords.strip().split("\n")], dtype=np.int64)
-        k = int(np.abs(zvals - z).argmin())
-        anns[int(aid)].append(Contour(bool(inclusion), float(z), k, xy[:, ::-1].copy()))
-    return info, anns
+    def __init__(self, db: str | os.PathLike | None = None) -> None:
+        with connect(db) as con:
+            self.scans = {
+                int(r[0]): r[1:]
+                for r in con.execute(
+                    "SELECT id, patient_id, series_instance_uid, pixel_spacing, slice_thickness FROM scans"
+                )
+            }
+            self._z: dict[int, list[float]] = {}
+            for sid, val in con.execute("SELECT scan_id, val FROM zvals"):
+                self._z.setdefault(int(sid), []).append(float(val))
+            self._anns: dict[int, list[int]] = {}
+            for aid, sid in con.execute("SELECT id, scan_id FROM annotations ORDER BY id"):
+                self._anns.setdefault(int(sid), []).append(int(aid))
+            self._contours: dict[int, list[tuple]] = {}
+            for row in con.execute(
+                "SELECT annotation_id, inclusion, image_z_position, coords FROM contours ORDER BY id"
+            ):
+                self._contours.setdefault(int(row[0]), []).append(row[1:])
+
+    def scan_ids(self) -> list[int]:
+        return sorted(self.scans)
+
+    def read_scan(self, scan_id: int) -> tuple[ScanInfo, dict[int, list[Contour]]]:
+        """The scan's geometry and its annotations' contours (annotations and contours in id order)."""
+        if scan_id not in self.scans:
+            raise ValueError(f"scan id {scan_id} is not in the LIDC database")
+        patient, series, spacing, thickness = self.scans[scan_id]
+        zvals = np.sort(np.array(self._z.get(scan_id, []), dtype=float))
+        info = ScanInfo(int(scan_id), str(patient), str(series), float(spacing), float(thickness), zvals)
+        anns: dict[int, list[Contour]] = {}
+        for aid in self._anns.get(scan_id, []):
+            anns[aid] = []
+            for inclusion, z, coords in self._contours.get(aid, []):
+                xy = np.array(
+                    [[int(v) for v in line.split(",")] for line in coords.strip().split("\n")], dtype=np.int64
+                )
+                k = int(np.abs(zvals - z).argmin())
+                anns[aid].append(Contour(bool(inclusion), float(z), k, xy[:, ::-1].copy()))
+        return info, anns
 
 
 def _ijk(contours: list[Contour]) -> np.ndarray:
@@ -148,12 +167,15 @@ def cluster_annotations(info: ScanInfo, anns: dict[int, list[Contour]]) -> list[
     if not ids:
         return []
     pts = [_ijk(anns[a]).astype(float) for a in ids]
+    lo, hi = np.array([p.min(axis=0) for p in pts]), np.array([p.max(axis=0) for p in pts])
+    tol = info.slice_thickness
     n = len(ids)
     dist = np.zeros((n, n))
     for a in range(n):
         for b in range(a + 1, n):
-            dist[a, b] = dist[b, a] = cdist(pts[a], pts[b]).min()
-    tol = info.slice_thickness
+            gap = np.linalg.norm(np.maximum(0.0, np.maximum(lo[a] - hi[b], lo[b] - hi[a])))
+            # the boxes' gap bounds the points' distance from below: farther than tol never joins
+            dist[a, b] = dist[b, a] = np.inf if gap > tol else cdist(pts[a], pts[b]).min()
     _, labels = connected_components(dist <= tol, directed=False)
     while np.bincount(labels).max() > 4:
         tol *= 0.9
@@ -198,11 +220,9 @@ def rasterise(contours: list[Contour], box: np.ndarray, include_contour_points: 
     return mask
 
 
-def read_scan_nodules(
-    con: sqlite3.Connection, scan_id: int, include_contour_points: bool = False
-) -> list[NoduleRecord]:
+def read_scan_nodules(db: Database, scan_id: int, include_contour_points: bool = False) -> list[NoduleRecord]:
     """Every nodule of one scan with the native masks of all its raters (see the module docstring)."""
-    info, anns = read_scan(con, scan_id)
+    info, anns = db.read_scan(scan_id)
     out = []
     for index, cluster in enumerate(cluster_annotations(info, anns)):
         box = union_box(anns, cluster)
