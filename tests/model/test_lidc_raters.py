@@ -322,3 +322,31 @@ def test_cli_info(capsys):
     text = capsys.readouterr().out
     assert "39 nodules" in text and "CC BY 3.0" in text
     assert main(["info", "--cache", str(Path("/nonexistent/x.npz"))]) == 2
+
+
+def test_table1_smoke_on_the_semi_synthetic_flavour(tmp_path):
+    from cimd_model import table1
+
+    torch.set_num_threads(1)
+    args = [
+        "--config",
+        "tiny",
+        "--data",
+        "lidc-raters-sim:fixture",
+        "--data-arg",
+        "size=32",
+        "--data-arg",
+        "spacing=2.0",
+        "--models",
+        "prob_unet",
+        "--no-progress",
+        "--quiet",
+        "--n-boot",
+        "50",
+        "--no-figures",
+    ]
+    assert table1.main([*args, "--out", str(tmp_path)]) == 0
+    text = (tmp_path / "table1.md").read_text()
+    assert "semi-synthetic" in text and "lidc-raters-sim-fixture" in text
+    gts = sorted((tmp_path / "lidc-raters-sim-fixture" / "gts").glob("*.npy"))
+    assert gts and np.load(gts[0]).shape == (4, 32, 32)
