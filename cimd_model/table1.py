@@ -293,6 +293,8 @@ def data_label(spec: str) -> str:
         "lidc-png": "LIDC-IDRI",
         "cimd-lidc": "LIDC-IDRI",
         "msmri": "MS-lesion",
+        "lidc-raters": "LIDC-IDRI raters (real masks, no images)",
+        "lidc-raters-sim": "LIDC-IDRI raters (real masks, semi-synthetic images)",
     }.get(kind, spec)
 
 
