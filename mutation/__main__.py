@@ -177,7 +177,7 @@ def run_module(work: Path, module: str, tests: list[str], sample: float, seed: i
     con = sqlite3.connect(db)
     rows = con.execute("select test_outcome, worker_outcome, diff from work_results").fetchall()
     con.close()
-    outcomes = [r[0] for r in rows if r[0] != "SKIPPED"]
+    outcomes = [r[0] for r in rows if r[1] != "SKIPPED"]  # filtered or not sampled
     survivors = [r[2] for r in rows if r[0] == "SURVIVED"]
     return {
         "module": module,
