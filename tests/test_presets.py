@@ -87,3 +87,18 @@ def test_kohl_ignore_label_and_probability_weights():
     assert gw.annotator_diversity == pytest.approx(2 * 0.75 * 0.25 * 0.5, abs=TOL)
     with pytest.raises(ValueError, match="ignore_label"):
         am.multiclass_ged(s, y, classes=[1, 255], ignore_label=255)
+
+
+@pytest.mark.parametrize(("shape", "exact"), [((8, 8), True), ((50, 50), True), ((71, 108), False),
+                                              ((87, 80), False)])
+def test_phiseg_ncc_constant_map_depends_on_image_size(shape, exact):
+    """docs/metrics.rst: PHiSeg's NCC of a constant map is NaN only where np.mean of it is exact."""
+    a = np.full(shape, np.log(1.0 + 1e-8))
+    assert bool(np.mean(a) == a[0, 0]) is exact
+    centred = a - np.mean(a)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        normed = centred / (np.std(a) * a.size)
+    if exact:  # 0/0 everywhere: NaN
+        assert np.isnan(normed).all()
+    else:  # rounding noise divided by its own spread: finite, ±1/P
+        assert np.isfinite(normed).all()
