@@ -180,7 +180,8 @@ PRESETS: dict[str, Conventions] = {
         source="Gao et al., ICLR 2023 (MoSE), github.com/gaozhitong/MoSE-AUSeg utils/metrics.py "
         "(iou_dist, cal_metrics_batch)",
         notes="IoU is (|A∩B| + ε)/(|A∪B| + ε) with ε = 1e-8, so two empty masks give 1; this library "
-        "uses the exact ratio (differences below ε/|A∪B|). Multi-class (Cityscapes): a class with "
+        "uses the exact ratio (the ε moves an IoU by less than ε/|A∪B|; the code's float32 arithmetic moves "
+        "the GED by up to ~1e-7, benchmarks/float32_ged.py). Multi-class (Cityscapes): a class with "
         "|A| + |B| = 0 is NaN and dropped by a nanmean. GED with uniform weights over all pairs "
         "(V-statistic). HM-IoU: Hungarian matching after repeating the annotations when M divides N, "
         "optimal transport with uniform weights otherwise; both equal the lcm duplication used here.",
