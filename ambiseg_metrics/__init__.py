@@ -16,7 +16,7 @@ from .accumulate import AccumulatedMetrics, MetricAccumulator
 from .conventions import PRESETS, Conventions, get_convention
 from .core.counts import CountBlock, PairCounts, VoteCounts, pair_and_vote_counts, pair_counts, vote_counts
 from .core.pairwise import dice_from_counts, iou_from_counts
-from .evaluation import METRICS, evaluate, evaluate_counts
+from .evaluation import ALL_METRICS, METRICS, evaluate, evaluate_counts
 from .files.cases import CaseTable, EvalOptions, evaluate_case, evaluate_cases
 from .files.io import InputFileError, discover_cases
 from .metrics.collective_insight import (
@@ -111,6 +111,7 @@ __all__ = [
     "sample_diversity",
     "similarity_matrix",
     # rater-vote metrics (issue 17)
+    "ALL_METRICS",
     "RATER_METRICS",
     "RaterCalibration",
     "UncertaintyErrorOverlap",
