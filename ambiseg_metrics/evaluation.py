@@ -15,7 +15,7 @@ import numpy as np
 
 from .conventions import Conventions, get_convention, resolve_conventions
 from .core._validate import INPUT_RULES_DOC, prepare_inputs
-from .core.counts import PairCounts, pair_and_vote_counts, pair_counts
+from .core.counts import PairCounts, VoteCounts, pair_and_vote_counts, pair_counts
 from .metrics.collective_insight import (
     _dmax_block,
     _sensitivity_block,
@@ -23,7 +23,7 @@ from .metrics.collective_insight import (
 )
 from .metrics.ged import ged_terms_from_counts
 from .metrics.matching import hungarian_iou_from_counts
-from .metrics.raters import RATER_METRICS, rater_metrics_from_votes, rater_votes, votes_from_counts
+from .metrics.raters import RATER_METRICS, rater_metrics_from_counts, rater_metrics_from_votes, rater_votes
 
 __all__ = ["ALL_METRICS", "METRICS", "MetricFamily", "evaluate", "evaluate_counts"]
 
@@ -103,7 +103,10 @@ METRICS: tuple[str, ...] = tuple(name for family in FAMILIES for name in family.
 ALL_METRICS: tuple[str, ...] = METRICS + RATER_METRICS
 
 
-def _raters_family(votes: list, wanted: set[str], conv: Conventions, batch: bool) -> dict[str, object]:
+def _raters_family(votes: object, wanted: set[str], conv: Conventions, batch: bool) -> dict[str, object]:
+    """``votes``: vote tables (:class:`~ambiseg_metrics.VoteCounts`, binary inputs) or per-image groups."""
+    if isinstance(votes, VoteCounts):
+        return rater_metrics_from_counts(votes, classes=conv.calibration_classes, wanted=wanted)
     return rater_metrics_from_votes(votes, batch=batch, classes=conv.calibration_classes, wanted=wanted)
 
 
@@ -143,13 +146,13 @@ def evaluate_counts(
     distance: str = "iou",
     variance: str = "dice",
     conventions: str | Conventions | None = None,
-    votes: list | None = None,
+    votes: object = None,
 ) -> dict[str, float | np.ndarray]:
     """Like :func:`evaluate`, from precomputed :func:`~ambiseg_metrics.pair_counts`.
 
     The conventions' ``threshold`` is not used here (the counts are already binarised). Rater-vote
-    metrics need ``votes``: the per-image pixel groups of :func:`~ambiseg_metrics.metrics.raters.rater_votes`
-    (or ``votes_from_counts`` of :func:`~ambiseg_metrics.vote_counts`).
+    metrics need ``votes``: :func:`~ambiseg_metrics.vote_counts` of the same binary inputs, or the per-image
+    pixel groups of :func:`~ambiseg_metrics.metrics.raters.rater_votes` (soft inputs).
     """
     chosen = _check_metrics(metrics)
     conv = _resolve(conventions, estimator, distance, variance)
@@ -218,11 +221,13 @@ def evaluate(
         threshold = get_convention(conventions).threshold
     votes = None
     if set(_check_metrics(metrics)) & set(RATER_METRICS):
-        _, groups = prepare_inputs(preds, gts, batch)  # views only: which dtypes came in
-        binary = all(c.dtype.kind == "u" for g in groups for c in (*g.preds, *g.gts))
+        if isinstance(preds, np.ndarray) and isinstance(gts, np.ndarray):
+            binary = preds.dtype.kind in "biu" and gts.dtype.kind in "biu"
+        else:  # lists, tensors: the validated views tell which dtypes came in
+            _, groups = prepare_inputs(preds, gts, batch)
+            binary = all(c.dtype.kind == "u" for g in groups for c in (*g.preds, *g.gts))
         if binary:  # one fused pass: pairwise counts and vote tables
-            counts, vote_tables = pair_and_vote_counts(preds, gts, batch=batch, threshold=threshold)
-            votes = votes_from_counts(vote_tables)
+            counts, votes = pair_and_vote_counts(preds, gts, batch=batch, threshold=threshold)
         else:  # soft samples are averaged, not thresholded: the per-pixel path
             counts = pair_counts(preds, gts, batch=batch, threshold=threshold)
             votes = rater_votes(preds, gts, batch=batch)

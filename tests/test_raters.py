@@ -59,15 +59,31 @@ def test_soft_and_weighted_inputs_through_the_per_pixel_path(sets, seed):
     check_all(preds, gts, weights=w / w.sum())
 
 
+@given(mask_sets(max_n=8, max_m=5), st.integers(1, 12))
+def test_vectorised_table_path_equals_the_per_image_readouts(sets, n_bins):
+    """rater_metrics (vectorised over vote tables) against rater_metrics_from_votes (generic readouts of
+    the same tables), both classes settings."""
+    from ambiseg_metrics.metrics.raters import rater_metrics_from_votes, rater_votes
+
+    preds, gts = sets
+    votes = rater_votes(preds, gts)
+    for classes in ("foreground", "both"):
+        fast = am.rater_metrics(preds, gts, classes=classes, n_bins=n_bins)
+        slow = rater_metrics_from_votes(votes, batch=False, classes=classes, n_bins=n_bins)
+        for name in am.RATER_METRICS:
+            assert close(fast[name], slow[name]), (name, fast[name], slow[name])
+
+
 @given(mask_sets(max_n=4, max_m=4))
 def test_table_and_per_pixel_paths_agree(sets):
     """0/1 floats take the per-pixel path; with N a power of two u = p(1 - p) is exact in both paths."""
     preds, gts = sets
     preds = preds[: 1 << int(np.log2(len(preds)))]
-    table = am.rater_metrics(preds, gts)
-    pixels = am.rater_metrics(preds.astype(np.float64), gts.astype(np.float64))
-    for name in am.RATER_METRICS:
-        assert close(table[name], pixels[name]) or abs(table[name] - pixels[name]) <= 1e-9, name
+    for classes in ("foreground", "both"):
+        table = am.rater_metrics(preds, gts, classes=classes)
+        pixels = am.rater_metrics(preds.astype(np.float64), gts.astype(np.float64), classes=classes)
+        for name in am.RATER_METRICS:
+            assert close(table[name], pixels[name]) or abs(table[name] - pixels[name]) <= 1e-9, name
 
 
 def test_batch_ragged_and_weights_per_image():

@@ -484,63 +484,103 @@ def _n_planes(n):  # pragma: no cover - compiled by numba
     return k
 
 
-@njit(cache=True, nogil=True)
-def _equal_masks(rows, r0, r1, w, n_planes, planes, eq):  # pragma: no cover - compiled by numba
-    """Bit-slice-count word ``w`` of rows ``r0 .. r1-1`` into ``planes`` and write, for every count c in
-    0..r1-r0, the word of pixels whose count is exactly c into ``eq[c]``. Returns the OR of the rows."""
+@njit(cache=True, nogil=True, inline="always")
+def _count_leaves(rows, r0, r1, w, n_planes, planes, stack_m, stack_c, stack_k, vals, masks):
+    # pragma: no cover - compiled by numba
+    """Bit-slice-count word ``w`` of rows ``r0 .. r1-1`` into ``planes``, then list the counts present in
+    the word: ``masks[i]`` = pixels whose count is exactly ``vals[i]``, for the i < return value counts
+    with at least one pixel. The masks are found by splitting on the planes from the top, dropping empty
+    branches at once, so a word with few distinct counts costs few operations."""
     for k in range(n_planes):
         planes[k] = 0
-    any_bits = np.uint64(0)
     for r in range(r0, r1):
         carry = rows[r, w]
-        any_bits |= carry
         k = 0
         while carry != 0:
             t = planes[k] & carry
             planes[k] ^= carry
             carry = t
             k += 1
-    for c in range(r1 - r0 + 1):
-        m = _ALL
-        for k in range(n_planes):
-            if (c >> k) & 1:
-                m &= planes[k]
-            else:
-                m &= ~planes[k]
-        eq[c] = m
-    return any_bits
+    n = 0
+    sp = 1
+    stack_m[0] = _ALL
+    stack_c[0] = 0
+    stack_k[0] = n_planes
+    while sp > 0:
+        sp -= 1
+        m = stack_m[sp]
+        c = stack_c[sp]
+        k = stack_k[sp]
+        if k == 0:
+            vals[n] = c
+            masks[n] = m
+            n += 1
+            continue
+        k -= 1
+        hi = m & planes[k]
+        lo = m & ~planes[k]
+        if hi != 0:
+            stack_m[sp] = hi
+            stack_c[sp] = c | (1 << k)
+            stack_k[sp] = k
+            sp += 1
+        if lo != 0:
+            stack_m[sp] = lo
+            stack_c[sp] = c
+            stack_k[sp] = k
+            sp += 1
+    return n
 
 
 @njit(cache=True, nogil=True)
-def _vote_tile(rows, t0, t1, n_pred, acc):  # pragma: no cover - compiled by numba
-    """Add the vote table of words ``t0 .. t1-1`` of the (K, ·) bit rows to ``acc[:(N+1)*(M+1)]`` (row-major
-    T[a, b]) and the mask areas to ``acc[(N+1)*(M+1) : (N+1)*(M+1) + K]``."""
+def _vote_words(rows, t0, t1, n_pred, acc, up, ug):  # pragma: no cover - compiled by numba
+    """Add the vote table of words ``t0 .. t1-1`` of the (K, ·) bit rows to ``acc[:(N+1)*(M+1)]``
+    (row-major T[a, b]); ``up[w - t0] | ug[w - t0]`` must be the OR of all rows at word w (the Gram tile
+    leaves exactly that in its union buffers). Words whose masks are all empty add 64 to T[0, 0] at
+    once; in the others only the counts present are visited."""
     K = rows.shape[0]
     N = n_pred
     M = K - N
     lp = _n_planes(N)
     lg = _n_planes(M)
     planes = np.empty(_PLANES, dtype=np.uint64)
-    eq_p = np.empty(N + 1, dtype=np.uint64)
-    eq_g = np.empty(M + 1, dtype=np.uint64)
-    base = (N + 1) * (M + 1)
-    for k in range(K):
-        s = np.uint64(0)
-        for w in range(t0, t1):
-            s += _popcount(rows[k, w])
-        acc[base + k] += np.int64(s)
+    stack_m = np.empty(2 * _PLANES + 2, dtype=np.uint64)
+    stack_c = np.empty(2 * _PLANES + 2, dtype=np.int64)
+    stack_k = np.empty(2 * _PLANES + 2, dtype=np.int64)
+    va = np.empty(N + 1, dtype=np.int64)
+    ma = np.empty(N + 1, dtype=np.uint64)
+    vb = np.empty(M + 1, dtype=np.int64)
+    mb = np.empty(M + 1, dtype=np.uint64)
     for w in range(t0, t1):
-        any_p = _equal_masks(rows, 0, N, w, lp, planes, eq_p)
-        any_g = _equal_masks(rows, N, K, w, lg, planes, eq_g)
-        if any_p == 0 and any_g == 0:
+        if (up[w - t0] | ug[w - t0]) == 0:
             acc[0] += 64
             continue
-        for a in range(N + 1):
-            ma = eq_p[a]
-            if ma == 0:
-                continue
-            for b in range(M + 1):
-                acc[a * (M + 1) + b] += np.int64(_popcount(ma & eq_g[b]))
+        na = _count_leaves(rows, 0, N, w, lp, planes, stack_m, stack_c, stack_k, va, ma)
+        nb = _count_leaves(rows, N, K, w, lg, planes, stack_m, stack_c, stack_k, vb, mb)
+        for i in range(na):
+            row = va[i] * (M + 1)
+            for j in range(nb):
+                acc[row + vb[j]] += np.int64(_popcount(ma[i] & mb[j]))
+
+
+@njit(cache=True, nogil=True)
+def _vote_tile(rows, t0, t1, n_pred, acc, up, ug):  # pragma: no cover - compiled by numba
+    """:func:`_vote_words` without a Gram pass: computes the ORs into ``up``/``ug`` (scratch of at least
+    ``t1 - t0`` words) and adds the mask areas to ``acc[(N+1)*(M+1) : (N+1)*(M+1) + K]``."""
+    K = rows.shape[0]
+    base = (n_pred + 1) * (K - n_pred + 1)
+    n = t1 - t0
+    for w in range(n):
+        up[w] = 0
+        ug[w] = 0
+    for k in range(K):
+        row = rows[k, t0:t1]
+        s = np.uint64(0)
+        for w in range(n):
+            s += _popcount(row[w])
+            up[w] |= row[w]
+        acc[base + k] += np.int64(s)
+    _vote_words(rows, t0, t1, n_pred, acc, up, ug)
 
 
 @njit(cache=True, nogil=True)
@@ -570,10 +610,13 @@ def _votes_task(preds, gts, tp, tg, b, w_begin, w_end, buf, bad_p, bad_g, with_g
             fb = _pack_words(gts[b, r], p0, p1, tg, buf[N + r])
             if fb != 0 and bad_g[r] == 0:
                 bad_g[r] = fb
-        if with_gram:
-            for t0 in range(0, p1 - p0, _TILE):
-                _count_tile(buf, t0, min(t0 + _TILE, p1 - p0), N, up, ug, acc_g)
-        _vote_tile(buf, 0, p1 - p0, N, acc_v)
+        for t0 in range(0, p1 - p0, _TILE):
+            t1 = min(t0 + _TILE, p1 - p0)
+            if with_gram:  # the Gram tile leaves the ORs of the tile's words in up/ug
+                _count_tile(buf, t0, t1, N, up, ug, acc_g)
+                _vote_words(buf, t0, t1, N, acc_v, up, ug)
+            else:
+                _vote_tile(buf, t0, t1, N, acc_v, up, ug)
 
 
 @njit(cache=True, parallel=True, nogil=True)
@@ -643,7 +686,7 @@ def vote_counts(
         n_chunks = min(max(1, (4 * get_num_threads() + B - 1) // B), max(1, W // 1024))
     n_cells = (N + 1) * (M + 1)
     part_g = np.empty((B, n_chunks, K * K + 3 if with_gram else 0), dtype=np.int64)
-    part_v = np.empty((B, n_chunks, n_cells + K), dtype=np.int64)
+    part_v = np.empty((B, n_chunks, n_cells + (0 if with_gram else K)), dtype=np.int64)
     bad_p = np.empty((B, n_chunks, N), dtype=np.int64)
     bad_g = np.empty((B, n_chunks, M), dtype=np.int64)
     tp = preds.dtype.type(tp) if preds.dtype.kind == "f" else np.float64(0.0)
@@ -653,14 +696,16 @@ def vote_counts(
     else:
         with _PARALLEL_LOCK:
             _votes(preds, gts, tp, tg, n_chunks, words, with_gram, part_g, part_v, bad_p, bad_g)
-    votes = part_v.sum(axis=1)
+    votes = part_v.sum(axis=1) if n_chunks > 1 else part_v[:, 0]
     table = votes[:, :n_cells].reshape(B, N + 1, M + 1).copy()
     table[:, 0, 0] -= W * 64 - P  # the zero padding of the last word
-    areas = np.ascontiguousarray(votes[:, n_cells:])
     inter = union = None
     if with_gram:
-        total = part_g.sum(axis=1)
+        total = part_g.sum(axis=1) if n_chunks > 1 else part_g[:, 0]
         upper = np.triu(total[:, : K * K].reshape(B, K, K))
         inter = upper + np.triu(upper, 1).transpose(0, 2, 1)
         union = np.ascontiguousarray(total[:, K * K :])
+        areas = np.ascontiguousarray(np.diagonal(inter, axis1=1, axis2=2))  # not counted twice
+    else:
+        areas = np.ascontiguousarray(votes[:, n_cells:])
     return table, areas, inter, union, _first_bad(bad_p), _first_bad(bad_g)

@@ -19,6 +19,7 @@ from ..core.weights import check_gt_weights, is_uniform
 
 __all__ = [
     "rater_votes",
+    "uses_table",
     "votes_from_counts",
     "Votes",
     "votes_from_table",
@@ -130,8 +131,9 @@ def _probabilities(a: np.ndarray, name: str, where: str) -> np.ndarray:
     return a.astype(np.float64)
 
 
-def rater_votes(preds: object, gts: object, *, batch: bool = False, gt_weights: object = None) -> list[Votes]:
-    """The pixel groups (p, f, count) of every image, in input order (see the module docstring)."""
+def uses_table(preds: object, gts: object, *, batch: bool = False, gt_weights: object = None) -> bool:
+    """True when the vote table applies: bool/integer samples and annotations and uniform weights
+    (checks shapes, dtypes and weights; reads no pixel)."""
     n_images, groups = prepare_inputs(preds, gts, batch)
     n_gts = [0] * n_images
     for g in groups:
@@ -139,8 +141,19 @@ def rater_votes(preds: object, gts: object, *, batch: bool = False, gt_weights: 
             n_gts[int(i)] = g.n_gt
     weights = check_gt_weights(gt_weights, n_gts, bool(batch))
     binary = all(c.dtype.kind == "u" for g in groups for c in (*g.preds, *g.gts))
-    if binary and (weights is None or all(is_uniform(w) for w in weights)):
+    return binary and (weights is None or all(is_uniform(w) for w in weights))
+
+
+def rater_votes(preds: object, gts: object, *, batch: bool = False, gt_weights: object = None) -> list[Votes]:
+    """The pixel groups (p, f, count) of every image, in input order (see the module docstring)."""
+    if uses_table(preds, gts, batch=batch, gt_weights=gt_weights):
         return votes_from_counts(vote_counts(preds, gts, batch=batch))
+    n_images, groups = prepare_inputs(preds, gts, batch)
+    n_gts = [0] * n_images
+    for g in groups:
+        for i in g.index:
+            n_gts[int(i)] = g.n_gt
+    weights = check_gt_weights(gt_weights, n_gts, bool(batch))
     out: list[Votes | None] = [None] * n_images
     for g in groups:
         k = 0

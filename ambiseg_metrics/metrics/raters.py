@@ -28,9 +28,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..core._validate import check_choice
+from ..core.counts import VoteCounts, vote_counts
 from ..core.weights import GT_WEIGHTS_DOC
 from . import rater_readouts as ro
-from .rater_readouts import rater_votes, votes_from_counts
+from .rater_readouts import rater_votes, uses_table, votes_from_counts
+from .rater_tables import table_metrics
 
 __all__ = [
     "CALIBRATION_CLASSES",
@@ -43,6 +45,7 @@ __all__ = [
     "qubiq_score",
     "rater_calibration",
     "rater_metrics",
+    "rater_metrics_from_counts",
     "rater_metrics_from_votes",
     "rater_votes",
     "soft_dice",
@@ -176,8 +179,8 @@ def qubiq_score(
     """
     check_choice("comparison", comparison, COMPARISONS)
     t = _thresholds(thresholds)
-    votes = rater_votes(preds, gts, batch=batch, gt_weights=gt_weights)
-    return _collect([ro.qubiq(v, t, comparison == ">=") for v in votes], batch)
+    return rater_metrics(preds, gts, batch=batch, gt_weights=gt_weights, thresholds=t, comparison=comparison,
+                         wanted=["qubiq"])["qubiq"]
 
 
 def soft_dice(
@@ -211,8 +214,7 @@ def soft_dice(
     >>> soft_dice(np.array([[[1, 1, 0, 0]]], bool), np.array([[[1, 0, 0, 0]], [[1, 1, 0, 0]]], bool))
     0.8571428571428571
     """
-    votes = rater_votes(preds, gts, batch=batch, gt_weights=gt_weights)
-    return _collect([ro.soft_dice(v) for v in votes], batch)
+    return rater_metrics(preds, gts, batch=batch, gt_weights=gt_weights, wanted=["soft_dice"])["soft_dice"]
 
 
 def _check_bins(n_bins: int) -> int:
@@ -340,8 +342,9 @@ def uncertainty_error_overlap(
     >>> r.ueo, r.auroc, r.auprc                                 # u > 0 exactly at the error pixel
     (1.0, 1.0, 1.0)
     """
-    rows = [ro.ueo(v) for v in rater_votes(preds, gts, batch=batch, gt_weights=gt_weights)]
-    return UncertaintyErrorOverlap(*(_collect([r[j] for r in rows], batch) for j in range(3)))
+    wanted = ["ueo", "ueo_auroc", "ueo_auprc"]
+    r = rater_metrics(preds, gts, batch=batch, gt_weights=gt_weights, wanted=wanted)
+    return UncertaintyErrorOverlap(r["ueo"], r["ueo_auroc"], r["ueo_auprc"])
 
 
 def volume_crps(
@@ -382,9 +385,8 @@ def volume_crps(
     >>> volume_crps(preds, gts)                                     # (1 + 1)/2 - (0 + 2 + 2 + 0)/8
     0.5
     """
-    return _collect(
-        [ro.volume_crps(v) for v in rater_votes(preds, gts, batch=batch, gt_weights=gt_weights)], batch
-    )
+    r = rater_metrics(preds, gts, batch=batch, gt_weights=gt_weights, wanted=["volume_crps"])
+    return r["volume_crps"]
 
 
 def consensus_dice(
@@ -422,9 +424,8 @@ def consensus_dice(
     >>> consensus_dice(preds, gts)                                 # on pixels 0, 2, 3: {{2}} vs {{0}}
     0.0
     """
-    return _collect(
-        [ro.consensus_dice(v) for v in rater_votes(preds, gts, batch=batch, gt_weights=gt_weights)], batch
-    )
+    r = rater_metrics(preds, gts, batch=batch, gt_weights=gt_weights, wanted=["consensus_dice"])
+    return r["consensus_dice"]
 
 
 def rater_metrics_from_votes(
@@ -465,10 +466,38 @@ def rater_metrics_from_votes(
     return {k: out[k] for k in RATER_METRICS if k in want}
 
 
+def rater_metrics_from_counts(
+    counts: VoteCounts,
+    *,
+    thresholds: Sequence[float] = QUBIQ_THRESHOLDS,
+    comparison: str = ">",
+    n_bins: int = 10,
+    classes: str = "foreground",
+    wanted: Sequence[str] = RATER_METRICS,
+) -> dict[str, float | np.ndarray]:
+    """The rater-vote metrics from precomputed :func:`~ambiseg_metrics.vote_counts` (binary inputs),
+    vectorised over each block of images (:mod:`~ambiseg_metrics.metrics.rater_tables`)."""
+    check_choice("comparison", comparison, COMPARISONS)
+    check_choice("classes", classes, CALIBRATION_CLASSES)
+    t, n_bins, want = _thresholds(thresholds), _check_bins(n_bins), set(wanted)
+    names = [k for k in RATER_METRICS if k in want]
+    out = {k: np.empty(counts.n_images) for k in names}
+    for blk in counts.blocks:
+        values = table_metrics(blk.table, blk.areas, want, t, comparison == ">=", n_bins, classes == "both")
+        for k in names:
+            out[k][blk.index] = values[k]
+    return {k: (v if counts.batch else float(v[0])) for k, v in out.items()}
+
+
 def rater_metrics(
     preds: object, gts: object, *, batch: bool = False, gt_weights: object = None, **options: object
 ) -> dict[str, float | np.ndarray]:
-    """All rater-vote metrics from one pass (``options``: thresholds, comparison, n_bins, classes, wanted)."""
+    """All rater-vote metrics from one pass (``options``: thresholds, comparison, n_bins, classes, wanted).
+
+    Binary inputs with uniform weights: vote tables, read vectorised over the images; otherwise the
+    per-pixel path."""
+    if uses_table(preds, gts, batch=batch, gt_weights=gt_weights):
+        return rater_metrics_from_counts(vote_counts(preds, gts, batch=batch), **options)  # type: ignore[arg-type]
     votes = rater_votes(preds, gts, batch=batch, gt_weights=gt_weights)
     return rater_metrics_from_votes(votes, batch=bool(batch), **options)  # type: ignore[arg-type]
 
