@@ -495,12 +495,10 @@ def _count_leaves(rows, r0, r1, w, n_planes, planes, stack_m, stack_c, stack_k, 
         planes[k] = 0
     for r in range(r0, r1):
         carry = rows[r, w]
-        k = 0
-        while carry != 0:
+        for k in range(n_planes):  # fixed depth, no data-dependent branch
             t = planes[k] & carry
             planes[k] ^= carry
             carry = t
-            k += 1
     n = 0
     sp = 1
     stack_m[0] = _ALL
