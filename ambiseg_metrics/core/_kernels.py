@@ -484,85 +484,85 @@ def _n_planes(n):  # pragma: no cover - compiled by numba
     return k
 
 
-@njit(cache=True, nogil=True, inline="always")
-def _count_leaves(rows, r0, r1, w, n_planes, planes, stack_m, stack_c, stack_k, vals, masks):
-    # pragma: no cover - compiled by numba
-    """Bit-slice-count word ``w`` of rows ``r0 .. r1-1`` into ``planes``, then list the counts present in
-    the word: ``masks[i]`` = pixels whose count is exactly ``vals[i]``, for the i < return value counts
-    with at least one pixel. The masks are found by splitting on the planes from the top, dropping empty
-    branches at once, so a word with few distinct counts costs few operations."""
+@njit(cache=True, nogil=True)
+def _slice_counts(sc, r0, r1, n, n_planes, planes, carry, eq):  # pragma: no cover - compiled by numba
+    """Bit-sliced counts of rows ``r0 .. r1-1`` of the gathered words ``sc[:, :n]`` into ``planes[:, :n]``
+    (plane k = bit k of the per-pixel count), then ``eq[c, :n]`` = pixels whose count is exactly c. Every
+    inner loop runs over the n words, so LLVM vectorises it."""
     for k in range(n_planes):
-        planes[k] = 0
+        for i in range(n):
+            planes[k, i] = 0
     for r in range(r0, r1):
-        carry = rows[r, w]
-        for k in range(n_planes):  # fixed depth, no data-dependent branch
-            t = planes[k] & carry
-            planes[k] ^= carry
-            carry = t
-    n = 0
-    sp = 1
-    stack_m[0] = _ALL
-    stack_c[0] = 0
-    stack_k[0] = n_planes
-    while sp > 0:
-        sp -= 1
-        m = stack_m[sp]
-        c = stack_c[sp]
-        k = stack_k[sp]
-        if k == 0:
-            vals[n] = c
-            masks[n] = m
-            n += 1
-            continue
-        k -= 1
-        hi = m & planes[k]
-        lo = m & ~planes[k]
-        if hi != 0:
-            stack_m[sp] = hi
-            stack_c[sp] = c | (1 << k)
-            stack_k[sp] = k
-            sp += 1
-        if lo != 0:
-            stack_m[sp] = lo
-            stack_c[sp] = c
-            stack_k[sp] = k
-            sp += 1
-    return n
+        for i in range(n):
+            carry[i] = sc[r, i]
+        for k in range(n_planes):  # ripple-carry add of one mask word into the planes
+            for i in range(n):
+                t = planes[k, i] & carry[i]
+                planes[k, i] ^= carry[i]
+                carry[i] = t
+    for c in range(r1 - r0 + 1):
+        for i in range(n):
+            eq[c, i] = _ALL
+        for k in range(n_planes):
+            if (c >> k) & 1:
+                for i in range(n):
+                    eq[c, i] &= planes[k, i]
+            else:
+                for i in range(n):
+                    eq[c, i] &= ~planes[k, i]
 
 
 @njit(cache=True, nogil=True)
-def _vote_words(rows, t0, t1, n_pred, acc, up, ug):  # pragma: no cover - compiled by numba
+def _vote_words(rows, t0, t1, n_pred, acc, up, ug, scratch):  # pragma: no cover - compiled by numba
     """Add the vote table of words ``t0 .. t1-1`` of the (K, ·) bit rows to ``acc[:(N+1)*(M+1)]``
     (row-major T[a, b]); ``up[w - t0] | ug[w - t0]`` must be the OR of all rows at word w (the Gram tile
-    leaves exactly that in its union buffers). Words whose masks are all empty add 64 to T[0, 0] at
-    once; in the others only the counts present are visited."""
+    leaves exactly that in its union buffers).
+
+    Words whose masks are all empty add 64 to T[0, 0] at once. The others are gathered into
+    ``scratch`` (a :func:`_vote_scratch` tuple), bit-slice-counted side by side, and
+    ``T[a, b] += Σ popcount(eq_a & eq_b)`` is a vectorised reduction over them, as in the Gram kernel."""
+    sc, idx, carry, planes, eq_p, eq_g = scratch
     K = rows.shape[0]
     N = n_pred
     M = K - N
-    lp = _n_planes(N)
-    lg = _n_planes(M)
-    planes = np.empty(_PLANES, dtype=np.uint64)
-    stack_m = np.empty(2 * _PLANES + 2, dtype=np.uint64)
-    stack_c = np.empty(2 * _PLANES + 2, dtype=np.int64)
-    stack_k = np.empty(2 * _PLANES + 2, dtype=np.int64)
-    va = np.empty(N + 1, dtype=np.int64)
-    ma = np.empty(N + 1, dtype=np.uint64)
-    vb = np.empty(M + 1, dtype=np.int64)
-    mb = np.empty(M + 1, dtype=np.uint64)
+    n = 0
     for w in range(t0, t1):
         if (up[w - t0] | ug[w - t0]) == 0:
             acc[0] += 64
+        else:
+            idx[n] = w
+            n += 1
+    if n == 0:
+        return
+    for r in range(K):
+        for i in range(n):
+            sc[r, i] = rows[r, idx[i]]
+    _slice_counts(sc, 0, N, n, _n_planes(N), planes, carry, eq_p)
+    _slice_counts(sc, N, K, n, _n_planes(M), planes, carry, eq_g)
+    for a in range(N + 1):
+        seen = np.uint64(0)
+        for i in range(n):
+            seen |= eq_p[a, i]
+        if seen == 0:
             continue
-        na = _count_leaves(rows, 0, N, w, lp, planes, stack_m, stack_c, stack_k, va, ma)
-        nb = _count_leaves(rows, N, K, w, lg, planes, stack_m, stack_c, stack_k, vb, mb)
-        for i in range(na):
-            row = va[i] * (M + 1)
-            for j in range(nb):
-                acc[row + vb[j]] += np.int64(_popcount(ma[i] & mb[j]))
+        for b in range(M + 1):
+            s = np.uint64(0)
+            for i in range(n):
+                s += _popcount(eq_p[a, i] & eq_g[b, i])
+            acc[a * (M + 1) + b] += np.int64(s)
 
 
 @njit(cache=True, nogil=True)
-def _vote_tile(rows, t0, t1, n_pred, acc, up, ug):  # pragma: no cover - compiled by numba
+def _vote_scratch(n_pred, n_gt, words):  # pragma: no cover - compiled by numba
+    """Scratch of :func:`_vote_words` for tiles of up to ``words`` words."""
+    K = n_pred + n_gt
+    return (np.empty((K, words), dtype=np.uint64), np.empty(words, dtype=np.int64),
+            np.empty(words, dtype=np.uint64), np.empty((_PLANES, words), dtype=np.uint64),
+            np.empty((n_pred + 1, words), dtype=np.uint64), np.empty((n_gt + 1, words), dtype=np.uint64))
+
+
+@njit(cache=True, nogil=True)
+def _vote_tile(rows, t0, t1, n_pred, acc, up, ug, scratch):  # pragma: no cover - compiled by numba
     """:func:`_vote_words` without a Gram pass: computes the ORs into ``up``/``ug`` (scratch of at least
     ``t1 - t0`` words) and adds the mask areas to ``acc[(N+1)*(M+1) : (N+1)*(M+1) + K]``."""
     K = rows.shape[0]
@@ -578,7 +578,7 @@ def _vote_tile(rows, t0, t1, n_pred, acc, up, ug):  # pragma: no cover - compile
             s += _popcount(row[w])
             up[w] |= row[w]
         acc[base + k] += np.int64(s)
-    _vote_words(rows, t0, t1, n_pred, acc, up, ug)
+    _vote_words(rows, t0, t1, n_pred, acc, up, ug, scratch)
 
 
 @njit(cache=True, nogil=True)
@@ -590,6 +590,7 @@ def _votes_task(preds, gts, tp, tg, b, w_begin, w_end, buf, bad_p, bad_g, with_g
     T = buf.shape[1]
     up = np.empty(_TILE, dtype=np.uint64)
     ug = np.empty(_TILE, dtype=np.uint64)
+    scratch = _vote_scratch(N, M, _TILE)
     for q in range(acc_g.shape[0]):
         acc_g[q] = 0
     for q in range(acc_v.shape[0]):
@@ -612,9 +613,9 @@ def _votes_task(preds, gts, tp, tg, b, w_begin, w_end, buf, bad_p, bad_g, with_g
             t1 = min(t0 + _TILE, p1 - p0)
             if with_gram:  # the Gram tile leaves the ORs of the tile's words in up/ug
                 _count_tile(buf, t0, t1, N, up, ug, acc_g)
-                _vote_words(buf, t0, t1, N, acc_v, up, ug)
+                _vote_words(buf, t0, t1, N, acc_v, up, ug, scratch)
             else:
-                _vote_tile(buf, t0, t1, N, acc_v, up, ug)
+                _vote_tile(buf, t0, t1, N, acc_v, up, ug, scratch)
 
 
 @njit(cache=True, parallel=True, nogil=True)

@@ -120,7 +120,8 @@ def table_metrics(
     if "qubiq" in wanted:
         out["qubiq"] = _qubiq(t, rows, cols, p, f, thresholds, inclusive)
     if "soft_dice" in wanted:
-        out["soft_dice"] = _dice(np.einsum("kab,a,b->k", t, p, f), rows @ p + cols @ f)
+        flat = t.reshape(len(t), -1)
+        out["soft_dice"] = _dice(flat @ np.outer(p, f).ravel(), rows @ p + cols @ f)
     if wanted & {"ece", "mce", "ace", "brier"}:
         ece, mce, count, sp, sf = _ece_mce(rows, t @ f, p, n_bins, total)
         ace = _ace(t, p, f, n_bins)
@@ -143,9 +144,9 @@ def table_metrics(
         spread = 2.0 * (xs @ (2.0 * np.arange(n) - n + 1)) / (n * n)
         out["volume_crps"] = cross - 0.5 * spread
     if "consensus_dice" in wanted:
-        agree = (b == 0) | (b == m)
-        ph = (2 * a > n)[:, None] & agree[None, :]
-        fh = np.broadcast_to(((2 * b > m) & agree)[None, :], ph.shape)
-        inter = (t * (ph & fh)).sum((1, 2))
-        out["consensus_dice"] = _dice(inter, (t * ph).sum((1, 2)) + (t * fh).sum((1, 2)))
+        # the raters agree only in the columns b = 0 (all say no) and b = M (all say yes, f = 1 > 0.5)
+        hi = 2 * a > n
+        yes, no = t[:, :, m], t[:, :, 0]
+        inter = yes[:, hi].sum(1)
+        out["consensus_dice"] = _dice(inter, (yes[:, hi] + no[:, hi]).sum(1) + yes.sum(1))
     return out
