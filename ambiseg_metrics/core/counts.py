@@ -255,12 +255,13 @@ def _vote_group(group: ImageGroup, threshold: float, batch: bool, with_gram: boo
             inters.append(inter)
             unions.append(union)
         row += b
-    votes = VoteBlock(group.index, np.concatenate(tables), np.concatenate(areas), group.n_pred, group.n_gt,
-                      group.n_pixels)
+    def join(parts: list) -> np.ndarray:
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+    votes = VoteBlock(group.index, join(tables), join(areas), group.n_pred, group.n_gt, group.n_pixels)
     pairs = None
     if with_gram:
-        pairs = CountBlock(group.index, np.concatenate(inters), np.concatenate(unions), group.n_pred,
-                           group.n_gt, group.n_pixels)
+        pairs = CountBlock(group.index, join(inters), join(unions), group.n_pred, group.n_gt, group.n_pixels)
     return votes, pairs
 
 
