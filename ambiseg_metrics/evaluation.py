@@ -199,9 +199,10 @@ def evaluate(
         D_a option, see :func:`~ambiseg_metrics.diversity_agreement`.
     conventions : str or Conventions, optional
         A preset name from :data:`~ambiseg_metrics.PRESETS` (``"cimd"``, ``"phiseg"``, ``"kohl"``,
-        ``"mose"``, ``"ccdm"``, ``"mbh"``) or a :class:`~ambiseg_metrics.Conventions`: sets the
-        empty-pair value, estimator, distance, variance, threshold and what ``ci`` reports (paper form
-        or harmonic mean). An argument given with a value other than its default overrides the preset.
+        ``"mose"``, ``"ccdm"``, ``"mbh"``, ``"qubiq"``, ``"ssn"``, ``"values"``) or a
+        :class:`~ambiseg_metrics.Conventions`: sets the empty-pair value, estimator, distance, variance,
+        threshold and what ``ci`` reports (paper form or harmonic mean). An argument given with a value
+        other than its default overrides the preset.
 
     Returns
     -------
