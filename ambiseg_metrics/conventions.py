@@ -70,6 +70,14 @@ class Conventions:
         Multi-class label maps: per-class IoU when the class is absent from both maps.
     include_background : bool, default False
         Multi-class label maps: whether class 0 enters the class average.
+    pair_average : {"mean", "pooled"}, default "mean"
+        GED terms as the mean of per-pair distances, or one ratio of the pairs' pooled counts (ValUES).
+    calibration_classes : {"foreground", "both"}, default "foreground"
+        Rater calibration (ECE/MCE/ACE) of the foreground only, or averaged with the background class
+        (the class-wise ECE of the SSN evaluation).
+    requires_classes : bool, default False
+        Multi-class functions refuse ``classes=None`` under this preset (its code averages over fixed
+        classes, which the classes present in an image do not reproduce).
     source : str
         Paper, repository and file the preset was read from.
     notes : str
@@ -85,6 +93,9 @@ class Conventions:
     threshold: float = 0.5
     class_absent: str = "one"
     include_background: bool = False
+    pair_average: str = "mean"
+    calibration_classes: str = "foreground"
+    requires_classes: bool = False
     source: str = ""
     notes: str = field(default="", compare=False)
 
@@ -99,6 +110,8 @@ class Conventions:
         check_choice("variance", self.variance, VARIANCES)
         check_choice("class_absent", self.class_absent, EMPTY_PAIRS)
         check_threshold(self.threshold)
+        check_choice("pair_average", self.pair_average, ("mean", "pooled"))
+        check_choice("calibration_classes", self.calibration_classes, ("foreground", "both"))
         if not isinstance(self.include_background, bool):
             raise TypeError(f"include_background must be True or False; got {self.include_background!r}")
 
@@ -137,11 +150,14 @@ PRESETS: dict[str, Conventions] = {
     ),
     "phiseg": Conventions(
         name="phiseg",
+        requires_classes=True,
         source="Baumgartner et al., MICCAI 2019 (PHiSeg), github.com/baumgach/PHiSeg-code utils.py "
         "(generalised_energy_distance, variance_ncc_dist) and phiseg_test_quantitative.py",
         notes="Per-label IoU is 1 when the label is absent from both maps, averaged over the foreground "
         "labels 1..nlabels-1 (label_range=range(1, nlabels)); all N², M² pairs (V-statistic). NCC: "
-        "ε = 1e-8 inside the log, population std.",
+        "ε = 1e-8 inside the log, population std. Multi-class functions need classes= under this preset: "
+        "with classes=None the classes absent from an image would be dropped instead of scoring 1 (a "
+        "documented example gives 0.606 where the code gives 0.404).",
     ),
     "kohl": Conventions(
         name="kohl",
@@ -153,7 +169,10 @@ PRESETS: dict[str, Conventions] = {
         notes="A class absent from both maps has IoU NaN and is dropped by a nanmean over the evaluated "
         "classes (their Cityscapes setting evaluates the 10 switchable classes: pass them as classes=). "
         "The published script is multi-class only; for binary masks this preset drops both-empty pairs "
-        "from every GED term (their d_YS/d_SS use np.mean and would turn NaN instead).",
+        "from every GED term (their d_YS/d_SS use np.mean and would turn NaN instead). Reproduced: "
+        "ignore_label=255 (their ignore_mask from the annotation, applied to every pair) and "
+        "probability_weighted=True (pass the mode probabilities as gt_weights= to multiclass_ged); the "
+        "d matrices are float32 there (differences up to ~3e-7 from the float64 values here).",
     ),
     "mose": Conventions(
         name="mose",
@@ -161,19 +180,23 @@ PRESETS: dict[str, Conventions] = {
         source="Gao et al., ICLR 2023 (MoSE), github.com/gaozhitong/MoSE-AUSeg utils/metrics.py "
         "(iou_dist, cal_metrics_batch)",
         notes="IoU is (|A∩B| + ε)/(|A∪B| + ε) with ε = 1e-8, so two empty masks give 1; this library "
-        "uses the exact ratio (differences below ε/|A∪B|). Multi-class (Cityscapes): a class with "
+        "uses the exact ratio (the ε moves an IoU by less than ε/|A∪B|; the code's float32 arithmetic moves "
+        "the GED by up to ~1e-7, benchmarks/float32_ged.py). Multi-class (Cityscapes): a class with "
         "|A| + |B| = 0 is NaN and dropped by a nanmean. GED with uniform weights over all pairs "
         "(V-statistic). HM-IoU: Hungarian matching after repeating the annotations when M divides N, "
         "optimal transport with uniform weights otherwise; both equal the lcm duplication used here.",
     ),
     "ccdm": Conventions(
         name="ccdm",
+        requires_classes=True,
         source="Zbinden et al., ICCV 2023 (CCDM), github.com/LarsDoorenbos/ccdm-stochastic-segmentation "
         "evaluation/evaluate_lidc_uncertainty.py (iou, batched_distance, "
         "calc_batched_generalised_energy_distance, batched_hungarian_matching)",
         notes="Per-class IoU with NaN (0/0) set to 1, averaged over the classes except background "
         "(per_class_iou[..., 1:]); V-statistic GED; HM-IoU after repeat_interleave to lcm(N, M) and "
-        "scipy linear_sum_assignment, as here.",
+        "scipy linear_sum_assignment, as here. Multi-class functions need classes= under this preset "
+        "(the code averages over the fixed classes 1..L-1, absent classes scoring 1; classes=None would "
+        "drop them).",
     ),
     "mbh": Conventions(
         name="mbh",
@@ -187,6 +210,43 @@ PRESETS: dict[str, Conventions] = {
         "(here that case also gives 2·1 - 1 - 1 = 0) and GED = 1.0 when only one side is all "
         "background (here 1 - E[d(S,S')] or 1 - E[d(Y,Y')]). Their Dice uses (2|A∩B| + ε)/(|A|+|B| + ε), "
         "so Dice(∅, ∅) = 1 as here; Dice_soft = dice_soft() with thresholds 0.1, 0.3, 0.5, 0.7, 0.9.",
+    ),
+    "qubiq": Conventions(
+        name="qubiq",
+        source="QUBIQ challenge (MICCAI 2020/2021), qubiq.grand-challenge.org and Li et al., "
+        "arXiv:2405.18435 (score: Dice of the predicted and the rater frequency maps binarised at "
+        "0.1, 0.2, ..., 0.9, "
+        "averaged over the levels)",
+        notes="qubiq_score with thresholds 0.1..0.9 and the strict comparison (> τ); Dice(∅, ∅) = 1. The "
+        "official scoring script was not found in the public code index, so the strict comparison and the "
+        "empty-map value follow the challenge description and the teams' public re-implementations; "
+        "qubiq_score(comparison='>=') gives the inclusive variant. The GED options are the defaults.",
+    ),
+    "ssn": Conventions(
+        name="ssn",
+        calibration_classes="both",
+        requires_classes=True,
+        source="Monteiro et al., NeurIPS 2020 (Stochastic Segmentation Networks), the SSN fork of PHiSeg's "
+        "evaluation, github.com/MiguelMonteiro/PHiSeg-code phiseg_full_evaluation.py "
+        "(calc_class_wise_expected_calibration_error, test(num_samples=100)) and utils.py",
+        notes="PHiSeg's GED (fixed foreground classes, V-statistic) on 100 samples per image; ECE with 10 "
+        "equal-width bins (np.linspace edges, last bin closed) of the mean sample probability against the "
+        "mean rater frequency, computed for class 0 and class 1 and averaged (calibration_classes='both'). "
+        "The number of samples is the caller's (pass 100).",
+    ),
+    "values": Conventions(
+        name="values",
+        distance="dice",
+        empty_pair="zero",
+        pair_average="pooled",
+        source="Kahl et al., ICLR 2024 (ValUES), github.com/IML-DKFZ/values uncertainty_modeling/test_3D.py "
+        "(calculate_ged) with torchmetrics==0.11.4 (its requirements.txt) functional dice",
+        notes="d = 1 - Dice with torchmetrics' micro average over the stacked pairs: each GED term is one "
+        "ratio 1 - 2ΣI/Σ(|A|+|B|) over all N·M (N², M²) pairs, not a mean of per-pair distances; "
+        "zero_division=0, so a term whose pairs are all empty has d = 1; ignore_index=0 (background). "
+        "Predictions are argmax'ed (p > 0.5 for two classes, a tie goes to background). Worked example "
+        "(tests/test_presets.py): 37/84; torchmetrics 0.11.4 gives 0.44047612 (float32). An earlier "
+        "version of that file averaged per-pair distances (pair_average='mean').",
     ),
 }
 

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from .conventions import Conventions, get_convention, resolve_conventions
-from .core._validate import INPUT_RULES_DOC
-from .core.counts import PairCounts, pair_counts
+from .core._validate import INPUT_RULES_DOC, prepare_inputs
+from .core.counts import PairCounts, VoteCounts, pair_and_vote_counts, pair_counts
 from .metrics.collective_insight import (
     _dmax_block,
     _sensitivity_block,
@@ -23,8 +23,9 @@ from .metrics.collective_insight import (
 )
 from .metrics.ged import ged_terms_from_counts
 from .metrics.matching import hungarian_iou_from_counts
+from .metrics.raters import RATER_METRICS, rater_metrics_from_counts, rater_metrics_from_votes, rater_votes
 
-__all__ = ["METRICS", "MetricFamily", "evaluate", "evaluate_counts"]
+__all__ = ["ALL_METRICS", "METRICS", "MetricFamily", "evaluate", "evaluate_counts"]
 
 @dataclass(frozen=True)
 class MetricFamily:
@@ -47,7 +48,8 @@ class MetricFamily:
 
 def _ged_family(counts: PairCounts, wanted: set[str], conv: Conventions) -> dict[str, object]:
     t = ged_terms_from_counts(
-        counts, estimator=conv.estimator, distance=conv.distance, empty_pair=conv.empty_pair
+        counts, estimator=conv.estimator, distance=conv.distance, empty_pair=conv.empty_pair,
+        pair_average=conv.pair_average,
     )
     return {
         "ged": t.ged,
@@ -92,8 +94,20 @@ FAMILIES: list[MetricFamily] = [
     MetricFamily(("hm_iou",), _matching_family),
 ]
 
-#: Every metric name :func:`evaluate` knows, in report order.
+#: The metrics :func:`evaluate` computes by default (``metrics=None``), in report order.
 METRICS: tuple[str, ...] = tuple(name for family in FAMILIES for name in family.names)
+
+# ---- the rater-vote family (issue 17): read the vote table (binary inputs, same pass as the pairwise
+# counts) or the per-pixel frequencies (soft inputs); asked for by name, or all of it as "raters".
+#: Every metric name :func:`evaluate` accepts: :data:`METRICS` and the rater-vote metrics.
+ALL_METRICS: tuple[str, ...] = METRICS + RATER_METRICS
+
+
+def _raters_family(votes: object, wanted: set[str], conv: Conventions, batch: bool) -> dict[str, object]:
+    """``votes``: vote tables (:class:`~ambiseg_metrics.VoteCounts`, binary inputs) or per-image groups."""
+    if isinstance(votes, VoteCounts):
+        return rater_metrics_from_counts(votes, classes=conv.calibration_classes, wanted=wanted)
+    return rater_metrics_from_votes(votes, batch=batch, classes=conv.calibration_classes, wanted=wanted)
 
 
 def _check_metrics(metrics: Iterable[str] | None) -> list[str]:
@@ -101,12 +115,13 @@ def _check_metrics(metrics: Iterable[str] | None) -> list[str]:
         return list(METRICS)
     if isinstance(metrics, str):
         metrics = [m.strip() for m in metrics.split(",") if m.strip()]
-    chosen = list(dict.fromkeys(metrics))
-    unknown = [m for m in chosen if m not in METRICS]
+    expanded = [n for m in metrics for n in (RATER_METRICS if m == "raters" else (m,))]
+    chosen = list(dict.fromkeys(expanded))
+    unknown = [m for m in chosen if m not in ALL_METRICS]
     if unknown:
-        raise ValueError(f"unknown metric(s) {unknown}; choose from {', '.join(METRICS)}")
+        raise ValueError(f"unknown metric(s) {unknown}; choose from {', '.join(ALL_METRICS)} (or 'raters')")
     if not chosen:
-        raise ValueError("metrics is empty; choose at least one of " + ", ".join(METRICS))
+        raise ValueError("metrics is empty; choose at least one of " + ", ".join(ALL_METRICS))
     return chosen
 
 
@@ -131,10 +146,13 @@ def evaluate_counts(
     distance: str = "iou",
     variance: str = "dice",
     conventions: str | Conventions | None = None,
+    votes: object = None,
 ) -> dict[str, float | np.ndarray]:
     """Like :func:`evaluate`, from precomputed :func:`~ambiseg_metrics.pair_counts`.
 
-    The conventions' ``threshold`` is not used here (the counts are already binarised).
+    The conventions' ``threshold`` is not used here (the counts are already binarised). Rater-vote
+    metrics need ``votes``: :func:`~ambiseg_metrics.vote_counts` of the same binary inputs, or the per-image
+    pixel groups of :func:`~ambiseg_metrics.metrics.raters.rater_votes` (soft inputs).
     """
     chosen = _check_metrics(metrics)
     conv = _resolve(conventions, estimator, distance, variance)
@@ -144,6 +162,10 @@ def evaluate_counts(
         subset = wanted & set(family.names)
         if subset:
             values.update(family.compute(counts, subset, conv))
+    if wanted & set(RATER_METRICS):
+        if votes is None:
+            raise ValueError("rater-vote metrics need votes= (use evaluate(), or pass rater_votes(...))")
+        values.update(_raters_family(votes, wanted & set(RATER_METRICS), conv, counts.batch))
     return {name: values[name] for name in chosen}
 
 
@@ -165,17 +187,22 @@ def evaluate(
     ----------
     {inputs}
     metrics : iterable of str or str, optional
-        Names from :data:`METRICS` (a comma-separated string works too); default: all of them.
-        ``ci``, ``ci_harmonic`` and ``diversity_agreement`` need N >= 2 and M >= 2.
+        Names from :data:`ALL_METRICS` (a comma-separated string works too); default: :data:`METRICS`.
+        ``ci``, ``ci_harmonic`` and ``diversity_agreement`` need N >= 2 and M >= 2. The rater-vote
+        metrics (:data:`~ambiseg_metrics.RATER_METRICS`, all of them with the name ``"raters"``) are
+        computed only when asked for; they read float samples as probabilities (averaged, not
+        thresholded, see :mod:`ambiseg_metrics.metrics.raters`), and for bool/integer inputs their vote
+        tables come from the same pass as the pairwise counts.
     estimator, distance : str
         GED options, see :func:`~ambiseg_metrics.ged`.
     variance : str
         D_a option, see :func:`~ambiseg_metrics.diversity_agreement`.
     conventions : str or Conventions, optional
         A preset name from :data:`~ambiseg_metrics.PRESETS` (``"cimd"``, ``"phiseg"``, ``"kohl"``,
-        ``"mose"``, ``"ccdm"``, ``"mbh"``) or a :class:`~ambiseg_metrics.Conventions`: sets the
-        empty-pair value, estimator, distance, variance, threshold and what ``ci`` reports (paper form
-        or harmonic mean). An argument given with a value other than its default overrides the preset.
+        ``"mose"``, ``"ccdm"``, ``"mbh"``, ``"qubiq"``, ``"ssn"``, ``"values"``) or a
+        :class:`~ambiseg_metrics.Conventions`: sets the empty-pair value, estimator, distance, variance,
+        threshold and what ``ci`` reports (paper form or harmonic mean). An argument given with a value
+        other than its default overrides the preset.
 
     Returns
     -------
@@ -193,10 +220,23 @@ def evaluate(
     """
     if conventions is not None and threshold == _DEFAULTS["threshold"]:
         threshold = get_convention(conventions).threshold
-    counts = pair_counts(preds, gts, batch=batch, threshold=threshold)
+    votes = None
+    if set(_check_metrics(metrics)) & set(RATER_METRICS):
+        if isinstance(preds, np.ndarray) and isinstance(gts, np.ndarray):
+            binary = preds.dtype.kind in "biu" and gts.dtype.kind in "biu"
+        else:  # lists, tensors: the validated views tell which dtypes came in
+            _, groups = prepare_inputs(preds, gts, batch)
+            binary = all(c.dtype.kind == "u" for g in groups for c in (*g.preds, *g.gts))
+        if binary:  # one fused pass: pairwise counts and vote tables
+            counts, votes = pair_and_vote_counts(preds, gts, batch=batch, threshold=threshold)
+        else:  # soft samples are averaged, not thresholded: the per-pixel path
+            counts = pair_counts(preds, gts, batch=batch, threshold=threshold)
+            votes = rater_votes(preds, gts, batch=batch)
+    else:
+        counts = pair_counts(preds, gts, batch=batch, threshold=threshold)
     return evaluate_counts(
         counts, metrics=metrics, estimator=estimator, distance=distance, variance=variance,
-        conventions=conventions,
+        conventions=conventions, votes=votes,
     )
 
 

@@ -20,7 +20,8 @@ import numpy as np
 
 from ._validate import INPUT_RULES_DOC, ImageGroup, check_threshold, prepare_inputs, raise_bad_values
 
-__all__ = ["CountBlock", "PairCounts", "pair_counts"]
+__all__ = ["CountBlock", "PairCounts", "VoteBlock", "VoteCounts", "pair_and_vote_counts", "pair_counts",
+           "vote_counts"]
 
 
 @dataclass(frozen=True)
@@ -183,3 +184,134 @@ def pair_counts(preds: object, gts: object, *, batch: bool = False, threshold: f
 
 
 pair_counts.__doc__ = pair_counts.__doc__.replace("{inputs}", INPUT_RULES_DOC)
+
+
+# ------------------------------------------------------------------------------------ vote tables
+@dataclass(frozen=True)
+class VoteBlock:
+    """Vote tables of images that share N, M and the number of pixels P.
+
+    Attributes
+    ----------
+    index : ndarray of int64, shape (B,)
+        Positions of these images in the batch.
+    table : ndarray of int64, shape (B, N + 1, M + 1)
+        ``table[i, a, b]`` = number of pixels of image i marked by exactly a of the N predictions and b
+        of the M annotations (the cells sum to P).
+    areas : ndarray of int64, shape (B, N + M)
+        Mask areas, predictions first.
+    n_pred, n_gt, n_pixels : int
+        N, M and P.
+    """
+
+    index: np.ndarray
+    table: np.ndarray
+    areas: np.ndarray
+    n_pred: int
+    n_gt: int
+    n_pixels: int
+
+
+@dataclass(frozen=True)
+class VoteCounts:
+    """Vote tables of a single image or of a batch, grouped into :class:`VoteBlock` s."""
+
+    blocks: tuple[VoteBlock, ...]
+    n_images: int
+    batch: bool
+
+    def per_image(self) -> list[VoteBlock]:
+        """One single-image :class:`VoteBlock` per image, in input order."""
+        out: list[VoteBlock | None] = [None] * self.n_images
+        for blk in self.blocks:
+            for i, image in enumerate(blk.index):
+                out[int(image)] = VoteBlock(blk.index[i : i + 1], blk.table[i : i + 1], blk.areas[i : i + 1],
+                                            blk.n_pred, blk.n_gt, blk.n_pixels)
+        return out  # type: ignore[return-value]
+
+
+def _vote_group(group: ImageGroup, threshold: float, batch: bool, with_gram: bool
+                ) -> tuple[VoteBlock, CountBlock | None]:
+    """Vote table (and Gram counts with ``with_gram``) of one group, one fused pass per contiguous chunk.
+
+    A chunk that is not C-contiguous (a transposed view) is copied one image at a time."""
+    from . import _kernels
+
+    tables, areas, inters, unions = [], [], [], []
+    row = 0
+    for pc, gc in zip(group.preds, group.gts, strict=True):
+        b = pc.shape[0]
+        for i0, i1 in ([(0, b)] if pc.flags.c_contiguous and gc.flags.c_contiguous else
+                       [(i, i + 1) for i in range(b)]):
+            src_p = np.ascontiguousarray(pc[i0:i1]).reshape(i1 - i0, group.n_pred, -1)
+            src_g = np.ascontiguousarray(gc[i0:i1]).reshape(i1 - i0, group.n_gt, -1)
+            t, a, inter, union, bad_p, bad_g = _kernels.vote_counts(src_p, src_g, threshold, threshold,
+                                                                     with_gram)
+            image = group.index[row + i0 : row + i1] if batch else None
+            raise_bad_values("preds", src_p, bad_p, image)
+            raise_bad_values("gts", src_g, bad_g, image)
+            tables.append(t)
+            areas.append(a)
+            inters.append(inter)
+            unions.append(union)
+        row += b
+    def join(parts: list) -> np.ndarray:
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+    votes = VoteBlock(group.index, join(tables), join(areas), group.n_pred, group.n_gt, group.n_pixels)
+    pairs = None
+    if with_gram:
+        pairs = CountBlock(group.index, join(inters), join(unions), group.n_pred, group.n_gt, group.n_pixels)
+    return votes, pairs
+
+
+def vote_counts(preds: object, gts: object, *, batch: bool = False, threshold: float = 0.5) -> VoteCounts:
+    """The vote table of each image: T[a, b] = pixels marked by exactly a of the N predictions and b of
+    the M annotations.
+
+    Parameters
+    ----------
+    {inputs}
+
+    Returns
+    -------
+    VoteCounts
+        The tables (and mask areas) that the rater-vote metrics of :mod:`ambiseg_metrics.metrics.raters`
+        read for binary inputs.
+
+    Notes
+    -----
+    Computed in the same kind of fused pass as :func:`pair_counts`: masks are bit-packed tile by tile
+    and, per 64-pixel word, the prediction bits and the annotation bits are added up in bit-sliced
+    counters; the pixels with count exactly a (b) are then one AND per counter plane, and
+    ``T[a, b] += popcount(eq_a & eq_b)``. Work O(K·P/64 · log K + (N+1)(M+1)·P/64) and memory O(N·M).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from ambiseg_metrics import vote_counts
+    >>> preds = np.array([[[1, 1, 0, 0]], [[1, 0, 0, 0]]], dtype=bool)   # N = 2
+    >>> gts = np.array([[[1, 0, 1, 0]]], dtype=bool)                       # M = 1
+    >>> vote_counts(preds, gts).blocks[0].table[0]
+    array([[1, 1],
+           [1, 0],
+           [0, 1]])
+    """
+    threshold = check_threshold(threshold)
+    n_images, groups = prepare_inputs(preds, gts, batch)
+    blocks = tuple(_vote_group(g, threshold, bool(batch), False)[0] for g in groups)
+    return VoteCounts(blocks, n_images, bool(batch))
+
+
+def pair_and_vote_counts(
+    preds: object, gts: object, *, batch: bool = False, threshold: float = 0.5
+) -> tuple[PairCounts, VoteCounts]:
+    """:func:`pair_counts` and :func:`vote_counts` from one pass over the pixels (same arguments)."""
+    threshold = check_threshold(threshold)
+    n_images, groups = prepare_inputs(preds, gts, batch)
+    both = [_vote_group(g, threshold, bool(batch), True) for g in groups]
+    pairs = PairCounts(tuple(p for _, p in both), n_images, bool(batch))  # type: ignore[misc]
+    return pairs, VoteCounts(tuple(v for v, _ in both), n_images, bool(batch))
+
+
+vote_counts.__doc__ = vote_counts.__doc__.replace("{inputs}", INPUT_RULES_DOC)

@@ -53,9 +53,9 @@ class UsageError(Exception):
 
 
 def _metric_names() -> tuple[str, ...]:
-    from ..evaluation import METRICS
+    from ..evaluation import ALL_METRICS
 
-    return METRICS
+    return ALL_METRICS
 
 
 def _presets() -> list[str]:

@@ -20,11 +20,13 @@ import numpy as np
 from ..core._validate import INPUT_RULES_DOC, check_choice
 from ..core.counts import CountBlock, PairCounts, pair_counts
 from ..core.pairwise import similarity_from_counts
+from ..core.weights import GT_WEIGHTS_DOC, check_gt_weights
 
 __all__ = [
     "DISTANCES",
     "EMPTY_PAIRS",
     "ESTIMATORS",
+    "PAIR_AVERAGES",
     "GEDTerms",
     "annotator_diversity",
     "ged",
@@ -67,49 +69,114 @@ def _distance_matrix(block: CountBlock, distance: str, empty_value: float = 1.0)
     return 1.0 - similarity_from_counts(block.inter, distance, empty_value)
 
 
-def _nanmean_pairs(d: np.ndarray, exclude_diagonal: bool) -> np.ndarray:
-    """Mean over the last two axes ignoring NaN (skipped pairs); NaN where every pair is skipped."""
+def _nanmean_pairs(d: np.ndarray, exclude_diagonal: bool, weights: np.ndarray | None = None) -> np.ndarray:
+    """(Weighted) mean over the last two axes ignoring NaN (skipped pairs); NaN where every pair is skipped.
+
+    ``weights`` (B, R, C) are pair weights (None: uniform)."""
     d = d.copy()
     if exclude_diagonal:
         idx = np.arange(d.shape[-1])
         d[:, idx, idx] = np.nan
     valid = ~np.isnan(d)
-    total = np.where(valid, d, 0.0).sum(axis=(1, 2))
-    count = valid.sum(axis=(1, 2))
+    w = np.ones(d.shape) if weights is None else np.broadcast_to(weights, d.shape)
+    w = np.where(valid, w, 0.0)
+    total = np.where(valid, d, 0.0)
+    total = (total * w).sum(axis=(1, 2)) if weights is not None else total.sum(axis=(1, 2))
+    count = w.sum(axis=(1, 2))
     out = np.full(total.shape, np.nan)
     np.divide(total, count, out=out, where=count > 0)
     return out
 
 
-def _terms_from_distance(d: np.ndarray, n: int, estimator: str) -> np.ndarray:
+def _terms_from_distance(
+    d: np.ndarray, n: int, estimator: str, gt_weights: np.ndarray | None = None
+) -> np.ndarray:
     """(B, 4) GED terms from distance matrices d (B, K, K), predictions first; NaN entries are skipped.
 
     With the default empty pair (d(∅, ∅) = 0) no entry is NaN and d(A, A) = 0, so the two estimators
-    differ only by the number of pairs they average over (N² or N(N-1)).
+    differ only by the number of pairs they average over (N² or N(N-1)). ``gt_weights`` (B, M): the
+    cross term weighs annotation m by w_m, the annotation term the pair (j, k) by w_j w_k (without the
+    diagonal for the unbiased estimator, renormalised).
     """
     unbiased = estimator == "unbiased"
-    cross = _nanmean_pairs(d[:, :n, n:], exclude_diagonal=False)
+    w_cross = w_yy = None
+    if gt_weights is not None:
+        w_cross = np.repeat(gt_weights[:, None, :], n, axis=1)
+        w_yy = gt_weights[:, :, None] * gt_weights[:, None, :]
+    cross = _nanmean_pairs(d[:, :n, n:], exclude_diagonal=False, weights=w_cross)
     ss = _nanmean_pairs(d[:, :n, :n], exclude_diagonal=unbiased)
-    yy = _nanmean_pairs(d[:, n:, n:], exclude_diagonal=unbiased)
+    yy = _nanmean_pairs(d[:, n:, n:], exclude_diagonal=unbiased, weights=w_yy)
     return np.stack([2.0 * cross - ss - yy, cross, ss, yy], axis=1)
 
 
-def _block_terms(block: CountBlock, estimator: str, distance: str, empty_pair: str = "one") -> np.ndarray:
+PAIR_AVERAGES = ("mean", "pooled")
+
+
+def _pooled_terms(block: CountBlock, distance: str, estimator: str, empty: float,
+                  gt_weights: np.ndarray | None) -> np.ndarray:
+    """(B, 4) GED terms with each term's similarity pooled over its pairs: 1 - Σ num / Σ den (ValUES)."""
+    inter = block.inter.astype(np.float64)
+    areas = np.diagonal(inter, axis1=1, axis2=2)
+    sums = areas[:, :, None] + areas[:, None, :]
+    num, den = (inter, sums - inter) if distance == "iou" else (2.0 * inter, sums)
+    n = block.n_pred
+    unbiased = estimator == "unbiased"
+
+    def term(sl_r, sl_c, w, diag):
+        a, b = num[:, sl_r, sl_c], den[:, sl_r, sl_c]
+        w = np.ones(a.shape) if w is None else np.broadcast_to(w, a.shape).copy()
+        if diag and unbiased:
+            idx = np.arange(a.shape[-1])
+            w[:, idx, idx] = 0.0
+        top, bottom = (a * w).sum(axis=(1, 2)), (b * w).sum(axis=(1, 2))
+        sim = np.full(top.shape, empty)
+        np.divide(top, bottom, out=sim, where=bottom > 0)
+        return 1.0 - sim
+
+    w_cross = w_yy = None
+    if gt_weights is not None:
+        w_cross = gt_weights[:, None, :]
+        w_yy = gt_weights[:, :, None] * gt_weights[:, None, :]
+    cross = term(slice(0, n), slice(n, None), w_cross, False)
+    ss = term(slice(0, n), slice(0, n), None, True)
+    yy = term(slice(n, None), slice(n, None), w_yy, True)
+    return np.stack([2.0 * cross - ss - yy, cross, ss, yy], axis=1)
+
+
+def _block_terms(block: CountBlock, estimator: str, distance: str, empty_pair: str = "one",
+                 gt_weights: np.ndarray | None = None, pair_average: str = "mean") -> np.ndarray:
     """(B, 4) array: ged, cross, sample diversity, annotator diversity."""
+    if pair_average == "pooled":
+        return _pooled_terms(block, distance, estimator, _EMPTY_VALUES[empty_pair], gt_weights)
     d = _distance_matrix(block, distance, _EMPTY_VALUES[empty_pair])
-    return _terms_from_distance(d, block.n_pred, estimator)
+    return _terms_from_distance(d, block.n_pred, estimator, gt_weights)
+
+
+def block_gt_weights(counts: PairCounts, block: CountBlock, gt_weights: object) -> np.ndarray | None:
+    """The (B, M) annotation weights of one block's images (None: uniform)."""
+    if gt_weights is None:
+        return None
+    n_gts = [0] * counts.n_images
+    for blk in counts.blocks:
+        for i in blk.index:
+            n_gts[int(i)] = blk.n_gt
+    per = check_gt_weights(gt_weights, n_gts, counts.batch)
+    return np.stack([per[int(i)] for i in block.index])
 
 
 def ged_terms_from_counts(
-    counts: PairCounts, *, estimator: str = "v-statistic", distance: str = "iou", empty_pair: str = "one"
+    counts: PairCounts, *, estimator: str = "v-statistic", distance: str = "iou", empty_pair: str = "one",
+    gt_weights: object = None, pair_average: str = "mean",
 ) -> GEDTerms:
     """GED and its terms from precomputed :func:`~ambiseg_metrics.pair_counts` (see :func:`ged_terms`)."""
     check_choice("estimator", estimator, ESTIMATORS)
     check_choice("distance", distance, DISTANCES)
     check_choice("empty_pair", empty_pair, EMPTY_PAIRS)
+    check_choice("pair_average", pair_average, PAIR_AVERAGES)
     if estimator == "unbiased":
         counts.check_min_masks('ged with estimator="unbiased"')
-    return GEDTerms(*counts.columns(lambda block: _block_terms(block, estimator, distance, empty_pair)))
+    return GEDTerms(*counts.columns(lambda block: _block_terms(
+        block, estimator, distance, empty_pair, block_gt_weights(counts, block, gt_weights), pair_average)))
 
 
 def ged_terms(
@@ -121,6 +188,8 @@ def ged_terms(
     estimator: str = "v-statistic",
     distance: str = "iou",
     empty_pair: str = "one",
+    gt_weights: object = None,
+    pair_average: str = "mean",
 ) -> GEDTerms:
     """Squared generalized energy distance and its three terms.
 
@@ -143,6 +212,12 @@ def ged_terms(
         mask compared with itself; the MBH-Seg 2025 code) or ``"skip"``: such pairs are left out of
         the mean of their term (a term with no pair left is NaN). See
         :mod:`ambiseg_metrics.conventions`.
+    {weights}
+    pair_average : {{"mean", "pooled"}}, default "mean"
+        ``"mean"``: each term is the mean of the per-pair distances (every published code but one).
+        ``"pooled"``: each term is 1 - (Σ_pairs numerator) / (Σ_pairs denominator) of the similarity,
+        the pairs' counts pooled before the ratio, as ValUES computes it (one torchmetrics ``dice``
+        call on the stacked pairs, micro average); with weights, the pairs' counts are weighted.
 
     Returns
     -------
@@ -154,6 +229,11 @@ def ged_terms(
     -----
     Empty masks: d(∅, ∅) = 0 (IoU(∅, ∅) = Dice(∅, ∅) = 1), d(∅, A) = 1 for A non-empty.
 
+    Weighted annotations (``gt_weights`` = w): E[d(S, Y)] = Σ_m w_m (1/N) Σ_n d(S_n, Y_m) and
+    E[d(Y, Y')] = Σ_jk w_j w_k d(Y_j, Y_k) (unbiased: Σ_{j≠k} w_j w_k d / Σ_{j≠k} w_j w_k): Kohl et
+    al.'s probability-weighted Cityscapes GED and, with the true mode probabilities, the exact GED
+    against a known mixture (``cimd_model.true_ged``).
+
     References
     ----------
     Kohl et al., "A Probabilistic U-Net for Segmentation of Ambiguous Images", NeurIPS 2018.
@@ -161,7 +241,8 @@ def ged_terms(
     Székely & Rizzo, "Energy statistics", J. Stat. Plan. Inference, 2013.
     """
     counts = pair_counts(preds, gts, batch=batch, threshold=threshold)
-    return ged_terms_from_counts(counts, estimator=estimator, distance=distance, empty_pair=empty_pair)
+    return ged_terms_from_counts(counts, estimator=estimator, distance=distance, empty_pair=empty_pair,
+                                 gt_weights=gt_weights, pair_average=pair_average)
 
 
 def ged(
@@ -173,6 +254,8 @@ def ged(
     estimator: str = "v-statistic",
     distance: str = "iou",
     empty_pair: str = "one",
+    gt_weights: object = None,
+    pair_average: str = "mean",
 ) -> float | np.ndarray:
     """Squared generalized energy distance between predictions and annotations (lower is better).
 
@@ -190,6 +273,8 @@ def ged(
         ``d = 1 - IoU`` or ``d = 1 - Dice``.
     empty_pair : {{"one", "zero", "skip"}}, default "one"
         Similarity of two empty masks (1, 0, or pair left out); see :func:`ged_terms`.
+    gt_weights, pair_average
+        Annotation weights and per-pair or pooled averaging; see :func:`ged_terms`.
 
     Returns
     -------
@@ -216,7 +301,7 @@ def ged(
     """
     return ged_terms(
         preds, gts, batch=batch, threshold=threshold, estimator=estimator, distance=distance,
-        empty_pair=empty_pair,
+        empty_pair=empty_pair, gt_weights=gt_weights, pair_average=pair_average,
     ).ged
 
 
@@ -310,4 +395,5 @@ def annotator_diversity(
 
 
 for _f in (ged, ged_terms, sample_diversity, annotator_diversity):
-    _f.__doc__ = _f.__doc__.replace("{inputs}", INPUT_RULES_DOC).replace("{{", "{").replace("}}", "}")
+    _f.__doc__ = _f.__doc__.replace("{inputs}", INPUT_RULES_DOC).replace("{weights}", GT_WEIGHTS_DOC)
+    _f.__doc__ = _f.__doc__.replace("{{", "{").replace("}}", "}")

@@ -17,7 +17,8 @@ import numpy as np
 from ..core._validate import INPUT_RULES_DOC, check_choice
 from ..core.counts import CountBlock, PairCounts, pair_counts
 from ..core.pairwise import similarity_from_counts
-from .ged import _EMPTY_VALUES, EMPTY_PAIRS
+from ..core.weights import GT_WEIGHTS_DOC, is_uniform
+from .ged import _EMPTY_VALUES, EMPTY_PAIRS, block_gt_weights
 
 __all__ = [
     "SIMILARITIES",
@@ -42,22 +43,25 @@ MAX_DUPLICATED = 256
 METHODS = ("auto", "assignment", "transport")
 
 
-def _transport_value(sim: np.ndarray) -> float:
-    """max Σ P_ij sim_ij over plans P >= 0 with row sums 1/N and column sums 1/M (HiGHS LP)."""
+def _transport_value(sim: np.ndarray, col_mass: np.ndarray | None = None) -> float:
+    """max Σ P_ij sim_ij over plans P >= 0, row sums 1/N, column sums 1/M (or ``col_mass``); HiGHS LP."""
     from scipy.optimize import linprog
 
     n, m = sim.shape
+    cols_b = np.full(m, 1.0 / m) if col_mass is None else np.asarray(col_mass, dtype=np.float64)
     rows = np.kron(np.eye(n), np.ones((1, m)))  # Σ_j P_ij = 1/N
     cols = np.kron(np.ones((1, n)), np.eye(m))  # Σ_i P_ij = 1/M
     a_eq = np.vstack([rows, cols])
-    b_eq = np.concatenate([np.full(n, 1.0 / n), np.full(m, 1.0 / m)])
+    b_eq = np.concatenate([np.full(n, 1.0 / n), cols_b / cols_b.sum()])
     res = linprog(-sim.ravel(), A_eq=a_eq, b_eq=b_eq, bounds=(0, None), method="highs")
     if not res.success:  # pragma: no cover - the transport polytope is never empty
         raise RuntimeError(f"transport LP failed: {res.message}")
     return float(-res.fun)
 
 
-def hungarian_from_matrix(sim: np.ndarray, method: str = "auto") -> float:
+def hungarian_from_matrix(
+    sim: np.ndarray, method: str = "auto", col_weights: np.ndarray | None = None
+) -> float:
     """Mean similarity of the best one-to-one matching after duplicating both sets to lcm(N, M).
 
     Parameters
@@ -69,6 +73,9 @@ def hungarian_from_matrix(sim: np.ndarray, method: str = "auto") -> float:
         L = lcm(N, M). ``"transport"``: the same optimum as a linear program over N×M transport plans
         with uniform marginals 1/N, 1/M (its vertices are the duplicated assignments, so the values are
         equal). ``"auto"`` uses the assignment unless L > :data:`MAX_DUPLICATED`.
+    col_weights : ndarray, shape (M,), optional
+        Masses of the columns (annotation weights, summing to 1). Non-uniform masses are solved as the
+        transport LP with row masses 1/N and these column masses (exact, HiGHS).
 
     Returns
     -------
@@ -84,6 +91,8 @@ def hungarian_from_matrix(sim: np.ndarray, method: str = "auto") -> float:
     if not np.isfinite(sim).all():
         raise ValueError("sim must be finite (no NaN/inf) to be matched")
     n, m = sim.shape
+    if col_weights is not None and not is_uniform(np.asarray(col_weights, dtype=np.float64)):
+        return _transport_value(sim, col_weights)
     size = math.lcm(n, m)
     if method == "transport" or (method == "auto" and size > MAX_DUPLICATED):
         return _transport_value(sim)
@@ -92,19 +101,22 @@ def hungarian_from_matrix(sim: np.ndarray, method: str = "auto") -> float:
     return float(big[rows, cols].mean())
 
 
-def _hungarian_block(block: CountBlock, similarity: str, empty_pair: str) -> np.ndarray:
+def _hungarian_block(block: CountBlock, similarity: str, empty_pair: str, w: np.ndarray | None) -> np.ndarray:
     n = block.n_pred
     sim = _similarity(block.inter, similarity, empty_pair)[:, :n, n:]
-    return np.array([hungarian_from_matrix(s) for s in sim])
+    return np.array(
+        [hungarian_from_matrix(s, col_weights=None if w is None else w[i]) for i, s in enumerate(sim)]
+    )
 
 
 def hungarian_iou_from_counts(
-    counts: PairCounts, *, similarity: str = "iou", empty_pair: str = "one"
+    counts: PairCounts, *, similarity: str = "iou", empty_pair: str = "one", gt_weights: object = None
 ) -> float | np.ndarray:
     """HM-IoU from precomputed :func:`~ambiseg_metrics.pair_counts` (see :func:`hungarian_iou`)."""
     check_choice("similarity", similarity, SIMILARITIES)
     check_choice("empty_pair", empty_pair, EMPTY_PAIRS)
-    return counts.map(lambda block: _hungarian_block(block, similarity, empty_pair))
+    return counts.map(lambda block: _hungarian_block(
+        block, similarity, empty_pair, block_gt_weights(counts, block, gt_weights)))
 
 
 def hungarian_iou(
@@ -115,6 +127,7 @@ def hungarian_iou(
     threshold: float = 0.5,
     similarity: str = "iou",
     empty_pair: str = "one",
+    gt_weights: object = None,
 ) -> float | np.ndarray:
     """Hungarian-matched IoU (HM-IoU): mean IoU of the best one-to-one matching of samples and annotations.
 
@@ -135,6 +148,9 @@ def hungarian_iou(
     empty_pair : {{"one", "zero", "skip"}}, default "one"
         IoU of two empty masks: 1 or 0. ``"skip"`` (the Kohl preset) cannot leave a pair out of a
         matching; two empty masks are then identical, IoU 1.
+    {weights}
+        With weights, HM-IoU is the optimal transport value with masses 1/N on the predictions and
+        w_m on the annotations (solved exactly as a linear program).
 
     Returns
     -------
@@ -165,7 +181,9 @@ def hungarian_iou(
     0.75
     """
     counts = pair_counts(preds, gts, batch=batch, threshold=threshold)
-    return hungarian_iou_from_counts(counts, similarity=similarity, empty_pair=empty_pair)
+    return hungarian_iou_from_counts(
+        counts, similarity=similarity, empty_pair=empty_pair, gt_weights=gt_weights
+    )
 
 
 def similarity_matrix(
@@ -218,4 +236,5 @@ def similarity_matrix(
 
 
 for _f in (hungarian_iou, similarity_matrix):
-    _f.__doc__ = _f.__doc__.replace("{inputs}", INPUT_RULES_DOC).replace("{{", "{").replace("}}", "}")
+    _f.__doc__ = _f.__doc__.replace("{inputs}", INPUT_RULES_DOC).replace("{weights}", GT_WEIGHTS_DOC)
+    _f.__doc__ = _f.__doc__.replace("{{", "{").replace("}}", "}")

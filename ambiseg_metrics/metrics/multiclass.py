@@ -22,6 +22,7 @@ import numpy as np
 
 from ..core._validate import ImageGroup, check_choice, prepare_inputs
 from ..core.counts import pair_counts
+from ..core.weights import GT_WEIGHTS_DOC, check_gt_weights
 from .ged import _EMPTY_VALUES, DISTANCES, EMPTY_PAIRS, ESTIMATORS, GEDTerms, _terms_from_distance
 from .matching import hungarian_from_matrix
 
@@ -48,16 +49,28 @@ _INPUTS_DOC = """preds : array-like of int, shape (N, *spatial)
     conventions : str or Conventions, optional
         A preset (e.g. ``"kohl"``, ``"phiseg"``, ``"ccdm"``, ``"mbh"``): sets ``class_absent``,
         ``include_background``, ``estimator`` and ``distance``; an argument given with a value other
-        than its default overrides it."""
+        than its default overrides it. ``"phiseg"`` and ``"ccdm"`` require ``classes``: their codes
+        average over the fixed classes 1..L-1 (a class absent from both maps scores 1), which
+        ``classes=None`` (the classes present in the image) does not reproduce.
+    ignore_label : int, optional
+        Pixels where any annotation has this label (e.g. 255, Cityscapes' "void") are left out of every
+        comparison (sample-annotation, sample-sample and annotation-annotation pairs), as Kohl et al.'s
+        ``calc_confusion(..., loss_mask=ignore_mask)`` does; the label is never an evaluated class."""
 
 
-def _apply_conventions(conventions: object, **given: object) -> dict[str, object]:
+def _apply_conventions(conventions: object, classes: object = None, **given: object) -> dict[str, object]:
     """Options from a preset (name or Conventions); arguments that differ from their defaults win."""
     if conventions is None:
         return given
     from ..conventions import get_convention
 
     conv = get_convention(conventions)  # type: ignore[arg-type]
+    if classes is None and getattr(conv, "requires_classes", False):
+        raise ValueError(
+            f"the {conv.name!r} conventions need classes= (a number of classes L or the class ids): its code "
+            "averages the IoU over the fixed classes 1..L-1, scoring a class absent from both maps as 1; "
+            "classes=None would average over the classes present in the image only and give other numbers"
+        )
     defaults = {"class_absent": "one", "include_background": False, "estimator": "v-statistic",
                 "distance": "iou"}
     return {k: (v if v != defaults[k] else getattr(conv, k)) for k, v in given.items()}
@@ -77,8 +90,11 @@ def _flat(chunks: list[np.ndarray]) -> np.ndarray:
     return np.concatenate([c.reshape(c.shape[0], c.shape[1], 1, -1) for c in chunks])
 
 
-def _class_list(classes: ClassSpec, include_background: bool, p: np.ndarray, g: np.ndarray) -> list[int]:
+def _class_list(classes: ClassSpec, include_background: bool, p: np.ndarray, g: np.ndarray,
+                ignore_label: int | None = None) -> list[int]:
     if classes is None:
+        if ignore_label is not None:
+            p, g = np.where(p == ignore_label, 0, p), np.where(g == ignore_label, 0, g)
         top = int(max(p.max(), g.max()))
         chosen = list(range(top + 1))
     elif isinstance(classes, (int, np.integer)) and not isinstance(classes, bool):
@@ -99,14 +115,16 @@ def _class_list(classes: ClassSpec, include_background: bool, p: np.ndarray, g: 
 
 
 def _similarity_stack(
-    p: np.ndarray, g: np.ndarray, class_ids: list[int], distance: str, class_absent: str
+    p: np.ndarray, g: np.ndarray, class_ids: list[int], distance: str, class_absent: str,
+    keep: np.ndarray | None = None,
 ) -> np.ndarray:
     """(b, K, K) class-averaged similarity for b images with label maps p (b, N, 1, P), g (b, M, 1, P)."""
     absent = _EMPTY_VALUES[class_absent]
     total = None
     valid = None
     for c in class_ids:
-        inter = pair_counts(p == c, g == c, batch=True).blocks[0].inter.astype(np.float64)
+        pc, gc = (p == c, g == c) if keep is None else ((p == c) & keep, (g == c) & keep)
+        inter = pair_counts(pc, gc, batch=True).blocks[0].inter.astype(np.float64)
         areas = np.diagonal(inter, axis1=1, axis2=2)
         sums = areas[:, :, None] + areas[:, None, :]
         denom = sums - inter if distance == "iou" else sums
@@ -121,6 +139,15 @@ def _similarity_stack(
     return out
 
 
+def _kept_pixels(g: np.ndarray, ignore_label: int) -> np.ndarray:
+    """(b, 1, 1, P) mask of the pixels where no annotation has ``ignore_label``."""
+    if isinstance(ignore_label, bool) or not isinstance(ignore_label, (int, np.integer)):
+        raise TypeError(f"ignore_label must be an integer label; got {ignore_label!r}")
+    if ignore_label < 0 or ignore_label > np.iinfo(g.dtype).max:
+        return np.ones((g.shape[0], 1, 1, g.shape[-1]), bool)  # the label cannot occur in these maps
+    return ~np.any(g == ignore_label, axis=1, keepdims=True)
+
+
 def _per_image_similarity(
     preds: object,
     gts: object,
@@ -130,6 +157,7 @@ def _per_image_similarity(
     include_background: bool,
     class_absent: str,
     distance: str,
+    ignore_label: int | None = None,
 ) -> tuple[list[np.ndarray], list[int], bool]:
     """Class-averaged similarity matrix (K, K) of every image, and N of every image."""
     check_choice("class_absent", class_absent, EMPTY_PAIRS)
@@ -142,13 +170,17 @@ def _per_image_similarity(
     for group in groups:
         _check_labels(group)
         p, g = _flat(group.preds), _flat(group.gts)
+        keep = None if ignore_label is None else _kept_pixels(g, ignore_label)
         if classes is None:  # per-image class list: count image by image
             parts = [(k, [k]) for k in range(len(group.index))]
         else:
             parts = [(0, list(range(len(group.index))))]
         for first, rows in parts:
-            class_ids = _class_list(classes, include_background, p[first], g[first])
-            sim = _similarity_stack(p[rows], g[rows], class_ids, distance, class_absent)
+            class_ids = _class_list(classes, include_background, p[first], g[first], ignore_label)
+            if ignore_label is not None and ignore_label in class_ids:
+                raise ValueError(f"ignore_label={ignore_label} is also in classes {class_ids}")
+            sim = _similarity_stack(p[rows], g[rows], class_ids, distance, class_absent,
+                                    None if keep is None else keep[rows])
             for r, s in zip(rows, sim, strict=True):
                 sims[int(group.index[r])] = s
                 ns[int(group.index[r])] = group.n_pred
@@ -165,6 +197,7 @@ def multiclass_similarity(
     class_absent: str = "one",
     distance: str = "iou",
     conventions: object = None,
+    ignore_label: int | None = None,
 ) -> np.ndarray | list[np.ndarray]:
     """Class-averaged IoU (or Dice) of every pair of the N + M label maps, predictions first.
 
@@ -179,9 +212,12 @@ def multiclass_similarity(
     ndarray of shape (K, K), K = N + M, or a list of B such arrays with ``batch=True``
         NaN where ``class_absent="skip"`` left no class to average.
     """
-    opts = _apply_conventions(conventions, class_absent=class_absent, include_background=include_background,
+    opts = _apply_conventions(conventions, classes, class_absent=class_absent,
+                              include_background=include_background,
                               distance=distance)
-    sims, _, is_batch = _per_image_similarity(preds, gts, classes=classes, batch=batch, **opts)
+    sims, _, is_batch = _per_image_similarity(
+        preds, gts, classes=classes, batch=batch, ignore_label=ignore_label, **opts
+    )
     return sims if is_batch else sims[0]
 
 
@@ -196,6 +232,8 @@ def multiclass_ged_terms(
     estimator: str = "v-statistic",
     distance: str = "iou",
     conventions: object = None,
+    ignore_label: int | None = None,
+    gt_weights: object = None,
 ) -> GEDTerms:
     """Squared GED of multi-class label maps and its three terms, d = 1 - mean over classes of IoU.
 
@@ -205,6 +243,8 @@ def multiclass_ged_terms(
     estimator : {{"v-statistic", "unbiased"}}, default "v-statistic"
         Self-pairs in (all published codes) or out (needs N, M >= 2).
     distance : {{"iou", "dice"}}, default "iou"
+    {weights}
+        Kohl et al.'s ``probability_weighted=True`` Cityscapes GED: the mode probabilities.
 
     Returns
     -------
@@ -226,19 +266,25 @@ def multiclass_ged_terms(
     >>> multiclass_ged(s, y, classes=3)             # 2 * (1 - 3/4) - 0 - 0
     0.5
     """
-    opts = _apply_conventions(conventions, class_absent=class_absent, include_background=include_background,
+    opts = _apply_conventions(conventions, classes, class_absent=class_absent,
+                              include_background=include_background,
                               distance=distance, estimator=estimator)
     estimator = check_choice("estimator", opts.pop("estimator"), ESTIMATORS)
-    sims, ns, is_batch = _per_image_similarity(preds, gts, classes=classes, batch=batch, **opts)
+    sims, ns, is_batch = _per_image_similarity(
+        preds, gts, classes=classes, batch=batch, ignore_label=ignore_label, **opts
+    )
+    weights = check_gt_weights(gt_weights, [s.shape[0] - n for s, n in zip(sims, ns, strict=True)],
+                               bool(batch)) if gt_weights is not None else None
     rows = []
-    for sim, n in zip(sims, ns, strict=True):
+    for i, (sim, n) in enumerate(zip(sims, ns, strict=True)):
         m = sim.shape[0] - n
         if estimator == "unbiased" and (n < 2 or m < 2):
             raise ValueError(
                 f'ged with estimator="unbiased" needs at least 2 predictions and 2 annotations per image; '
                 f"got N={n}, M={m}"
             )
-        rows.append(_terms_from_distance(1.0 - sim[None], n, estimator)[0])
+        w = None if weights is None else weights[i][None]
+        rows.append(_terms_from_distance(1.0 - sim[None], n, estimator, w)[0])
     values = np.array(rows)
     if is_batch:
         return GEDTerms(*(values[:, j] for j in range(4)))
@@ -256,6 +302,8 @@ def multiclass_ged(
     estimator: str = "v-statistic",
     distance: str = "iou",
     conventions: object = None,
+    ignore_label: int | None = None,
+    gt_weights: object = None,
 ) -> float | np.ndarray:
     """Squared GED of multi-class label maps (see :func:`multiclass_ged_terms`).
 
@@ -273,6 +321,7 @@ def multiclass_ged(
     return multiclass_ged_terms(
         preds, gts, classes=classes, batch=batch, include_background=include_background,
         class_absent=class_absent, estimator=estimator, distance=distance, conventions=conventions,
+        ignore_label=ignore_label, gt_weights=gt_weights,
     ).ged
 
 
@@ -286,6 +335,7 @@ def multiclass_hungarian_iou(
     class_absent: str = "one",
     distance: str = "iou",
     conventions: object = None,
+    ignore_label: int | None = None,
 ) -> float | np.ndarray:
     """HM-IoU of multi-class label maps: Hungarian matching (lcm duplication) on the class-averaged IoU.
 
@@ -306,9 +356,12 @@ def multiclass_hungarian_iou(
     Zbinden et al., ICCV 2023 (github.com/LarsDoorenbos/ccdm-stochastic-segmentation,
     evaluation/evaluate_lidc_uncertainty.py, batched_hungarian_matching).
     """
-    opts = _apply_conventions(conventions, class_absent=class_absent, include_background=include_background,
+    opts = _apply_conventions(conventions, classes, class_absent=class_absent,
+                              include_background=include_background,
                               distance=distance)
-    sims, ns, is_batch = _per_image_similarity(preds, gts, classes=classes, batch=batch, **opts)
+    sims, ns, is_batch = _per_image_similarity(
+        preds, gts, classes=classes, batch=batch, ignore_label=ignore_label, **opts
+    )
     values = np.array(
         [hungarian_from_matrix(np.nan_to_num(sim[:n, n:], nan=1.0)) for sim, n in zip(sims, ns, strict=True)]
     )
@@ -316,4 +369,5 @@ def multiclass_hungarian_iou(
 
 
 for _f in (multiclass_similarity, multiclass_ged_terms, multiclass_ged, multiclass_hungarian_iou):
-    _f.__doc__ = _f.__doc__.replace("{inputs}", _INPUTS_DOC).replace("{{", "{").replace("}}", "}")
+    _f.__doc__ = _f.__doc__.replace("{inputs}", _INPUTS_DOC).replace("{weights}", GT_WEIGHTS_DOC)
+    _f.__doc__ = _f.__doc__.replace("{{", "{").replace("}}", "}")

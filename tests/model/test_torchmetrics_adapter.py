@@ -90,3 +90,15 @@ def test_ddp_gathers_every_rank(tmp_path):
     for values in got:
         assert values.shape == (4,)
         np.testing.assert_allclose(np.sort(values), np.sort(want), rtol=0, atol=1e-12)
+
+
+def test_rater_metrics_through_the_adapter():
+    metric = AmbiSegMetric(["qubiq", "ece"])
+    batches = _batches(3)
+    for p, g in batches:
+        metric.update(torch.from_numpy(p), torch.from_numpy(g))
+    p_all = np.concatenate([p for p, _ in batches])
+    g_all = np.concatenate([g for _, g in batches])
+    per_image = metric.compute_per_image()
+    want = am.qubiq_score(p_all, g_all, batch=True)
+    np.testing.assert_allclose(per_image["qubiq"].numpy(), want, rtol=0, atol=1e-12)

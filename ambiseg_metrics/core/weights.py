@@ -1,0 +1,70 @@
+"""Annotation weights (``gt_weights=``): checked once, handed to the readouts as one array per image.
+
+A weight w_m is the probability of annotation m in the annotation distribution (Kohl et al.'s Cityscapes
+protocol, MoSE's weighted annotations, a known mixture such as AmbiBlobs'). Weights must be finite,
+non-negative and sum to 1 per image (checked to 1e-6, then used as given).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["GT_WEIGHTS_DOC", "check_gt_weights", "is_uniform"]
+
+GT_WEIGHTS_DOC = """gt_weights : array-like, optional
+        Probabilities w_1..w_M of the M annotations (finite, >= 0, summing to 1): every expectation over
+        annotations becomes a weighted one. With ``batch=True``: one (M,) array shared by every image, a
+        (B, M) array, or a sequence of B per-image arrays. None (default): uniform, 1/M each."""
+
+
+def check_gt_weights(gt_weights: object, n_gts: list[int], batch: bool) -> list[np.ndarray] | None:
+    """Per-image float64 weight vectors (``None`` stays ``None``).
+
+    Parameters
+    ----------
+    gt_weights : array-like or sequence or None
+    n_gts : list of int
+        M of every image, in input order.
+    batch : bool
+
+    Raises
+    ------
+    ValueError
+        Wrong length, negative / non-finite values, or a sum other than 1; the message names the image.
+    """
+    if gt_weights is None:
+        return None
+    n_images = len(n_gts)
+    if (
+        batch
+        and isinstance(gt_weights, (list, tuple))
+        and len(gt_weights) == n_images
+        and all(np.ndim(w) == 1 for w in gt_weights)
+    ):
+        per = [np.asarray(w, dtype=np.float64) for w in gt_weights]
+    else:
+        arr = np.asarray(gt_weights, dtype=np.float64)
+        if arr.ndim == 1:
+            per = [arr] * n_images
+        elif batch and arr.ndim == 2 and arr.shape[0] == n_images:
+            per = list(arr)
+        else:
+            raise ValueError(
+                f"gt_weights must have shape (M,){' or (B, M)' if batch else ''}; got shape {arr.shape}"
+            )
+    for i, (w, m) in enumerate(zip(per, n_gts, strict=True)):
+        where = f" (image {i})" if batch else ""
+        if w.shape != (m,):
+            raise ValueError(
+                f"gt_weights{where} must hold one weight per annotation, M={m}; got shape {w.shape}"
+            )
+        if not np.all(np.isfinite(w)) or np.any(w < 0):
+            raise ValueError(f"gt_weights{where} must be finite and non-negative; got {w.tolist()}")
+        if abs(float(w.sum()) - 1.0) > 1e-6:
+            raise ValueError(f"gt_weights{where} must sum to 1; they sum to {float(w.sum())!r}")
+    return per
+
+
+def is_uniform(w: np.ndarray | None) -> bool:
+    """True for None or equal weights (the unweighted formulas then apply exactly)."""
+    return w is None or bool(np.all(w == w[0]))
