@@ -18,9 +18,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._validate import INPUT_RULES_DOC, ImageGroup, check_threshold, prepare_inputs, raise_bad_values
+from ..options import DEFAULT, value_of
+from ._validate import INPUT_RULES_DOC, ImageGroup, pairs_error, prepare_inputs, raise_bad_values
+from .docfill import fill_doc
 
-__all__ = ["CountBlock", "PairCounts", "pair_counts"]
+__all__ = ["CountBlock", "PairCounts", "count_group", "pack_into", "pair_counts"]
 
 
 @dataclass(frozen=True)
@@ -86,21 +88,22 @@ class PairCounts:
             return [values[:, j] for j in range(values.shape[1])]
         return [float(v) for v in values]
 
-    def check_min_masks(self, what: str, n_min: int = 2) -> None:
-        """Raise ValueError when some image has fewer than ``n_min`` predictions or annotations."""
+    def check_min_masks(self, what: str) -> None:
+        """Raise :class:`~ambiseg_metrics.core._validate.InputError` when some image has fewer than 2
+        predictions or annotations (:func:`~ambiseg_metrics.core._validate.pairs_error`)."""
         for block in self.blocks:
-            if block.n_pred < n_min or block.n_gt < n_min:
-                where = f" (image {int(block.index[0])})" if self.batch else ""
-                raise ValueError(
-                    f"{what} needs at least {n_min} predictions and {n_min} annotations per image; "
-                    f"got N={block.n_pred}, M={block.n_gt}{where}"
-                )
+            error = pairs_error(what, block.n_pred, block.n_gt, int(block.index[0]) if self.batch else None)
+            if error is not None:
+                raise error
 
 
-def _pack_into(name: str, chunks: list[np.ndarray], packed: np.ndarray, col0: int, threshold: float,
-               index: np.ndarray, batch: bool) -> None:
-    """Pack every chunk (b, R, *spatial) into ``packed[row:row+b, col0:col0+R, :]``, validating floats."""
-    from . import _kernels
+def pack_into(name: str, chunks: list[np.ndarray], packed: np.ndarray, col0: int, threshold: float,
+              index: np.ndarray, batch: bool) -> None:
+    """Pack every chunk (b, R, *spatial) into ``packed[row:row+b, col0:col0+R, :]``, validating floats.
+
+    The unfused path of :func:`count_group` (also timed on its own by the benchmarks).
+    """
+    from . import _kernels  # numba: imported on first use only
 
     row = 0
     for chunk in chunks:
@@ -121,8 +124,9 @@ def _pack_into(name: str, chunks: list[np.ndarray], packed: np.ndarray, col0: in
         row += b
 
 
-def _count_group(group: ImageGroup, threshold: float, batch: bool) -> CountBlock:
-    from . import _kernels
+def count_group(group: ImageGroup, threshold: float, batch: bool) -> CountBlock:
+    """The counts of one :class:`~ambiseg_metrics.core._validate.ImageGroup` (one kernel call)."""
+    from . import _kernels  # numba: imported on first use only
 
     n_images = len(group.index)
     if len(group.preds) == 1 and len(group.gts) == 1 and all(
@@ -139,13 +143,16 @@ def _count_group(group: ImageGroup, threshold: float, batch: bool) -> CountBlock
     k = group.n_pred + group.n_gt
     n_words = (group.n_pixels + 63) // 64
     packed = np.empty((n_images, k, n_words), dtype=np.uint64)
-    _pack_into("preds", group.preds, packed, 0, threshold, group.index, batch)
-    _pack_into("gts", group.gts, packed, group.n_pred, threshold, group.index, batch)
+    pack_into("preds", group.preds, packed, 0, threshold, group.index, batch)
+    pack_into("gts", group.gts, packed, group.n_pred, threshold, group.index, batch)
     inter, union = _kernels.gram_counts(packed, group.n_pred)
     return CountBlock(group.index, inter, union, group.n_pred, group.n_gt, group.n_pixels)
 
 
-def pair_counts(preds: object, gts: object, *, batch: bool = False, threshold: float = 0.5) -> PairCounts:
+@fill_doc(inputs=INPUT_RULES_DOC)
+def pair_counts(
+    preds: object, gts: object, *, batch: bool = False, threshold: float = DEFAULT.threshold
+) -> PairCounts:
     """Pairwise intersection and union counts of the N + M masks of each image.
 
     Parameters
@@ -176,10 +183,7 @@ def pair_counts(preds: object, gts: object, *, batch: bool = False, threshold: f
            [1, 1, 1],
            [2, 1, 3]])
     """
-    threshold = check_threshold(threshold)
+    t = float(value_of("threshold", threshold))  # type: ignore[arg-type]
     n_images, groups = prepare_inputs(preds, gts, batch)
-    blocks = tuple(_count_group(g, threshold, bool(batch)) for g in groups)
+    blocks = tuple(count_group(g, t, bool(batch)) for g in groups)
     return PairCounts(blocks, n_images, bool(batch))
-
-
-pair_counts.__doc__ = pair_counts.__doc__.replace("{inputs}", INPUT_RULES_DOC)

@@ -21,9 +21,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..core._validate import INPUT_RULES_DOC, check_choice
+from ..conventions import Conventions, resolve_options
+from ..core._validate import INPUT_RULES_DOC
 from ..core.counts import CountBlock, PairCounts, pair_counts
+from ..core.docfill import fill_doc
 from ..core.pairwise import dice_from_counts
+from ..options import CONVENTIONS_DOC, DEFAULT, choices
 
 __all__ = [
     "CollectiveInsight",
@@ -33,11 +36,15 @@ __all__ = [
     "collective_insight",
     "collective_insight_from_counts",
     "combined_sensitivity",
+    "combined_sensitivity_from_counts",
     "diversity_agreement",
     "max_dice_matching",
+    "max_dice_matching_from_counts",
 ]
 
-VARIANCES = ("dice", "pixel")
+VARIANCES = choices("variance")
+#: The options the CI functions take.
+CI_OPTIONS = ("threshold", "variance")
 
 
 @dataclass(frozen=True)
@@ -131,30 +138,50 @@ def ci_from_components(
 
 
 # ------------------------------------------------------------------------------------ from counts
-def collective_insight_from_counts(counts: PairCounts, *, variance: str = "dice") -> CollectiveInsight:
+def combined_sensitivity_from_counts(counts: PairCounts) -> float | np.ndarray:
+    """S_c from precomputed :func:`~ambiseg_metrics.pair_counts` (see :func:`combined_sensitivity`)."""
+    return counts.map(_sensitivity_block)
+
+
+def max_dice_matching_from_counts(counts: PairCounts) -> float | np.ndarray:
+    """D_max from precomputed :func:`~ambiseg_metrics.pair_counts` (see :func:`max_dice_matching`)."""
+    return counts.map(_dmax_block)
+
+
+def collective_insight_from_counts(
+    counts: PairCounts, *, variance: str = DEFAULT.variance, conventions: str | Conventions | None = None
+) -> CollectiveInsight:
     """CI and its components from precomputed :func:`~ambiseg_metrics.pair_counts`."""
-    check_choice("variance", variance, VARIANCES)
+    o = resolve_options(conventions, accepted=CI_OPTIONS[1:], caller="collective_insight_from_counts()",
+                        variance=variance)
     counts.check_min_masks("diversity_agreement (and so the CI score)")
     s_c = counts.map(_sensitivity_block)
     d_max = counts.map(_dmax_block)
-    d_a = counts.map(lambda block: _da_block(block, variance))
+    d_a = counts.map(lambda block: _da_block(block, o.variance))
     ci, hm = ci_from_components(s_c, d_max, d_a)
     return CollectiveInsight(ci, hm, s_c, d_max, d_a)
 
 
 # ------------------------------------------------------------------------------------ public API
+@fill_doc(inputs=INPUT_RULES_DOC, conventions=CONVENTIONS_DOC)
 def combined_sensitivity(
-    preds: object, gts: object, *, batch: bool = False, threshold: float = 0.5
+    preds: object,
+    gts: object,
+    *,
+    batch: bool = False,
+    threshold: float = DEFAULT.threshold,
+    conventions: str | Conventions | None = None,
 ) -> float | np.ndarray:
     """Combined sensitivity S_c: how much of the annotators' union the predictions' union covers.
 
     .. math::
 
-        S_c = \\frac{{TP}}{{TP + FN}} = \\frac{{|\\cup_j P_j \\cap \\cup_i Y_i|}}{{|\\cup_i Y_i|}}
+        S_c = \\frac{TP}{TP + FN} = \\frac{|\\cup_j P_j \\cap \\cup_i Y_i|}{|\\cup_i Y_i|}
 
     Parameters
     ----------
     {inputs}
+    {conventions}
 
     Returns
     -------
@@ -180,21 +207,30 @@ def combined_sensitivity(
     >>> combined_sensitivity(p, y)
     0.75
     """
-    return pair_counts(preds, gts, batch=batch, threshold=threshold).map(_sensitivity_block)
+    o = resolve_options(conventions, accepted=CI_OPTIONS[:1], caller="combined_sensitivity()",
+                        threshold=threshold)
+    return pair_counts(preds, gts, batch=batch, threshold=o.threshold).map(_sensitivity_block)
 
 
+@fill_doc(inputs=INPUT_RULES_DOC, conventions=CONVENTIONS_DOC)
 def max_dice_matching(
-    preds: object, gts: object, *, batch: bool = False, threshold: float = 0.5
+    preds: object,
+    gts: object,
+    *,
+    batch: bool = False,
+    threshold: float = DEFAULT.threshold,
+    conventions: str | Conventions | None = None,
 ) -> float | np.ndarray:
     """Maximum Dice matching D_max: each annotation's best Dice with any prediction, averaged.
 
     .. math::
 
-        D_{{max}} = \\frac{{1}}{{M}} \\sum_{{i=1}}^{{M}} \\max_{{j=1..N}} \\mathrm{{Dice}}(P_j, Y_i)
+        D_{max} = \\frac{1}{M} \\sum_{i=1}^{M} \\max_{j=1..N} \\mathrm{Dice}(P_j, Y_i)
 
     Parameters
     ----------
     {inputs}
+    {conventions}
 
     Returns
     -------
@@ -219,34 +255,39 @@ def max_dice_matching(
     >>> round(max_dice_matching(p, y), 6)                        # (2/3 + 1) / 2
     0.833333
     """
-    return pair_counts(preds, gts, batch=batch, threshold=threshold).map(_dmax_block)
+    o = resolve_options(conventions, accepted=CI_OPTIONS[:1], caller="max_dice_matching()",
+                        threshold=threshold)
+    return pair_counts(preds, gts, batch=batch, threshold=o.threshold).map(_dmax_block)
 
 
+@fill_doc(inputs=INPUT_RULES_DOC, conventions=CONVENTIONS_DOC)
 def diversity_agreement(
     preds: object,
     gts: object,
     *,
     batch: bool = False,
-    threshold: float = 0.5,
-    variance: str = "dice",
+    threshold: float = DEFAULT.threshold,
+    variance: str = DEFAULT.variance,
+    conventions: str | Conventions | None = None,
 ) -> float | np.ndarray:
     """Diversity agreement D_a: do the predictions spread as much (and as little) as the annotators?
 
     .. math::
 
-        D_a = 1 - \\frac{{\\Delta V_{{max}} + \\Delta V_{{min}}}}{{2}}, \\quad
-        \\Delta V_{{max}} = |\\max V_Y - \\max V_P|, \\quad \\Delta V_{{min}} = |\\min V_Y - \\min V_P|
+        D_a = 1 - \\frac{\\Delta V_{max} + \\Delta V_{min}}{2}, \\quad
+        \\Delta V_{max} = |\\max V_Y - \\max V_P|, \\quad \\Delta V_{min} = |\\min V_Y - \\min V_P|
 
     where V_Y (V_P) holds V(A, B) over all pairs i < j of annotations (predictions).
 
     Parameters
     ----------
     {inputs}
-    variance : {{"dice", "pixel"}}, default "dice"
+    variance : {"dice", "pixel"}, default "dice"
         The paper calls V the "variance between two masks" without defining it. ``"dice"``:
         V(A, B) = 1 - Dice(A, B) (the reading of the CIMD derivatives). ``"pixel"``: the variance over the
         P pixels of the difference image A - B, ``|A xor B|/P - ((|A| - |B|)/P)^2``, the other reading
         seen in published code. Both lie in [0, 1], so D_a does too.
+    {conventions}
 
     Returns
     -------
@@ -266,32 +307,36 @@ def diversity_agreement(
     --------
     >>> import numpy as np
     >>> from ambiseg_metrics import diversity_agreement
-    >>> y = np.array([[[1, 1, 0, 0]], [[1, 1, 1, 1]]], bool)   # V_Y = {{1 - 2*2/6}} = {{1/3}}
-    >>> p = np.array([[[1, 1, 0, 0]], [[1, 1, 0, 0]]], bool)   # V_P = {{0}}
+    >>> y = np.array([[[1, 1, 0, 0]], [[1, 1, 1, 1]]], bool)   # V_Y = {1 - 2*2/6} = {1/3}
+    >>> p = np.array([[[1, 1, 0, 0]], [[1, 1, 0, 0]]], bool)   # V_P = {0}
     >>> round(diversity_agreement(p, y), 6)                   # 1 - (1/3 + 1/3) / 2
     0.666667
     """
-    check_choice("variance", variance, VARIANCES)
-    counts = pair_counts(preds, gts, batch=batch, threshold=threshold)
+    o = resolve_options(conventions, accepted=CI_OPTIONS, caller="diversity_agreement()", threshold=threshold,
+                        variance=variance)
+    counts = pair_counts(preds, gts, batch=batch, threshold=o.threshold)
     counts.check_min_masks("diversity_agreement")
-    return counts.map(lambda block: _da_block(block, variance))
+    return counts.map(lambda block: _da_block(block, o.variance))
 
 
+@fill_doc(inputs=INPUT_RULES_DOC, conventions=CONVENTIONS_DOC)
 def collective_insight(
     preds: object,
     gts: object,
     *,
     batch: bool = False,
-    threshold: float = 0.5,
-    variance: str = "dice",
+    threshold: float = DEFAULT.threshold,
+    variance: str = DEFAULT.variance,
+    conventions: str | Conventions | None = None,
 ) -> CollectiveInsight:
     """CI score (paper form and true harmonic mean) with its three components, from one pass.
 
     Parameters
     ----------
     {inputs}
-    variance : {{"dice", "pixel"}}, default "dice"
+    variance : {"dice", "pixel"}, default "dice"
         Reading of the pairwise variance in D_a (see :func:`diversity_agreement`).
+    {conventions}
 
     Returns
     -------
@@ -315,25 +360,30 @@ def collective_insight(
     ----------
     Rahman et al., CVPR 2023.
     """
-    counts = pair_counts(preds, gts, batch=batch, threshold=threshold)
-    return collective_insight_from_counts(counts, variance=variance)
+    o = resolve_options(conventions, accepted=CI_OPTIONS, caller="collective_insight()", threshold=threshold,
+                        variance=variance)
+    return collective_insight_from_counts(pair_counts(preds, gts, batch=batch, threshold=o.threshold),
+                                          conventions=o)
 
 
+@fill_doc(inputs=INPUT_RULES_DOC, conventions=CONVENTIONS_DOC)
 def ci_score(
     preds: object,
     gts: object,
     *,
     batch: bool = False,
-    threshold: float = 0.5,
-    variance: str = "dice",
+    threshold: float = DEFAULT.threshold,
+    variance: str = DEFAULT.variance,
+    conventions: str | Conventions | None = None,
 ) -> float | np.ndarray:
     """Collective Insight score as published: ``3 S_c D_max D_a / (S_c + D_max + D_a)`` (higher is better).
 
     Parameters
     ----------
     {inputs}
-    variance : {{"dice", "pixel"}}, default "dice"
+    variance : {"dice", "pixel"}, default "dice"
         Reading of the pairwise variance in D_a (see :func:`diversity_agreement`).
+    {conventions}
 
     Returns
     -------
@@ -358,8 +408,7 @@ def ci_score(
     >>> ci_score(masks, masks)   # identical sets: S_c = D_max = D_a = 1
     1.0
     """
-    return collective_insight(preds, gts, batch=batch, threshold=threshold, variance=variance).ci
+    return collective_insight(
+        preds, gts, batch=batch, threshold=threshold, variance=variance, conventions=conventions
+    ).ci
 
-
-for _f in (combined_sensitivity, max_dice_matching, diversity_agreement, collective_insight, ci_score):
-    _f.__doc__ = _f.__doc__.replace("{inputs}", INPUT_RULES_DOC).replace("{{", "{").replace("}}", "}")

@@ -17,9 +17,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..core._validate import INPUT_RULES_DOC, check_choice
+from ..conventions import Conventions, resolve_options
+from ..core._validate import INPUT_RULES_DOC
 from ..core.counts import CountBlock, PairCounts, pair_counts
-from ..core.pairwise import similarity_from_counts
+from ..core.docfill import fill_doc
+from ..core.pairwise import empty_pair_value, similarity_from_counts
+from ..options import CONVENTIONS_DOC, DEFAULT, choices
 
 __all__ = [
     "DISTANCES",
@@ -31,10 +34,14 @@ __all__ = [
     "ged_terms",
     "ged_terms_from_counts",
     "sample_diversity",
+    "terms_from_distance",
 ]
 
-ESTIMATORS = ("v-statistic", "unbiased")
-DISTANCES = ("iou", "dice")
+ESTIMATORS = choices("estimator")
+DISTANCES = choices("distance")
+EMPTY_PAIRS = choices("empty_pair")
+#: The options the GED functions take.
+GED_OPTIONS = ("threshold", "estimator", "distance", "empty_pair")
 
 
 @dataclass(frozen=True)
@@ -59,14 +66,6 @@ class GEDTerms:
     annotator_diversity: float | np.ndarray
 
 
-EMPTY_PAIRS = ("one", "zero", "skip")
-_EMPTY_VALUES = {"one": 1.0, "zero": 0.0, "skip": float("nan")}
-
-
-def _distance_matrix(block: CountBlock, distance: str, empty_value: float = 1.0) -> np.ndarray:
-    return 1.0 - similarity_from_counts(block.inter, distance, empty_value)
-
-
 def _nanmean_pairs(d: np.ndarray, exclude_diagonal: bool) -> np.ndarray:
     """Mean over the last two axes ignoring NaN (skipped pairs); NaN where every pair is skipped."""
     d = d.copy()
@@ -81,7 +80,7 @@ def _nanmean_pairs(d: np.ndarray, exclude_diagonal: bool) -> np.ndarray:
     return out
 
 
-def _terms_from_distance(d: np.ndarray, n: int, estimator: str) -> np.ndarray:
+def terms_from_distance(d: np.ndarray, n: int, estimator: str) -> np.ndarray:
     """(B, 4) GED terms from distance matrices d (B, K, K), predictions first; NaN entries are skipped.
 
     With the default empty pair (d(∅, ∅) = 0) no entry is NaN and d(A, A) = 0, so the two estimators
@@ -94,55 +93,62 @@ def _terms_from_distance(d: np.ndarray, n: int, estimator: str) -> np.ndarray:
     return np.stack([2.0 * cross - ss - yy, cross, ss, yy], axis=1)
 
 
-def _block_terms(block: CountBlock, estimator: str, distance: str, empty_pair: str = "one") -> np.ndarray:
+def _block_terms(block: CountBlock, estimator: str, distance: str, empty_pair: str) -> np.ndarray:
     """(B, 4) array: ged, cross, sample diversity, annotator diversity."""
-    d = _distance_matrix(block, distance, _EMPTY_VALUES[empty_pair])
-    return _terms_from_distance(d, block.n_pred, estimator)
+    d = 1.0 - similarity_from_counts(block.inter, distance, empty_pair_value(empty_pair))
+    return terms_from_distance(d, block.n_pred, estimator)
 
 
 def ged_terms_from_counts(
-    counts: PairCounts, *, estimator: str = "v-statistic", distance: str = "iou", empty_pair: str = "one"
+    counts: PairCounts,
+    *,
+    estimator: str = DEFAULT.estimator,
+    distance: str = DEFAULT.distance,
+    empty_pair: str = DEFAULT.empty_pair,
+    conventions: str | Conventions | None = None,
 ) -> GEDTerms:
     """GED and its terms from precomputed :func:`~ambiseg_metrics.pair_counts` (see :func:`ged_terms`)."""
-    check_choice("estimator", estimator, ESTIMATORS)
-    check_choice("distance", distance, DISTANCES)
-    check_choice("empty_pair", empty_pair, EMPTY_PAIRS)
-    if estimator == "unbiased":
+    o = resolve_options(conventions, accepted=GED_OPTIONS[1:], caller="ged_terms_from_counts()",
+                        estimator=estimator, distance=distance, empty_pair=empty_pair)
+    if o.estimator == "unbiased":
         counts.check_min_masks('ged with estimator="unbiased"')
-    return GEDTerms(*counts.columns(lambda block: _block_terms(block, estimator, distance, empty_pair)))
+    return GEDTerms(*counts.columns(lambda block: _block_terms(block, o.estimator, o.distance, o.empty_pair)))
 
 
+@fill_doc(inputs=INPUT_RULES_DOC, conventions=CONVENTIONS_DOC)
 def ged_terms(
     preds: object,
     gts: object,
     *,
     batch: bool = False,
-    threshold: float = 0.5,
-    estimator: str = "v-statistic",
-    distance: str = "iou",
-    empty_pair: str = "one",
+    threshold: float = DEFAULT.threshold,
+    estimator: str = DEFAULT.estimator,
+    distance: str = DEFAULT.distance,
+    empty_pair: str = DEFAULT.empty_pair,
+    conventions: str | Conventions | None = None,
 ) -> GEDTerms:
     """Squared generalized energy distance and its three terms.
 
     .. math::
 
-        D^2_{GED} = 2\\,\\mathbb{{E}}[d(S, Y)] - \\mathbb{{E}}[d(S, S')] - \\mathbb{{E}}[d(Y, Y')]
+        D^2_{GED} = 2\\,\\mathbb{E}[d(S, Y)] - \\mathbb{E}[d(S, S')] - \\mathbb{E}[d(Y, Y')]
 
     Parameters
     ----------
     {inputs}
-    estimator : {{"v-statistic", "unbiased"}}, default "v-statistic"
+    estimator : {"v-statistic", "unbiased"}, default "v-statistic"
         ``"v-statistic"`` averages the within-set terms over all N² (M²) ordered pairs, self-pairs
         included (d(A, A) = 0), as PHiSeg, the Probabilistic U-Net and CCDM compute it; it is always
         >= 0 for d = 1 - IoU. ``"unbiased"`` averages over the N(N-1) (M(M-1)) pairs of distinct
         masks (a U-statistic); it needs N >= 2 and M >= 2 and can be slightly negative.
-    distance : {{"iou", "dice"}}, default "iou"
+    distance : {"iou", "dice"}, default "iou"
         ``d = 1 - IoU`` (the published definition) or ``d = 1 - Dice``.
-    empty_pair : {{"one", "zero", "skip"}}, default "one"
+    empty_pair : {"one", "zero", "skip"}, default "one"
         Similarity of two empty masks: 1 (d = 0, PHiSeg, CCDM, MoSE, CIMD), 0 (d = 1, also for an empty
         mask compared with itself; the MBH-Seg 2025 code) or ``"skip"``: such pairs are left out of
         the mean of their term (a term with no pair left is NaN). See
         :mod:`ambiseg_metrics.conventions`.
+    {conventions}
 
     Returns
     -------
@@ -160,36 +166,40 @@ def ged_terms(
     Baumgartner et al., "PHiSeg: Capturing Uncertainty in Medical Image Segmentation", MICCAI 2019.
     Székely & Rizzo, "Energy statistics", J. Stat. Plan. Inference, 2013.
     """
-    counts = pair_counts(preds, gts, batch=batch, threshold=threshold)
-    return ged_terms_from_counts(counts, estimator=estimator, distance=distance, empty_pair=empty_pair)
+    o = resolve_options(conventions, accepted=GED_OPTIONS, caller="ged_terms()", threshold=threshold,
+                        estimator=estimator, distance=distance, empty_pair=empty_pair)
+    return ged_terms_from_counts(pair_counts(preds, gts, batch=batch, threshold=o.threshold), conventions=o)
 
 
+@fill_doc(inputs=INPUT_RULES_DOC, conventions=CONVENTIONS_DOC)
 def ged(
     preds: object,
     gts: object,
     *,
     batch: bool = False,
-    threshold: float = 0.5,
-    estimator: str = "v-statistic",
-    distance: str = "iou",
-    empty_pair: str = "one",
+    threshold: float = DEFAULT.threshold,
+    estimator: str = DEFAULT.estimator,
+    distance: str = DEFAULT.distance,
+    empty_pair: str = DEFAULT.empty_pair,
+    conventions: str | Conventions | None = None,
 ) -> float | np.ndarray:
     """Squared generalized energy distance between predictions and annotations (lower is better).
 
     .. math::
 
-        D^2_{GED} = 2\\,\\mathbb{{E}}[d(S, Y)] - \\mathbb{{E}}[d(S, S')] - \\mathbb{{E}}[d(Y, Y')],
-        \\quad d = 1 - \\mathrm{{IoU}}
+        D^2_{GED} = 2\\,\\mathbb{E}[d(S, Y)] - \\mathbb{E}[d(S, S')] - \\mathbb{E}[d(Y, Y')],
+        \\quad d = 1 - \\mathrm{IoU}
 
     Parameters
     ----------
     {inputs}
-    estimator : {{"v-statistic", "unbiased"}}, default "v-statistic"
+    estimator : {"v-statistic", "unbiased"}, default "v-statistic"
         Self-pairs included (published codes) or excluded (needs N, M >= 2); see :func:`ged_terms`.
-    distance : {{"iou", "dice"}}, default "iou"
+    distance : {"iou", "dice"}, default "iou"
         ``d = 1 - IoU`` or ``d = 1 - Dice``.
-    empty_pair : {{"one", "zero", "skip"}}, default "one"
+    empty_pair : {"one", "zero", "skip"}, default "one"
         Similarity of two empty masks (1, 0, or pair left out); see :func:`ged_terms`.
+    {conventions}
 
     Returns
     -------
@@ -216,29 +226,25 @@ def ged(
     """
     return ged_terms(
         preds, gts, batch=batch, threshold=threshold, estimator=estimator, distance=distance,
-        empty_pair=empty_pair,
+        empty_pair=empty_pair, conventions=conventions,
     ).ged
 
 
-def _diversity(
-    masks: object, *, batch: bool, threshold: float, estimator: str, distance: str, empty_pair: str, what: str
-) -> float | np.ndarray:
+def _diversity(masks: object, what: str, batch: bool, **options: object) -> float | np.ndarray:
     # The same stack on both sides: the within-set term of either side is the wanted diversity.
-    terms = ged_terms(
-        masks, masks, batch=batch, threshold=threshold, estimator=estimator, distance=distance,
-        empty_pair=empty_pair,
-    )
-    return getattr(terms, what)
+    return getattr(ged_terms(masks, masks, batch=batch, **options), what)
 
 
+@fill_doc(conventions=CONVENTIONS_DOC)
 def sample_diversity(
     preds: object,
     *,
     batch: bool = False,
-    threshold: float = 0.5,
-    estimator: str = "v-statistic",
-    distance: str = "iou",
-    empty_pair: str = "one",
+    threshold: float = DEFAULT.threshold,
+    estimator: str = DEFAULT.estimator,
+    distance: str = DEFAULT.distance,
+    empty_pair: str = DEFAULT.empty_pair,
+    conventions: str | Conventions | None = None,
 ) -> float | np.ndarray:
     """Diversity of the predictions, E[d(S, S')]: the GED's within-samples term.
 
@@ -248,12 +254,13 @@ def sample_diversity(
         The sampled masks (same input rules as every metric: bool/int nonzero, float ``> threshold``).
     batch, threshold
         As for :func:`ged`.
-    estimator : {{"v-statistic", "unbiased"}}, default "v-statistic"
+    estimator : {"v-statistic", "unbiased"}, default "v-statistic"
         Average over all N² ordered pairs (self-pairs included, as in the GED) or over the N(N-1)
         pairs of distinct masks (needs N >= 2).
-    distance : {{"iou", "dice"}}, default "iou"
-    empty_pair : {{"one", "zero", "skip"}}, default "one"
+    distance : {"iou", "dice"}, default "iou"
+    empty_pair : {"one", "zero", "skip"}, default "one"
         See :func:`ged_terms`.
+    {conventions}
 
     Returns
     -------
@@ -274,18 +281,20 @@ def sample_diversity(
     >>> sample_diversity(s, estimator="unbiased")
     0.5
     """
-    return _diversity(preds, batch=batch, threshold=threshold, estimator=estimator, distance=distance,
-                      empty_pair=empty_pair, what="sample_diversity")
+    return _diversity(preds, "sample_diversity", batch, threshold=threshold, estimator=estimator,
+                      distance=distance, empty_pair=empty_pair, conventions=conventions)
 
 
+@fill_doc(conventions=CONVENTIONS_DOC)
 def annotator_diversity(
     gts: object,
     *,
     batch: bool = False,
-    threshold: float = 0.5,
-    estimator: str = "v-statistic",
-    distance: str = "iou",
-    empty_pair: str = "one",
+    threshold: float = DEFAULT.threshold,
+    estimator: str = DEFAULT.estimator,
+    distance: str = DEFAULT.distance,
+    empty_pair: str = DEFAULT.empty_pair,
+    conventions: str | Conventions | None = None,
 ) -> float | np.ndarray:
     """Diversity of the annotations, E[d(Y, Y')]: the GED's within-annotators term.
 
@@ -295,6 +304,7 @@ def annotator_diversity(
         The annotations.
     batch, threshold, estimator, distance, empty_pair
         As for :func:`sample_diversity`.
+    {conventions}
 
     Returns
     -------
@@ -305,9 +315,6 @@ def annotator_diversity(
     ----------
     Kohl et al., NeurIPS 2018; Baumgartner et al., MICCAI 2019.
     """
-    return _diversity(gts, batch=batch, threshold=threshold, estimator=estimator, distance=distance,
-                      empty_pair=empty_pair, what="annotator_diversity")
+    return _diversity(gts, "annotator_diversity", batch, threshold=threshold, estimator=estimator,
+                      distance=distance, empty_pair=empty_pair, conventions=conventions)
 
-
-for _f in (ged, ged_terms, sample_diversity, annotator_diversity):
-    _f.__doc__ = _f.__doc__.replace("{inputs}", INPUT_RULES_DOC).replace("{{", "{").replace("}}", "}")
