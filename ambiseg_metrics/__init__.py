@@ -14,6 +14,7 @@ True
 
 from .accumulate import AccumulatedMetrics, MetricAccumulator
 from .conventions import PRESETS, Conventions, get_convention
+from .core._validate import InputError
 from .core.counts import CountBlock, PairCounts, pair_counts
 from .core.pairwise import dice_from_counts, iou_from_counts
 from .evaluation import METRICS, evaluate, evaluate_counts
@@ -98,4 +99,5 @@ __all__ = [
     "pair_counts",
     "sample_diversity",
     "similarity_matrix",
+    "InputError",
 ]

@@ -158,7 +158,8 @@ def evaluate_counts(
     return {name: values[name] for name in chosen}
 
 
-@fill_doc(inputs=INPUT_RULES_DOC, conventions=CONVENTIONS_DOC, options=options_doc())
+@fill_doc(inputs=INPUT_RULES_DOC, conventions=CONVENTIONS_DOC,
+          options=options_doc(n for n in evaluate_options() if n != "threshold"))  # threshold: in inputs
 def evaluate(
     preds: object,
     gts: object,

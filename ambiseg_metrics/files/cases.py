@@ -30,6 +30,7 @@ from ..conventions import Conventions, resolve_options
 from ..core._validate import InputError, pairs_error
 from ..evaluation import FAMILIES, METRICS, check_metrics, evaluate
 from ..options import evaluate_options
+from .distributed import run_on_client
 from .io import Case, InputFileError, Source, case_name, mask_files, read_source
 
 __all__ = ["CaseTable", "EvalOptions", "InputWarning", "evaluate_case", "evaluate_cases", "to_cases"]
@@ -366,8 +367,6 @@ def evaluate_cases(
     results: dict[int, tuple] = {}
     with tqdm(total=len(items), disable=not progress, unit="case", desc="cases", leave=False) as bar:
         if client is not None:
-            from .distributed import run_on_client
-
             stream = run_on_client(client, items, options, _evaluate_item)
         else:
             stream = _run_local(items, options, jobs)
