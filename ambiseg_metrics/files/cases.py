@@ -30,7 +30,7 @@ from ..conventions import Conventions, resolve_options
 from ..core._validate import InputError, pairs_error
 from ..evaluation import FAMILIES, METRICS, check_metrics, evaluate
 from ..options import evaluate_options
-from .distributed import run_on_client
+from . import distributed
 from .io import Case, InputFileError, Source, case_name, mask_files, read_source
 
 __all__ = ["CaseTable", "EvalOptions", "InputWarning", "evaluate_case", "evaluate_cases", "to_cases"]
@@ -367,7 +367,7 @@ def evaluate_cases(
     results: dict[int, tuple] = {}
     with tqdm(total=len(items), disable=not progress, unit="case", desc="cases", leave=False) as bar:
         if client is not None:
-            stream = run_on_client(client, items, options, _evaluate_item)
+            stream = distributed.run_on_client(client, items, options, _evaluate_item)
         else:
             stream = _run_local(items, options, jobs)
         with closing(stream):  # on any error: cancel what is still queued (pool / cluster) right away

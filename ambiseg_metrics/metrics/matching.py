@@ -198,6 +198,8 @@ def similarity_matrix(
     ----------
     {inputs}
     similarity : {"dice", "iou"}, default "dice"
+        This function's own default (Dice, the per-annotator readout of the MBH-Seg code), so a preset's
+        ``similarity`` does not apply here; pass ``similarity="iou"`` for IoU.
     empty_pair : {"one", "zero", "skip"}, default "one"
         Value for two empty masks (1, 0; ``"skip"`` gives NaN there).
     {conventions}
