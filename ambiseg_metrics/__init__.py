@@ -14,6 +14,7 @@ True
 
 from .accumulate import AccumulatedMetrics, MetricAccumulator
 from .conventions import PRESETS, Conventions, get_convention
+from .core._validate import InputError
 from .core.counts import CountBlock, PairCounts, VoteCounts, pair_and_vote_counts, pair_counts, vote_counts
 from .core.pairwise import dice_from_counts, iou_from_counts
 from .evaluation import ALL_METRICS, METRICS, evaluate, evaluate_counts
@@ -128,4 +129,5 @@ __all__ = [
     "uncertainty_error_overlap",
     "volume_crps",
     "vote_counts",
+    "InputError",
 ]

@@ -20,120 +20,25 @@ where the published code has behaviour this library does not reproduce, ``notes`
 
 from __future__ import annotations
 
-import math
-import numbers
-from dataclasses import dataclass, field, fields, replace
-
-from .core._validate import check_choice, check_threshold
-from .metrics.ged import EMPTY_PAIRS
+from .options import Conventions, Options, check_option, choices, given, option
 
 __all__ = [
     "CI_FORMS",
     "EMPTY_PAIRS",
     "Conventions",
+    "Options",
     "PRESETS",
     "get_convention",
     "resolve_conventions",
+    "resolve_options",
 ]
 
-# EMPTY_PAIRS: how a pair of masks that are both empty (or a class absent from both label maps) is
-# scored. "one": IoU = Dice = 1 (perfect agreement, d = 0); "zero": IoU = 0 (d = 1); "skip": the pair
-# (class) is left out of the average it would enter.
+#: How a pair of masks that are both empty (or a class absent from both label maps) is scored:
+#: ``"one"``: IoU = Dice = 1 (perfect agreement, d = 0); ``"zero"``: IoU = 0 (d = 1); ``"skip"``: the pair
+#: (class) is left out of the average it would enter.
+EMPTY_PAIRS = choices("empty_pair")
 #: ``"paper"``: CI = 3 S D A / (S + D + A) as published; ``"harmonic"``: 3 / (1/S + 1/D + 1/A).
-CI_FORMS = ("paper", "harmonic")
-
-
-@dataclass(frozen=True)
-class Conventions:
-    """The choices that make two "GED" (or HM-IoU, CI) numbers comparable.
-
-    Attributes
-    ----------
-    name : str
-        Preset name (or ``"custom"``).
-    empty_pair : {"one", "zero", "skip"}, default "one"
-        IoU of two empty masks in the GED distance and in HM-IoU: 1 (``"one"``, d = 0), 0 (``"zero"``,
-        d = 1, also for a mask compared with itself) or left out of the mean (``"skip"``; a GED term
-        whose every pair is skipped is NaN). Dice-based readouts (CI components, Dice matrices,
-        ``dice_soft``) always use Dice(∅, ∅) = 1, as every source below does.
-    estimator : {"v-statistic", "unbiased"}, default "v-statistic"
-        GED within-set terms with self-pairs (N², M² pairs) or without (N(N-1), M(M-1)).
-    distance : {"iou", "dice"}, default "iou"
-        GED distance d = 1 - IoU or d = 1 - Dice.
-    ci_form : {"paper", "harmonic"}, default "paper"
-        What the ``ci`` metric reports.
-    variance : {"dice", "pixel"}, default "dice"
-        Reading of the pairwise variance in the diversity agreement D_a.
-    threshold : float, default 0.5
-        Foreground threshold for float inputs.
-    class_absent : {"one", "zero", "skip"}, default "one"
-        Multi-class label maps: per-class IoU when the class is absent from both maps.
-    include_background : bool, default False
-        Multi-class label maps: whether class 0 enters the class average.
-    pair_average : {"mean", "pooled"}, default "mean"
-        GED terms as the mean of per-pair distances, or one ratio of the pairs' pooled counts (ValUES).
-    calibration_classes : {"foreground", "both"}, default "foreground"
-        Rater calibration (ECE/MCE/ACE) of the foreground only, or averaged with the background class
-        (the class-wise ECE of the SSN evaluation).
-    requires_classes : bool, default False
-        Multi-class functions refuse ``classes=None`` under this preset (its code averages over fixed
-        classes, which the classes present in an image do not reproduce).
-    source : str
-        Paper, repository and file the preset was read from.
-    notes : str
-        Differences between this preset and the published code, if any.
-    """
-
-    name: str = "custom"
-    empty_pair: str = "one"
-    estimator: str = "v-statistic"
-    distance: str = "iou"
-    ci_form: str = "paper"
-    variance: str = "dice"
-    threshold: float = 0.5
-    class_absent: str = "one"
-    include_background: bool = False
-    pair_average: str = "mean"
-    calibration_classes: str = "foreground"
-    requires_classes: bool = False
-    source: str = ""
-    notes: str = field(default="", compare=False)
-
-    def __post_init__(self) -> None:
-        from .metrics.collective_insight import VARIANCES
-        from .metrics.ged import DISTANCES, ESTIMATORS
-
-        check_choice("empty_pair", self.empty_pair, EMPTY_PAIRS)
-        check_choice("estimator", self.estimator, ESTIMATORS)
-        check_choice("distance", self.distance, DISTANCES)
-        check_choice("ci_form", self.ci_form, CI_FORMS)
-        check_choice("variance", self.variance, VARIANCES)
-        check_choice("class_absent", self.class_absent, EMPTY_PAIRS)
-        check_threshold(self.threshold)
-        check_choice("pair_average", self.pair_average, ("mean", "pooled"))
-        check_choice("calibration_classes", self.calibration_classes, ("foreground", "both"))
-        if not isinstance(self.include_background, bool):
-            raise TypeError(f"include_background must be True or False; got {self.include_background!r}")
-
-    @property
-    def empty_value(self) -> float:
-        """``empty_pair`` as the similarity value of two empty masks (NaN for ``"skip"``)."""
-        return empty_pair_value(self.empty_pair)
-
-    def with_options(self, **changes: object) -> Conventions:
-        """A copy with some choices changed (named ``"<name>+custom"``)."""
-        known = {f.name for f in fields(self)}
-        unknown = sorted(set(changes) - known)
-        if unknown:
-            raise TypeError(f"unknown convention option(s) {unknown}; choose from {sorted(known)}")
-        name = changes.pop("name", f"{self.name}+custom")
-        return replace(self, name=name, **changes)
-
-
-def empty_pair_value(empty_pair: str) -> float:
-    """Similarity (IoU/Dice) given to two empty masks: 1.0, 0.0 or NaN (``"skip"``)."""
-    check_choice("empty_pair", empty_pair, EMPTY_PAIRS)
-    return {"one": 1.0, "zero": 0.0, "skip": math.nan}[empty_pair]
+CI_FORMS = choices("ci_form")
 
 
 PRESETS: dict[str, Conventions] = {
@@ -271,15 +176,55 @@ def get_convention(name: str | Conventions) -> Conventions:
     return PRESETS[key]
 
 
-def resolve_conventions(conventions: str | Conventions | None, **explicit: object) -> Conventions:
-    """The conventions to use: a preset/object, or the defaults, with explicitly passed options on top.
+def resolve_options(
+    conventions: str | Conventions | None = None,
+    *,
+    accepted: tuple[str, ...] | None = None,
+    caller: str = "this function",
+    **explicit: object,
+) -> Options:
+    """The single resolver: a preset (or the defaults) with the explicitly passed options on top.
 
-    ``explicit`` maps option names to values; ``None`` values mean "not passed" and are ignored.
+    Parameters
+    ----------
+    conventions : str, Conventions or None
+        A preset name of :data:`PRESETS`, a :class:`Conventions` (e.g. an already resolved one), or None
+        for the library defaults (preset ``cimd``).
+    accepted : tuple of str, optional
+        The option names the caller takes; any other name in ``explicit`` is a TypeError.
+    caller : str
+        Named in that TypeError.
+    **explicit
+        Option values passed by the caller. A :class:`~ambiseg_metrics.options.Default` marker means "not
+        passed"; every other value — ``0.0``, ``False`` and ``None`` included — is explicit and wins over
+        the preset.
+
+    Returns
+    -------
+    Options
+        Every option's value, each checked; the preset itself when nothing changes it, else a copy named
+        ``"<preset>+custom"``.
+
+    Raises
+    ------
+    TypeError, ValueError
+        Unknown preset or option, or a value the option does not allow. Nothing has read a pixel yet.
     """
     base = PRESETS["cimd"] if conventions is None else get_convention(conventions)
-    changes = {k: v for k, v in explicit.items() if v is not None}
-    if not changes:
+    passed = given(explicit)
+    for name in passed:
+        option(name)  # TypeError for a name that is no option at all
+        if accepted is not None and name not in accepted:
+            raise TypeError(f"{caller} takes no option {name!r}; its options are {', '.join(accepted)}")
+    changes = {k: check_option(k, v) for k, v in passed.items()}
+    if all(getattr(base, k) == v and type(getattr(base, k)) is type(v) for k, v in changes.items()):
         return base
-    if isinstance(changes.get("threshold"), numbers.Real):
-        changes["threshold"] = float(changes["threshold"])
     return base.with_options(**changes)
+
+
+def resolve_conventions(conventions: str | Conventions | None, **explicit: object) -> Conventions:
+    """Like :func:`resolve_options`, for callers that mark "not passed" with ``None`` (e.g. the CLI).
+
+    Only ``None`` means "not passed" here: a falsy value such as ``threshold=0.0`` is explicit and wins.
+    """
+    return resolve_options(conventions, **{k: v for k, v in explicit.items() if v is not None})

@@ -54,7 +54,7 @@ root_doc = "index"
 # -- autodoc / napoleon (numpy-style docstrings) -----------------------------------------------------
 autodoc_default_options = {"member-order": "bysource"}
 autodoc_typehints = "signature"
-autodoc_preserve_defaults = True
+autodoc_preserve_defaults = False  # option defaults are markers whose repr is the default
 napoleon_google_docstring = False
 napoleon_numpy_docstring = True
 napoleon_use_rtype = False

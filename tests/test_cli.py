@@ -130,7 +130,7 @@ def test_single_sample_case_default_and_explicit_metrics(tmp_path, capsys):
     assert float(row["max_dice_matching"]) == dmax
     code, _, err = run(capsys, preds, gts, "--out", tmp_path / "x.csv", "--metrics", "ged,ci")
     assert code == 2
-    assert "case01.npy" in err and "ci need at least 2 samples" in err and "N=1" in err
+    assert "case01.npy" in err and "ci needs at least 2 predictions and 2 annotations" in err and "N=1" in err
     assert_no_output(tmp_path, "x.csv")
 
 

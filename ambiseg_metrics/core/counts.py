@@ -18,10 +18,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._validate import INPUT_RULES_DOC, ImageGroup, check_threshold, prepare_inputs, raise_bad_values
+from ..options import DEFAULT, value_of
+from ._validate import INPUT_RULES_DOC, ImageGroup, pairs_error, prepare_inputs, raise_bad_values
+from .docfill import fill_doc
 
-__all__ = ["CountBlock", "PairCounts", "VoteBlock", "VoteCounts", "pair_and_vote_counts", "pair_counts",
-           "vote_counts"]
+__all__ = ["CountBlock", "PairCounts", "VoteBlock", "VoteCounts", "count_group", "pack_into",
+           "pair_and_vote_counts", "pair_counts", "vote_counts"]
 
 
 @dataclass(frozen=True)
@@ -87,21 +89,22 @@ class PairCounts:
             return [values[:, j] for j in range(values.shape[1])]
         return [float(v) for v in values]
 
-    def check_min_masks(self, what: str, n_min: int = 2) -> None:
-        """Raise ValueError when some image has fewer than ``n_min`` predictions or annotations."""
+    def check_min_masks(self, what: str) -> None:
+        """Raise :class:`~ambiseg_metrics.core._validate.InputError` when some image has fewer than 2
+        predictions or annotations (:func:`~ambiseg_metrics.core._validate.pairs_error`)."""
         for block in self.blocks:
-            if block.n_pred < n_min or block.n_gt < n_min:
-                where = f" (image {int(block.index[0])})" if self.batch else ""
-                raise ValueError(
-                    f"{what} needs at least {n_min} predictions and {n_min} annotations per image; "
-                    f"got N={block.n_pred}, M={block.n_gt}{where}"
-                )
+            error = pairs_error(what, block.n_pred, block.n_gt, int(block.index[0]) if self.batch else None)
+            if error is not None:
+                raise error
 
 
-def _pack_into(name: str, chunks: list[np.ndarray], packed: np.ndarray, col0: int, threshold: float,
-               index: np.ndarray, batch: bool) -> None:
-    """Pack every chunk (b, R, *spatial) into ``packed[row:row+b, col0:col0+R, :]``, validating floats."""
-    from . import _kernels
+def pack_into(name: str, chunks: list[np.ndarray], packed: np.ndarray, col0: int, threshold: float,
+              index: np.ndarray, batch: bool) -> None:
+    """Pack every chunk (b, R, *spatial) into ``packed[row:row+b, col0:col0+R, :]``, validating floats.
+
+    The unfused path of :func:`count_group` (also timed on its own by the benchmarks).
+    """
+    from . import _kernels  # numba: imported on first use only
 
     row = 0
     for chunk in chunks:
@@ -122,8 +125,9 @@ def _pack_into(name: str, chunks: list[np.ndarray], packed: np.ndarray, col0: in
         row += b
 
 
-def _count_group(group: ImageGroup, threshold: float, batch: bool) -> CountBlock:
-    from . import _kernels
+def count_group(group: ImageGroup, threshold: float, batch: bool) -> CountBlock:
+    """The counts of one :class:`~ambiseg_metrics.core._validate.ImageGroup` (one kernel call)."""
+    from . import _kernels  # numba: imported on first use only
 
     n_images = len(group.index)
     if len(group.preds) == 1 and len(group.gts) == 1 and all(
@@ -140,13 +144,16 @@ def _count_group(group: ImageGroup, threshold: float, batch: bool) -> CountBlock
     k = group.n_pred + group.n_gt
     n_words = (group.n_pixels + 63) // 64
     packed = np.empty((n_images, k, n_words), dtype=np.uint64)
-    _pack_into("preds", group.preds, packed, 0, threshold, group.index, batch)
-    _pack_into("gts", group.gts, packed, group.n_pred, threshold, group.index, batch)
+    pack_into("preds", group.preds, packed, 0, threshold, group.index, batch)
+    pack_into("gts", group.gts, packed, group.n_pred, threshold, group.index, batch)
     inter, union = _kernels.gram_counts(packed, group.n_pred)
     return CountBlock(group.index, inter, union, group.n_pred, group.n_gt, group.n_pixels)
 
 
-def pair_counts(preds: object, gts: object, *, batch: bool = False, threshold: float = 0.5) -> PairCounts:
+@fill_doc(inputs=INPUT_RULES_DOC)
+def pair_counts(
+    preds: object, gts: object, *, batch: bool = False, threshold: float = DEFAULT.threshold
+) -> PairCounts:
     """Pairwise intersection and union counts of the N + M masks of each image.
 
     Parameters
@@ -177,13 +184,10 @@ def pair_counts(preds: object, gts: object, *, batch: bool = False, threshold: f
            [1, 1, 1],
            [2, 1, 3]])
     """
-    threshold = check_threshold(threshold)
+    t = float(value_of("threshold", threshold))  # type: ignore[arg-type]
     n_images, groups = prepare_inputs(preds, gts, batch)
-    blocks = tuple(_count_group(g, threshold, bool(batch)) for g in groups)
+    blocks = tuple(count_group(g, t, bool(batch)) for g in groups)
     return PairCounts(blocks, n_images, bool(batch))
-
-
-pair_counts.__doc__ = pair_counts.__doc__.replace("{inputs}", INPUT_RULES_DOC)
 
 
 # ------------------------------------------------------------------------------------ vote tables
@@ -265,7 +269,10 @@ def _vote_group(group: ImageGroup, threshold: float, batch: bool, with_gram: boo
     return votes, pairs
 
 
-def vote_counts(preds: object, gts: object, *, batch: bool = False, threshold: float = 0.5) -> VoteCounts:
+@fill_doc(inputs=INPUT_RULES_DOC)
+def vote_counts(
+    preds: object, gts: object, *, batch: bool = False, threshold: float = DEFAULT.threshold
+) -> VoteCounts:
     """The vote table of each image: T[a, b] = pixels marked by exactly a of the N predictions and b of
     the M annotations.
 
@@ -297,21 +304,18 @@ def vote_counts(preds: object, gts: object, *, batch: bool = False, threshold: f
            [1, 0],
            [0, 1]])
     """
-    threshold = check_threshold(threshold)
+    t = float(value_of("threshold", threshold))  # type: ignore[arg-type]
     n_images, groups = prepare_inputs(preds, gts, batch)
-    blocks = tuple(_vote_group(g, threshold, bool(batch), False)[0] for g in groups)
+    blocks = tuple(_vote_group(g, t, bool(batch), False)[0] for g in groups)
     return VoteCounts(blocks, n_images, bool(batch))
 
 
 def pair_and_vote_counts(
-    preds: object, gts: object, *, batch: bool = False, threshold: float = 0.5
+    preds: object, gts: object, *, batch: bool = False, threshold: float = DEFAULT.threshold
 ) -> tuple[PairCounts, VoteCounts]:
     """:func:`pair_counts` and :func:`vote_counts` from one pass over the pixels (same arguments)."""
-    threshold = check_threshold(threshold)
+    t = float(value_of("threshold", threshold))  # type: ignore[arg-type]
     n_images, groups = prepare_inputs(preds, gts, batch)
-    both = [_vote_group(g, threshold, bool(batch), True) for g in groups]
+    both = [_vote_group(g, t, bool(batch), True) for g in groups]
     pairs = PairCounts(tuple(p for _, p in both), n_images, bool(batch))  # type: ignore[misc]
     return pairs, VoteCounts(tuple(v for v, _ in both), n_images, bool(batch))
-
-
-vote_counts.__doc__ = vote_counts.__doc__.replace("{inputs}", INPUT_RULES_DOC)

@@ -11,10 +11,11 @@ import numpy as np
 
 __all__ = ["GT_WEIGHTS_DOC", "check_gt_weights", "is_uniform"]
 
+#: Parameter text for :func:`~ambiseg_metrics.core.docfill.fill_doc` (a ``{weights}`` marker line).
 GT_WEIGHTS_DOC = """gt_weights : array-like, optional
-        Probabilities w_1..w_M of the M annotations (finite, >= 0, summing to 1): every expectation over
-        annotations becomes a weighted one. With ``batch=True``: one (M,) array shared by every image, a
-        (B, M) array, or a sequence of B per-image arrays. None (default): uniform, 1/M each."""
+    Probabilities w_1..w_M of the M annotations (finite, >= 0, summing to 1): every expectation over
+    annotations becomes a weighted one. With ``batch=True``: one (M,) array shared by every image, a
+    (B, M) array, or a sequence of B per-image arrays. None (default): uniform, 1/M each."""
 
 
 def check_gt_weights(gt_weights: object, n_gts: list[int], batch: bool) -> list[np.ndarray] | None:

@@ -3,6 +3,9 @@
 The command only reads files, runs :func:`ambiseg_metrics.files.cases.evaluate_cases` (which calls
 :func:`ambiseg_metrics.evaluate` once per case) and reports; it does no metric arithmetic itself. Heavy
 modules (numba, tqdm, imageio, nibabel, dask) are imported only once a run starts, so ``--help`` is instant.
+Its option flags are made from the option table (:data:`ambiseg_metrics.options.OPTIONS`): one flag
+``--<name>`` per option :func:`~ambiseg_metrics.evaluate` takes. The library's messages speak Python; the
+flag hints (``--allow-missing``, ``--scheduler``) are added here.
 """
 
 from __future__ import annotations
@@ -11,9 +14,27 @@ import argparse
 import os
 import sys
 import time
+import traceback
 import warnings
 from collections.abc import Sequence
+from dataclasses import asdict
 from pathlib import Path
+
+from .. import __version__
+from ..conventions import PRESETS, Conventions
+from ..evaluation import ALL_METRICS, FAMILIES
+from ..examples import example_paths
+from ..options import evaluate_options, option
+from .cases import EvalOptions, InputWarning, evaluate_cases
+from .distributed import (
+    DaskMissingError,
+    SchedulerUnreachableError,
+    parse_scheduler,
+    require_distributed,
+    scheduler_client,
+)
+from .io import InputFileError, UnmatchedCasesError, discover_cases
+from .report import atomic_write_many, csv_text, format_summary, json_text, summarize
 
 __all__ = ["main"]
 
@@ -52,22 +73,17 @@ class UsageError(Exception):
     """Bad command-line usage (exit code 2)."""
 
 
-def _metric_names() -> tuple[str, ...]:
-    from ..evaluation import ALL_METRICS
-
-    return ALL_METRICS
-
-
-def _presets() -> list[str]:
-    from ..conventions import PRESETS
-
-    return list(PRESETS)
-
-
 def _pair_metric_names() -> list[str]:
-    from ..evaluation import FAMILIES
-
     return [name for family in FAMILIES for name in family.names if name in family.needs_pairs]
+
+
+def _add_option_flags(p: argparse.ArgumentParser) -> None:
+    """One flag per option of :func:`~ambiseg_metrics.evaluate`, from the option table (None = not given)."""
+    for name in evaluate_options():
+        o = option(name)
+        kind = {"choices": list(o.choices)} if o.choices else {"type": type(o.default)}
+        p.add_argument("--" + name.replace("_", "-"), dest=name, **kind,
+                       help=f"{o.doc} (default: the preset's; the library's is {o.default})")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -86,18 +102,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--example", action="store_true",
                    help="evaluate the example masks shipped with the package (instead of PREDS GTS)")
     p.add_argument("--metrics", metavar="LIST",
-                   help="comma-separated metric names (default: all): " + ", ".join(_metric_names()))
-    p.add_argument("--conventions", metavar="PRESET", choices=_presets(),
-                   help="conventions of a published code: " + ", ".join(_presets())
-                   + " (default: the library's, = cimd); the four options below override it")
-    p.add_argument("--threshold", type=float,
-                   help="foreground threshold for float (probability) masks, in [0, 1) (default 0.5)")
-    p.add_argument("--estimator", choices=["v-statistic", "unbiased"],
-                   help="GED within-set terms: V-statistic with self-pairs (default) or unbiased")
-    p.add_argument("--distance", choices=["iou", "dice"],
-                   help="GED distance d = 1 - IoU (default) or 1 - Dice")
-    p.add_argument("--variance", choices=["dice", "pixel"],
-                   help="D_a pairwise variance: 1 - Dice (default) or pixel variance")
+                   help="comma-separated metric names (default: the pairwise ones; 'raters' = every "
+                   "rater-vote metric): " + ", ".join(ALL_METRICS))
+    p.add_argument("--conventions", metavar="PRESET", choices=list(PRESETS),
+                   help="conventions of a published code: " + ", ".join(PRESETS)
+                   + " (default: the library's, = cimd); the options below override it")
+    _add_option_flags(p)
     p.add_argument("--out", metavar="CSV", help="write one row per case (every metric, N and M) to this CSV")
     p.add_argument("--json", metavar="JSON", help="write the summary (and per-case rows) to this JSON file")
     p.add_argument("--jobs", type=int, default=1, metavar="N",
@@ -120,8 +130,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _version() -> str:
-    from .. import __version__
-
     return __version__
 
 
@@ -143,40 +151,29 @@ def _check_output(path: str | None, flag: str) -> Path | None:
     return out
 
 
-def _options(args: argparse.Namespace):
-    from .cases import EvalOptions
-
+def _options(args: argparse.Namespace) -> EvalOptions:
     metrics = None
     if args.metrics is not None:
         metrics = tuple(m.strip() for m in args.metrics.split(",") if m.strip())
     try:
-        return EvalOptions(metrics, args.threshold, args.estimator, args.distance, args.variance,
-                           args.conventions).checked()
+        return EvalOptions(metrics=metrics, conventions=args.conventions,
+                           **{name: getattr(args, name) for name in evaluate_options()}).checked()
     except (ValueError, TypeError) as exc:
         raise UsageError(str(exc)) from exc
 
 
-_SHOWN = ("threshold", "estimator", "distance", "variance", "empty_pair", "ci_form")
+def _conventions_line(conv: Conventions) -> str:
+    return f"{conv.name} (" + ", ".join(f"{k}={getattr(conv, k)}" for k in evaluate_options()) + ")"
 
 
-def _conventions_line(conv) -> str:
-    return f"{conv.name} (" + ", ".join(f"{k}={getattr(conv, k)}" for k in _SHOWN) + ")"
-
-
-def _conventions_dict(conv) -> dict[str, object]:
-    from dataclasses import asdict
-
+def _conventions_dict(conv: Conventions) -> dict[str, object]:
     return {k: v for k, v in asdict(conv).items() if k != "notes"}
 
 
 def _run(args: argparse.Namespace) -> int:
-    from .io import discover_cases
-
     if args.example:
         if args.preds or args.gts:
             raise UsageError("give either --example or PREDS GTS, not both")
-        from ..examples import example_paths
-
         args.preds, args.gts = (str(p) for p in example_paths())
     elif not (args.preds and args.gts):
         raise UsageError("give the PREDS and GTS folders (or --example); see --help")
@@ -187,13 +184,13 @@ def _run(args: argparse.Namespace) -> int:
     if args.scheduler is not None and args.jobs != 1:
         raise UsageError("--jobs and --scheduler do not combine (size the Dask cluster instead)")
     if args.scheduler is not None:
-        from .distributed import DaskMissingError, parse_scheduler, require_distributed
-
         try:
             parse_scheduler(args.scheduler)
             require_distributed()
-        except (ValueError, DaskMissingError) as exc:
-            raise UsageError(str(exc)) from exc
+        except ValueError as exc:
+            raise UsageError(f"--scheduler {args.scheduler!r}: {exc}") from exc
+        except DaskMissingError as exc:
+            raise UsageError(f"--scheduler: {exc}") from exc
     options = _options(args)
     out_csv = _check_output(args.out, "--out")
     out_json = _check_output(args.json, "--json")
@@ -202,21 +199,22 @@ def _run(args: argparse.Namespace) -> int:
     check_report_arguments(args)  # before any pixel is read
 
     found: list[tuple[str, str]] = []
-    cases = discover_cases(args.preds, args.gts, allow_missing=args.allow_missing,
-                           warn=lambda kind, msg: found.append((kind, msg)))
-
-    from .cases import InputWarning, evaluate_cases
-    from .report import atomic_write_many, csv_text, format_summary, json_text, summarize
+    try:
+        cases = discover_cases(args.preds, args.gts, allow_missing=args.allow_missing,
+                               warn=lambda kind, msg: found.append((kind, msg)))
+    except UnmatchedCasesError as exc:
+        raise InputFileError(f"{exc.unmatched} (pass --allow-missing to skip them)") from exc
 
     started = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", InputWarning)  # printed below, once, from table.notes
         if args.scheduler is not None:
-            from .distributed import scheduler_client
-
-            with scheduler_client(args.scheduler) as client:
-                table = evaluate_cases(cases, options, client=client, progress=not args.no_progress,
-                                       extra_notes=found)
+            try:
+                with scheduler_client(args.scheduler) as client:
+                    table = evaluate_cases(cases, options, client=client, progress=not args.no_progress,
+                                           extra_notes=found)
+            except SchedulerUnreachableError as exc:
+                raise SchedulerUnreachableError(f"--scheduler {exc}") from exc
         else:
             table = evaluate_cases(cases, options, jobs=args.jobs, progress=not args.no_progress,
                                    extra_notes=found)
@@ -293,15 +291,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("ambiseg-eval: interrupted; no output written", file=sys.stderr)
         return 130
     except Exception as exc:
-        from .distributed import SchedulerUnreachableError
-        from .io import InputFileError
-
         if isinstance(exc, (InputFileError, SchedulerUnreachableError)):
             print(f"ambiseg-eval: error: {exc}", file=sys.stderr)
             return 2
         if args.debug:
-            import traceback
-
             traceback.print_exc()
         else:
             print(f"ambiseg-eval: internal error: {type(exc).__name__}: {exc} (run with --debug for the "

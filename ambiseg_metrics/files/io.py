@@ -38,14 +38,18 @@ from pathlib import Path
 
 import numpy as np
 
+from ..core._validate import InputError
+
 __all__ = [
     "IMAGE_EXTENSIONS",
     "MASK_EXTENSIONS",
     "Case",
     "InputFileError",
+    "UnmatchedCasesError",
     "case_name",
     "discover_cases",
     "mask_extension",
+    "mask_files",
     "read_file",
     "read_source",
 ]
@@ -61,8 +65,10 @@ Warn = Callable[[str, str], None] | None
 Source = str | os.PathLike | np.ndarray
 
 
-class InputFileError(ValueError):
+class InputFileError(InputError):
     """A user's file (or case) cannot be used; the message names it.
+
+    An :class:`~ambiseg_metrics.core._validate.InputError` (so a ``ValueError``) whose ``path`` is set.
 
     Attributes
     ----------
@@ -71,11 +77,27 @@ class InputFileError(ValueError):
     """
 
     def __init__(self, message: str, path: str | os.PathLike | None = None) -> None:
-        super().__init__(message)
-        self.path = None if path is None else str(path)
+        super().__init__(message, path=None if path is None else str(path))
 
     def __reduce__(self):  # keep the path when the error crosses a process boundary
         return (type(self), (str(self), self.path))
+
+
+class UnmatchedCasesError(InputFileError):
+    """Some cases have predictions but no annotations, or the reverse (``allow_missing=True`` skips them).
+
+    Attributes
+    ----------
+    unmatched : str
+        Which cases are unmatched, without the advice of how to skip them.
+    """
+
+    def __init__(self, unmatched: str) -> None:
+        super().__init__(unmatched + " (allow_missing=True skips them)")
+        self.unmatched = unmatched
+
+    def __reduce__(self):
+        return (type(self), (self.unmatched,))
 
 
 @dataclass(frozen=True)
@@ -229,7 +251,8 @@ def _as_stack(path: Path, a: np.ndarray) -> np.ndarray:
     return a
 
 
-def _mask_files(folder: Path) -> list[Path]:
+def mask_files(folder: Path) -> list[Path]:
+    """The mask files of a case folder in the order they are stacked (by name, hidden ones left out)."""
     files = []
     for entry in sorted(folder.iterdir(), key=lambda p: p.name):
         if _hidden(entry.name):
@@ -245,7 +268,7 @@ def _mask_files(folder: Path) -> list[Path]:
 
 
 def _read_folder(folder: Path, warn: Warn) -> np.ndarray:
-    files = _mask_files(folder)
+    files = mask_files(folder)
     masks = []
     for f in files:
         a = read_file(f, warn)
@@ -362,7 +385,7 @@ def discover_cases(
                          + _listing(only_pred))
         message = "; ".join(parts)
         if not allow_missing:
-            raise InputFileError(message + " (pass --allow-missing to skip them)")
+            raise UnmatchedCasesError(message)
         if warn is not None:
             warn("missing", "skipping unmatched cases: " + message)
     common = sorted(set(preds) & set(gts))

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..summary import bootstrap_ci, nan_summary
 from .cases import CaseTable
 
 __all__ = [
@@ -29,6 +30,7 @@ __all__ = [
     "atomic_write_many",
     "atomic_write_text",
     "bootstrap_ci",
+    "csv_number",
     "csv_text",
     "format_summary",
     "json_text",
@@ -57,35 +59,6 @@ class MetricSummary:
         }
 
 
-def bootstrap_ci(
-    values: np.ndarray, *, n_boot: int = 10_000, confidence: float = 0.95, seed: int = 0, chunk: int = 1000
-) -> tuple[float, float]:
-    """Percentile bootstrap confidence interval of the mean of ``values``.
-
-    ``n_boot`` resamples of the cases with replacement, drawn from ``numpy.random.default_rng(seed)``
-    (so the interval is reproducible); the interval is the ``(1 - confidence) / 2`` and
-    ``(1 + confidence) / 2`` quantiles of the resampled means. One value gives ``(v, v)``; none gives NaNs.
-    """
-    x = np.asarray(values, dtype=np.float64)
-    if x.ndim != 1:
-        raise ValueError(f"values must be one-dimensional; got shape {x.shape}")
-    if not 0.0 < confidence < 1.0:
-        raise ValueError(f"confidence must lie in (0, 1); got {confidence!r}")
-    if n_boot < 1:
-        raise ValueError(f"n_boot must be >= 1; got {n_boot!r}")
-    if x.size == 0:
-        return math.nan, math.nan
-    rng = np.random.default_rng(seed)
-    means = np.empty(n_boot, dtype=np.float64)
-    for start in range(0, n_boot, chunk):  # bounded memory for large cohorts
-        stop = min(start + chunk, n_boot)
-        idx = rng.integers(0, x.size, size=(stop - start, x.size))
-        means[start:stop] = x[idx].mean(axis=1)
-    alpha = (1.0 - confidence) / 2.0
-    low, high = np.quantile(means, [alpha, 1.0 - alpha])
-    return float(low), float(high)
-
-
 def summarize(
     table: CaseTable, *, n_boot: int = 10_000, confidence: float = 0.95, seed: int = 0
 ) -> list[MetricSummary]:
@@ -94,21 +67,12 @@ def summarize(
     Each metric uses its own ``numpy.random.default_rng(seed)`` stream, so its interval does not depend
     on which other metrics were computed.
     """
+    if n_boot < 1:
+        raise ValueError(f"n_boot must be >= 1; got {n_boot!r}")
     out = []
     for name in table.metrics:
-        x = table.column(name)
-        x = x[~np.isnan(x)]
-        n = int(x.size)
-        low, high = bootstrap_ci(x, n_boot=n_boot, confidence=confidence, seed=seed)
-        out.append(
-            MetricSummary(
-                name, n,
-                float(x.mean()) if n else math.nan,
-                float(x.std(ddof=1)) if n > 1 else math.nan,
-                float(np.median(x)) if n else math.nan,
-                low, high,
-            )
-        )
+        s = nan_summary(table.column(name), n_boot=n_boot, confidence=confidence, seed=seed)
+        out.append(MetricSummary(name, s.n, s.mean, s.std, s.median, s.ci_low, s.ci_high))
     return out
 
 
@@ -121,9 +85,10 @@ def _json_float(v: object) -> object:
     return v
 
 
-def _csv_cell(v: object) -> str:
+def csv_number(v: object) -> str:
+    """The CSV text of a cell: floats as ``repr`` (round-trips exactly; NaN -> ``nan``), others as ``str``."""
     if isinstance(v, (float, np.floating)):
-        return repr(float(v))  # round-trips exactly; NaN -> "nan"
+        return repr(float(v))
     return str(v)
 
 
@@ -133,7 +98,7 @@ def csv_text(table: CaseTable) -> str:
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(table.columns)
     for row in table.rows:
-        writer.writerow([_csv_cell(row[c]) for c in table.columns])
+        writer.writerow([csv_number(row[c]) for c in table.columns])
     return buf.getvalue()
 
 

@@ -17,26 +17,34 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..core._validate import INPUT_RULES_DOC, check_choice
+from ..conventions import Conventions, resolve_options
+from ..core._validate import INPUT_RULES_DOC
 from ..core.counts import CountBlock, PairCounts, pair_counts
-from ..core.pairwise import similarity_from_counts
+from ..core.docfill import fill_doc
+from ..core.pairwise import empty_pair_value, similarity_from_counts
 from ..core.weights import GT_WEIGHTS_DOC, check_gt_weights
+from ..options import CONVENTIONS_DOC, DEFAULT, choices
 
 __all__ = [
     "DISTANCES",
     "EMPTY_PAIRS",
     "ESTIMATORS",
-    "PAIR_AVERAGES",
     "GEDTerms",
+    "PAIR_AVERAGES",
     "annotator_diversity",
     "ged",
     "ged_terms",
     "ged_terms_from_counts",
     "sample_diversity",
+    "terms_from_distance",
 ]
 
-ESTIMATORS = ("v-statistic", "unbiased")
-DISTANCES = ("iou", "dice")
+ESTIMATORS = choices("estimator")
+DISTANCES = choices("distance")
+EMPTY_PAIRS = choices("empty_pair")
+PAIR_AVERAGES = choices("pair_average")
+#: The options the GED functions take.
+GED_OPTIONS = ("threshold", "estimator", "distance", "empty_pair", "pair_average")
 
 
 @dataclass(frozen=True)
@@ -61,14 +69,6 @@ class GEDTerms:
     annotator_diversity: float | np.ndarray
 
 
-EMPTY_PAIRS = ("one", "zero", "skip")
-_EMPTY_VALUES = {"one": 1.0, "zero": 0.0, "skip": float("nan")}
-
-
-def _distance_matrix(block: CountBlock, distance: str, empty_value: float = 1.0) -> np.ndarray:
-    return 1.0 - similarity_from_counts(block.inter, distance, empty_value)
-
-
 def _nanmean_pairs(d: np.ndarray, exclude_diagonal: bool, weights: np.ndarray | None = None) -> np.ndarray:
     """(Weighted) mean over the last two axes ignoring NaN (skipped pairs); NaN where every pair is skipped.
 
@@ -88,7 +88,7 @@ def _nanmean_pairs(d: np.ndarray, exclude_diagonal: bool, weights: np.ndarray | 
     return out
 
 
-def _terms_from_distance(
+def terms_from_distance(
     d: np.ndarray, n: int, estimator: str, gt_weights: np.ndarray | None = None
 ) -> np.ndarray:
     """(B, 4) GED terms from distance matrices d (B, K, K), predictions first; NaN entries are skipped.
@@ -107,9 +107,6 @@ def _terms_from_distance(
     ss = _nanmean_pairs(d[:, :n, :n], exclude_diagonal=unbiased)
     yy = _nanmean_pairs(d[:, n:, n:], exclude_diagonal=unbiased, weights=w_yy)
     return np.stack([2.0 * cross - ss - yy, cross, ss, yy], axis=1)
-
-
-PAIR_AVERAGES = ("mean", "pooled")
 
 
 def _pooled_terms(block: CountBlock, distance: str, estimator: str, empty: float,
@@ -143,13 +140,14 @@ def _pooled_terms(block: CountBlock, distance: str, estimator: str, empty: float
     return np.stack([2.0 * cross - ss - yy, cross, ss, yy], axis=1)
 
 
-def _block_terms(block: CountBlock, estimator: str, distance: str, empty_pair: str = "one",
+def _block_terms(block: CountBlock, estimator: str, distance: str, empty_pair: str,
                  gt_weights: np.ndarray | None = None, pair_average: str = "mean") -> np.ndarray:
     """(B, 4) array: ged, cross, sample diversity, annotator diversity."""
+    empty = empty_pair_value(empty_pair)
     if pair_average == "pooled":
-        return _pooled_terms(block, distance, estimator, _EMPTY_VALUES[empty_pair], gt_weights)
-    d = _distance_matrix(block, distance, _EMPTY_VALUES[empty_pair])
-    return _terms_from_distance(d, block.n_pred, estimator, gt_weights)
+        return _pooled_terms(block, distance, estimator, empty, gt_weights)
+    d = 1.0 - similarity_from_counts(block.inter, distance, empty)
+    return terms_from_distance(d, block.n_pred, estimator, gt_weights)
 
 
 def block_gt_weights(counts: PairCounts, block: CountBlock, gt_weights: object) -> np.ndarray | None:
@@ -165,59 +163,68 @@ def block_gt_weights(counts: PairCounts, block: CountBlock, gt_weights: object) 
 
 
 def ged_terms_from_counts(
-    counts: PairCounts, *, estimator: str = "v-statistic", distance: str = "iou", empty_pair: str = "one",
-    gt_weights: object = None, pair_average: str = "mean",
+    counts: PairCounts,
+    *,
+    estimator: str = DEFAULT.estimator,
+    distance: str = DEFAULT.distance,
+    empty_pair: str = DEFAULT.empty_pair,
+    pair_average: str = DEFAULT.pair_average,
+    gt_weights: object = None,
+    conventions: str | Conventions | None = None,
 ) -> GEDTerms:
     """GED and its terms from precomputed :func:`~ambiseg_metrics.pair_counts` (see :func:`ged_terms`)."""
-    check_choice("estimator", estimator, ESTIMATORS)
-    check_choice("distance", distance, DISTANCES)
-    check_choice("empty_pair", empty_pair, EMPTY_PAIRS)
-    check_choice("pair_average", pair_average, PAIR_AVERAGES)
-    if estimator == "unbiased":
+    o = resolve_options(conventions, accepted=GED_OPTIONS[1:], caller="ged_terms_from_counts()",
+                        estimator=estimator, distance=distance, empty_pair=empty_pair,
+                        pair_average=pair_average)
+    if o.estimator == "unbiased":
         counts.check_min_masks('ged with estimator="unbiased"')
     return GEDTerms(*counts.columns(lambda block: _block_terms(
-        block, estimator, distance, empty_pair, block_gt_weights(counts, block, gt_weights), pair_average)))
+        block, o.estimator, o.distance, o.empty_pair, block_gt_weights(counts, block, gt_weights),
+        o.pair_average)))
 
 
+@fill_doc(inputs=INPUT_RULES_DOC, conventions=CONVENTIONS_DOC, weights=GT_WEIGHTS_DOC)
 def ged_terms(
     preds: object,
     gts: object,
     *,
     batch: bool = False,
-    threshold: float = 0.5,
-    estimator: str = "v-statistic",
-    distance: str = "iou",
-    empty_pair: str = "one",
+    threshold: float = DEFAULT.threshold,
+    estimator: str = DEFAULT.estimator,
+    distance: str = DEFAULT.distance,
+    empty_pair: str = DEFAULT.empty_pair,
+    pair_average: str = DEFAULT.pair_average,
     gt_weights: object = None,
-    pair_average: str = "mean",
+    conventions: str | Conventions | None = None,
 ) -> GEDTerms:
     """Squared generalized energy distance and its three terms.
 
     .. math::
 
-        D^2_{GED} = 2\\,\\mathbb{{E}}[d(S, Y)] - \\mathbb{{E}}[d(S, S')] - \\mathbb{{E}}[d(Y, Y')]
+        D^2_{GED} = 2\\,\\mathbb{E}[d(S, Y)] - \\mathbb{E}[d(S, S')] - \\mathbb{E}[d(Y, Y')]
 
     Parameters
     ----------
     {inputs}
-    estimator : {{"v-statistic", "unbiased"}}, default "v-statistic"
+    estimator : {"v-statistic", "unbiased"}, default "v-statistic"
         ``"v-statistic"`` averages the within-set terms over all N² (M²) ordered pairs, self-pairs
         included (d(A, A) = 0), as PHiSeg, the Probabilistic U-Net and CCDM compute it; it is always
         >= 0 for d = 1 - IoU. ``"unbiased"`` averages over the N(N-1) (M(M-1)) pairs of distinct
         masks (a U-statistic); it needs N >= 2 and M >= 2 and can be slightly negative.
-    distance : {{"iou", "dice"}}, default "iou"
+    distance : {"iou", "dice"}, default "iou"
         ``d = 1 - IoU`` (the published definition) or ``d = 1 - Dice``.
-    empty_pair : {{"one", "zero", "skip"}}, default "one"
+    empty_pair : {"one", "zero", "skip"}, default "one"
         Similarity of two empty masks: 1 (d = 0, PHiSeg, CCDM, MoSE, CIMD), 0 (d = 1, also for an empty
         mask compared with itself; the MBH-Seg 2025 code) or ``"skip"``: such pairs are left out of
         the mean of their term (a term with no pair left is NaN). See
         :mod:`ambiseg_metrics.conventions`.
-    {weights}
-    pair_average : {{"mean", "pooled"}}, default "mean"
+    pair_average : {"mean", "pooled"}, default "mean"
         ``"mean"``: each term is the mean of the per-pair distances (every published code but one).
         ``"pooled"``: each term is 1 - (Σ_pairs numerator) / (Σ_pairs denominator) of the similarity,
         the pairs' counts pooled before the ratio, as ValUES computes it (one torchmetrics ``dice``
         call on the stacked pairs, micro average); with weights, the pairs' counts are weighted.
+    {weights}
+    {conventions}
 
     Returns
     -------
@@ -229,52 +236,53 @@ def ged_terms(
     -----
     Empty masks: d(∅, ∅) = 0 (IoU(∅, ∅) = Dice(∅, ∅) = 1), d(∅, A) = 1 for A non-empty.
 
-    Weighted annotations (``gt_weights`` = w): E[d(S, Y)] = Σ_m w_m (1/N) Σ_n d(S_n, Y_m) and
-    E[d(Y, Y')] = Σ_jk w_j w_k d(Y_j, Y_k) (unbiased: Σ_{j≠k} w_j w_k d / Σ_{j≠k} w_j w_k): Kohl et
-    al.'s probability-weighted Cityscapes GED and, with the true mode probabilities, the exact GED
-    against a known mixture (``cimd_model.true_ged``).
-
     References
     ----------
     Kohl et al., "A Probabilistic U-Net for Segmentation of Ambiguous Images", NeurIPS 2018.
     Baumgartner et al., "PHiSeg: Capturing Uncertainty in Medical Image Segmentation", MICCAI 2019.
     Székely & Rizzo, "Energy statistics", J. Stat. Plan. Inference, 2013.
     """
-    counts = pair_counts(preds, gts, batch=batch, threshold=threshold)
-    return ged_terms_from_counts(counts, estimator=estimator, distance=distance, empty_pair=empty_pair,
-                                 gt_weights=gt_weights, pair_average=pair_average)
+    o = resolve_options(conventions, accepted=GED_OPTIONS, caller="ged_terms()", threshold=threshold,
+                        estimator=estimator, distance=distance, empty_pair=empty_pair,
+                        pair_average=pair_average)
+    counts = pair_counts(preds, gts, batch=batch, threshold=o.threshold)
+    return ged_terms_from_counts(counts, gt_weights=gt_weights, conventions=o)
 
 
+@fill_doc(inputs=INPUT_RULES_DOC, conventions=CONVENTIONS_DOC, weights=GT_WEIGHTS_DOC)
 def ged(
     preds: object,
     gts: object,
     *,
     batch: bool = False,
-    threshold: float = 0.5,
-    estimator: str = "v-statistic",
-    distance: str = "iou",
-    empty_pair: str = "one",
+    threshold: float = DEFAULT.threshold,
+    estimator: str = DEFAULT.estimator,
+    distance: str = DEFAULT.distance,
+    empty_pair: str = DEFAULT.empty_pair,
+    pair_average: str = DEFAULT.pair_average,
     gt_weights: object = None,
-    pair_average: str = "mean",
+    conventions: str | Conventions | None = None,
 ) -> float | np.ndarray:
     """Squared generalized energy distance between predictions and annotations (lower is better).
 
     .. math::
 
-        D^2_{GED} = 2\\,\\mathbb{{E}}[d(S, Y)] - \\mathbb{{E}}[d(S, S')] - \\mathbb{{E}}[d(Y, Y')],
-        \\quad d = 1 - \\mathrm{{IoU}}
+        D^2_{GED} = 2\\,\\mathbb{E}[d(S, Y)] - \\mathbb{E}[d(S, S')] - \\mathbb{E}[d(Y, Y')],
+        \\quad d = 1 - \\mathrm{IoU}
 
     Parameters
     ----------
     {inputs}
-    estimator : {{"v-statistic", "unbiased"}}, default "v-statistic"
+    estimator : {"v-statistic", "unbiased"}, default "v-statistic"
         Self-pairs included (published codes) or excluded (needs N, M >= 2); see :func:`ged_terms`.
-    distance : {{"iou", "dice"}}, default "iou"
+    distance : {"iou", "dice"}, default "iou"
         ``d = 1 - IoU`` or ``d = 1 - Dice``.
-    empty_pair : {{"one", "zero", "skip"}}, default "one"
+    empty_pair : {"one", "zero", "skip"}, default "one"
         Similarity of two empty masks (1, 0, or pair left out); see :func:`ged_terms`.
-    gt_weights, pair_average
-        Annotation weights and per-pair or pooled averaging; see :func:`ged_terms`.
+    pair_average : {"mean", "pooled"}, default "mean"
+        Per-pair or pooled averaging; see :func:`ged_terms`.
+    {weights}
+    {conventions}
 
     Returns
     -------
@@ -301,29 +309,25 @@ def ged(
     """
     return ged_terms(
         preds, gts, batch=batch, threshold=threshold, estimator=estimator, distance=distance,
-        empty_pair=empty_pair, gt_weights=gt_weights, pair_average=pair_average,
+        empty_pair=empty_pair, pair_average=pair_average, gt_weights=gt_weights, conventions=conventions,
     ).ged
 
 
-def _diversity(
-    masks: object, *, batch: bool, threshold: float, estimator: str, distance: str, empty_pair: str, what: str
-) -> float | np.ndarray:
+def _diversity(masks: object, what: str, batch: bool, **options: object) -> float | np.ndarray:
     # The same stack on both sides: the within-set term of either side is the wanted diversity.
-    terms = ged_terms(
-        masks, masks, batch=batch, threshold=threshold, estimator=estimator, distance=distance,
-        empty_pair=empty_pair,
-    )
-    return getattr(terms, what)
+    return getattr(ged_terms(masks, masks, batch=batch, **options), what)
 
 
+@fill_doc(conventions=CONVENTIONS_DOC)
 def sample_diversity(
     preds: object,
     *,
     batch: bool = False,
-    threshold: float = 0.5,
-    estimator: str = "v-statistic",
-    distance: str = "iou",
-    empty_pair: str = "one",
+    threshold: float = DEFAULT.threshold,
+    estimator: str = DEFAULT.estimator,
+    distance: str = DEFAULT.distance,
+    empty_pair: str = DEFAULT.empty_pair,
+    conventions: str | Conventions | None = None,
 ) -> float | np.ndarray:
     """Diversity of the predictions, E[d(S, S')]: the GED's within-samples term.
 
@@ -333,12 +337,13 @@ def sample_diversity(
         The sampled masks (same input rules as every metric: bool/int nonzero, float ``> threshold``).
     batch, threshold
         As for :func:`ged`.
-    estimator : {{"v-statistic", "unbiased"}}, default "v-statistic"
+    estimator : {"v-statistic", "unbiased"}, default "v-statistic"
         Average over all N² ordered pairs (self-pairs included, as in the GED) or over the N(N-1)
         pairs of distinct masks (needs N >= 2).
-    distance : {{"iou", "dice"}}, default "iou"
-    empty_pair : {{"one", "zero", "skip"}}, default "one"
+    distance : {"iou", "dice"}, default "iou"
+    empty_pair : {"one", "zero", "skip"}, default "one"
         See :func:`ged_terms`.
+    {conventions}
 
     Returns
     -------
@@ -359,18 +364,20 @@ def sample_diversity(
     >>> sample_diversity(s, estimator="unbiased")
     0.5
     """
-    return _diversity(preds, batch=batch, threshold=threshold, estimator=estimator, distance=distance,
-                      empty_pair=empty_pair, what="sample_diversity")
+    return _diversity(preds, "sample_diversity", batch, threshold=threshold, estimator=estimator,
+                      distance=distance, empty_pair=empty_pair, conventions=conventions)
 
 
+@fill_doc(conventions=CONVENTIONS_DOC)
 def annotator_diversity(
     gts: object,
     *,
     batch: bool = False,
-    threshold: float = 0.5,
-    estimator: str = "v-statistic",
-    distance: str = "iou",
-    empty_pair: str = "one",
+    threshold: float = DEFAULT.threshold,
+    estimator: str = DEFAULT.estimator,
+    distance: str = DEFAULT.distance,
+    empty_pair: str = DEFAULT.empty_pair,
+    conventions: str | Conventions | None = None,
 ) -> float | np.ndarray:
     """Diversity of the annotations, E[d(Y, Y')]: the GED's within-annotators term.
 
@@ -380,6 +387,7 @@ def annotator_diversity(
         The annotations.
     batch, threshold, estimator, distance, empty_pair
         As for :func:`sample_diversity`.
+    {conventions}
 
     Returns
     -------
@@ -390,10 +398,6 @@ def annotator_diversity(
     ----------
     Kohl et al., NeurIPS 2018; Baumgartner et al., MICCAI 2019.
     """
-    return _diversity(gts, batch=batch, threshold=threshold, estimator=estimator, distance=distance,
-                      empty_pair=empty_pair, what="annotator_diversity")
+    return _diversity(gts, "annotator_diversity", batch, threshold=threshold, estimator=estimator,
+                      distance=distance, empty_pair=empty_pair, conventions=conventions)
 
-
-for _f in (ged, ged_terms, sample_diversity, annotator_diversity):
-    _f.__doc__ = _f.__doc__.replace("{inputs}", INPUT_RULES_DOC).replace("{weights}", GT_WEIGHTS_DOC)
-    _f.__doc__ = _f.__doc__.replace("{{", "{").replace("}}", "}")

@@ -14,11 +14,14 @@ import math
 
 import numpy as np
 
+from ..conventions import Conventions, resolve_options
 from ..core._validate import INPUT_RULES_DOC, check_choice
 from ..core.counts import CountBlock, PairCounts, pair_counts
-from ..core.pairwise import similarity_from_counts
+from ..core.docfill import fill_doc
+from ..core.pairwise import empty_pair_value, similarity_from_counts
 from ..core.weights import GT_WEIGHTS_DOC, is_uniform
-from .ged import _EMPTY_VALUES, EMPTY_PAIRS, block_gt_weights
+from ..options import CONVENTIONS_DOC, DEFAULT, choices
+from .ged import block_gt_weights
 
 __all__ = [
     "SIMILARITIES",
@@ -28,11 +31,13 @@ __all__ = [
     "similarity_matrix",
 ]
 
-SIMILARITIES = ("iou", "dice")
+SIMILARITIES = choices("similarity")
+#: The options the matching functions take.
+MATCHING_OPTIONS = ("threshold", "similarity", "empty_pair")
 
 
 def _similarity(inter: np.ndarray, similarity: str, empty_pair: str) -> np.ndarray:
-    empty = _EMPTY_VALUES[empty_pair]
+    empty = empty_pair_value(empty_pair)
     if math.isnan(empty):  # "skip": a matching needs a value; two empty masks are identical
         empty = 1.0
     return similarity_from_counts(inter, similarity, empty)
@@ -110,31 +115,38 @@ def _hungarian_block(block: CountBlock, similarity: str, empty_pair: str, w: np.
 
 
 def hungarian_iou_from_counts(
-    counts: PairCounts, *, similarity: str = "iou", empty_pair: str = "one", gt_weights: object = None
+    counts: PairCounts,
+    *,
+    similarity: str = DEFAULT.similarity,
+    empty_pair: str = DEFAULT.empty_pair,
+    gt_weights: object = None,
+    conventions: str | Conventions | None = None,
 ) -> float | np.ndarray:
     """HM-IoU from precomputed :func:`~ambiseg_metrics.pair_counts` (see :func:`hungarian_iou`)."""
-    check_choice("similarity", similarity, SIMILARITIES)
-    check_choice("empty_pair", empty_pair, EMPTY_PAIRS)
+    o = resolve_options(conventions, accepted=MATCHING_OPTIONS[1:], caller="hungarian_iou_from_counts()",
+                        similarity=similarity, empty_pair=empty_pair)
     return counts.map(lambda block: _hungarian_block(
-        block, similarity, empty_pair, block_gt_weights(counts, block, gt_weights)))
+        block, o.similarity, o.empty_pair, block_gt_weights(counts, block, gt_weights)))
 
 
+@fill_doc(inputs=INPUT_RULES_DOC, conventions=CONVENTIONS_DOC, weights=GT_WEIGHTS_DOC)
 def hungarian_iou(
     preds: object,
     gts: object,
     *,
     batch: bool = False,
-    threshold: float = 0.5,
-    similarity: str = "iou",
-    empty_pair: str = "one",
+    threshold: float = DEFAULT.threshold,
+    similarity: str = DEFAULT.similarity,
+    empty_pair: str = DEFAULT.empty_pair,
     gt_weights: object = None,
+    conventions: str | Conventions | None = None,
 ) -> float | np.ndarray:
     """Hungarian-matched IoU (HM-IoU): mean IoU of the best one-to-one matching of samples and annotations.
 
     .. math::
 
-        \\mathrm{{HM\\text{{-}}IoU}} = \\max_{{\\pi}} \\frac{{1}}{{L}} \\sum_{{k=1}}^{{L}}
-        \\mathrm{{IoU}}(\\tilde S_k, \\tilde Y_{{\\pi(k)}}), \\qquad L = \\mathrm{{lcm}}(N, M),
+        \\mathrm{HM\\text{-}IoU} = \\max_{\\pi} \\frac{1}{L} \\sum_{k=1}^{L}
+        \\mathrm{IoU}(\\tilde S_k, \\tilde Y_{\\pi(k)}), \\qquad L = \\mathrm{lcm}(N, M),
 
     where :math:`\\tilde S` repeats every prediction L/N times, :math:`\\tilde Y` every annotation L/M
     times, and π runs over the permutations of 1..L (solved with
@@ -143,14 +155,15 @@ def hungarian_iou(
     Parameters
     ----------
     {inputs}
-    similarity : {{"iou", "dice"}}, default "iou"
+    similarity : {"iou", "dice"}, default "iou"
         Match on IoU (HM-IoU) or on Dice.
-    empty_pair : {{"one", "zero", "skip"}}, default "one"
+    empty_pair : {"one", "zero", "skip"}, default "one"
         IoU of two empty masks: 1 or 0. ``"skip"`` (the Kohl preset) cannot leave a pair out of a
         matching; two empty masks are then identical, IoU 1.
     {weights}
         With weights, HM-IoU is the optimal transport value with masses 1/N on the predictions and
         w_m on the annotations (solved exactly as a linear program).
+    {conventions}
 
     Returns
     -------
@@ -180,29 +193,34 @@ def hungarian_iou(
     >>> hungarian_iou(np.stack([a, b]), np.stack([b]))      # L = 2: (1/2 + 1) / 2
     0.75
     """
-    counts = pair_counts(preds, gts, batch=batch, threshold=threshold)
-    return hungarian_iou_from_counts(
-        counts, similarity=similarity, empty_pair=empty_pair, gt_weights=gt_weights
-    )
+    o = resolve_options(conventions, accepted=MATCHING_OPTIONS, caller="hungarian_iou()", threshold=threshold,
+                        similarity=similarity, empty_pair=empty_pair)
+    counts = pair_counts(preds, gts, batch=batch, threshold=o.threshold)
+    return hungarian_iou_from_counts(counts, gt_weights=gt_weights, conventions=o)
 
 
+@fill_doc(inputs=INPUT_RULES_DOC, conventions=CONVENTIONS_DOC)
 def similarity_matrix(
     preds: object,
     gts: object,
     *,
     batch: bool = False,
-    threshold: float = 0.5,
+    threshold: float = DEFAULT.threshold,
     similarity: str = "dice",
-    empty_pair: str = "one",
+    empty_pair: str = DEFAULT.empty_pair,
+    conventions: str | Conventions | None = None,
 ) -> np.ndarray | list[np.ndarray]:
     """Per-annotator similarity matrix: Dice (or IoU) of every prediction with every annotation.
 
     Parameters
     ----------
     {inputs}
-    similarity : {{"dice", "iou"}}, default "dice"
-    empty_pair : {{"one", "zero", "skip"}}, default "one"
+    similarity : {"dice", "iou"}, default "dice"
+        This function's own default (Dice, the per-annotator readout of the MBH-Seg code), so a preset's
+        ``similarity`` does not apply here; pass ``similarity="iou"`` for IoU.
+    empty_pair : {"one", "zero", "skip"}, default "one"
         Value for two empty masks (1, 0; ``"skip"`` gives NaN there).
+    {conventions}
 
     Returns
     -------
@@ -220,21 +238,16 @@ def similarity_matrix(
     >>> similarity_matrix(p, y).round(4)
     array([[0.6667, 0.    ]])
     """
-    check_choice("similarity", similarity, SIMILARITIES)
-    check_choice("empty_pair", empty_pair, EMPTY_PAIRS)
-    counts = pair_counts(preds, gts, batch=batch, threshold=threshold)
+    o = resolve_options(conventions, accepted=MATCHING_OPTIONS, caller="similarity_matrix()",
+                        threshold=threshold, similarity=similarity, empty_pair=empty_pair)
+    counts = pair_counts(preds, gts, batch=batch, threshold=o.threshold)
     out: list[np.ndarray | None] = [None] * counts.n_images
     for block in counts.blocks:
         n = block.n_pred
-        empty = _EMPTY_VALUES[empty_pair]
-        sim = similarity_from_counts(block.inter, similarity, empty)[:, :n, n:]
+        sim = similarity_from_counts(block.inter, o.similarity, empty_pair_value(o.empty_pair))[:, :n, n:]
         for k, image in enumerate(block.index):
             out[int(image)] = sim[k].copy()
     if not counts.batch:
         return out[0]
     return out
 
-
-for _f in (hungarian_iou, similarity_matrix):
-    _f.__doc__ = _f.__doc__.replace("{inputs}", INPUT_RULES_DOC).replace("{weights}", GT_WEIGHTS_DOC)
-    _f.__doc__ = _f.__doc__.replace("{{", "{").replace("}}", "}")

@@ -29,6 +29,7 @@ import numpy as np
 
 from ..core._validate import check_choice
 from ..core.counts import VoteCounts, vote_counts
+from ..core.docfill import fill_doc
 from ..core.weights import GT_WEIGHTS_DOC
 from . import rater_readouts as ro
 from .rater_readouts import rater_votes, uses_table, votes_from_counts
@@ -75,13 +76,13 @@ RATER_METRICS = (
 
 _DOC = (
     """preds : array-like, shape (N, *spatial)
-        Samples: bool/int masks (nonzero = 1) or float probabilities in [0, 1] (averaged, not
-        thresholded). With ``batch=True``: (B, N, *spatial) or a sequence of per-image arrays.
-    gts : array-like, shape (M, *spatial)
-        Annotations, same rules (float = soft labels).
-    batch : bool, default False
-        Declare that the inputs hold several images.
-    """
+    Samples: bool/int masks (nonzero = 1) or float probabilities in [0, 1] (averaged, not
+    thresholded). With ``batch=True``: (B, N, *spatial) or a sequence of per-image arrays.
+gts : array-like, shape (M, *spatial)
+    Annotations, same rules (float = soft labels).
+batch : bool, default False
+    Declare that the inputs hold several images.
+"""
     + GT_WEIGHTS_DOC
 )
 
@@ -131,6 +132,7 @@ def _thresholds(thresholds: Sequence[float]) -> np.ndarray:
     return t
 
 
+@fill_doc(inputs=_DOC)
 def qubiq_score(
     preds: object,
     gts: object,
@@ -152,7 +154,7 @@ def qubiq_score(
     {inputs}
     thresholds : sequence of float, default (0.1, ..., 0.9)
         Levels τ in [0, 1).
-    comparison : {{">", ">="}}, default ">"
+    comparison : {">", ">="}, default ">"
         Strict (``p > τ``, the challenge's binarisation) or inclusive (``p >= τ``). They differ where p or
         f equals a level exactly, e.g. f = 1/2 with M = 2 raters at τ = 0.5, or f = 3/10 at τ = 0.3 (the
         comparison is done in float64 and decimal levels compare exactly with a/N, as a rational would).
@@ -183,6 +185,7 @@ def qubiq_score(
                          wanted=["qubiq"])["qubiq"]
 
 
+@fill_doc(inputs=_DOC)
 def soft_dice(
     preds: object, gts: object, *, batch: bool = False, gt_weights: object = None
 ) -> float | np.ndarray:
@@ -190,8 +193,8 @@ def soft_dice(
 
     .. math::
 
-        \\mathrm{{SoftDice}} = \\frac{{2 \\sum_x p(x) f(x)}}{{\\sum_x p(x) + \\sum_x f(x)}}
-        \\quad (1 \\text{{ when both sums are 0}}).
+        \\mathrm{SoftDice} = \\frac{2 \\sum_x p(x) f(x)}{\\sum_x p(x) + \\sum_x f(x)}
+        \\quad (1 \\text{ when both sums are 0}).
 
     Not the MBH-Seg ``Dice_soft`` (:func:`~ambiseg_metrics.dice_soft`, thresholds averaged).
 
@@ -231,6 +234,7 @@ def _calibration(votes: list[ro.Votes], n_bins: int, classes: str, batch: bool) 
     return RaterCalibration(*scalars, pick(curves[:, 0]), pick(curves[:, 1]), pick(curves[:, 2]))
 
 
+@fill_doc(inputs=_DOC)
 def rater_calibration(
     preds: object,
     gts: object,
@@ -247,9 +251,9 @@ def rater_calibration(
 
     .. math::
 
-        \\mathrm{{ECE}} = \\sum_k \\frac{{|B_k|}}{{P}} |\\bar p_{{B_k}} - \\bar f_{{B_k}}|, \\quad
-        \\mathrm{{MCE}} = \\max_{{k: B_k \\neq \\emptyset}} |\\bar p_{{B_k}} - \\bar f_{{B_k}}|, \\quad
-        \\mathrm{{Brier}} = \\frac{{1}}{{P}} \\sum_x (p(x) - f(x))^2,
+        \\mathrm{ECE} = \\sum_k \\frac{|B_k|}{P} |\\bar p_{B_k} - \\bar f_{B_k}|, \\quad
+        \\mathrm{MCE} = \\max_{k: B_k \\neq \\emptyset} |\\bar p_{B_k} - \\bar f_{B_k}|, \\quad
+        \\mathrm{Brier} = \\frac{1}{P} \\sum_x (p(x) - f(x))^2,
 
     and ACE, the same gap averaged over n_bins *adaptive* bins of equal pixel count (pixels ranked by p,
     ties by f; sizes as ``np.array_split``; empty bins, when P < n_bins, are skipped).
@@ -258,7 +262,7 @@ def rater_calibration(
     ----------
     {inputs}
     n_bins : int, default 10
-    classes : {{"foreground", "both"}}, default "foreground"
+    classes : {"foreground", "both"}, default "foreground"
         ``"both"`` averages ECE, MCE and ACE of the foreground (p against f) and of the background class
         (1 - p against 1 - f, binned on their own), as the class-wise ECE of the SSN evaluation
         (preset ``ssn``); Brier and the curve are always the foreground's.
@@ -296,6 +300,7 @@ def rater_calibration(
     return _calibration(rater_votes(preds, gts, batch=batch, gt_weights=gt_weights), n_bins, classes, batch)
 
 
+@fill_doc(inputs=_DOC)
 def uncertainty_error_overlap(
     preds: object, gts: object, *, batch: bool = False, gt_weights: object = None
 ) -> UncertaintyErrorOverlap:
@@ -305,10 +310,10 @@ def uncertainty_error_overlap(
 
     .. math::
 
-        \\mathrm{{UEO}} = \\max_t \\mathrm{{Dice}}(\\{{u > t\\}}, e),
+        \\mathrm{UEO} = \\max_t \\mathrm{Dice}(\\{u > t\\}, e),
 
     exact: t runs over every distinct value of u (and above the maximum: the empty set, whose Dice is
-    1 when there is no error, else 0), so the maximum is over all superlevel sets {{u >= t}}. AUROC:
+    1 when there is no error, else 0), so the maximum is over all superlevel sets {u >= t}. AUROC:
     the probability that an error pixel has higher u than a correct one, ties 1/2; AUPRC: average
     precision over the distinct thresholds (no interpolation). Both are NaN when there is no error
     pixel (AUROC also when every pixel is an error).
@@ -347,6 +352,7 @@ def uncertainty_error_overlap(
     return UncertaintyErrorOverlap(r["ueo"], r["ueo_auroc"], r["ueo_auprc"])
 
 
+@fill_doc(inputs=_DOC)
 def volume_crps(
     preds: object, gts: object, *, batch: bool = False, gt_weights: object = None
 ) -> float | np.ndarray:
@@ -357,8 +363,8 @@ def volume_crps(
 
     .. math::
 
-        \\mathrm{{CRPS}} = \\sum_m w_m \\frac{{1}}{{N}} \\sum_n |x_n - y_m|
-        - \\frac{{1}}{{2N^2}} \\sum_{{n, n'}} |x_n - x_{{n'}}|,
+        \\mathrm{CRPS} = \\sum_m w_m \\frac{1}{N} \\sum_n |x_n - y_m|
+        - \\frac{1}{2N^2} \\sum_{n, n'} |x_n - x_{n'}|,
 
     the rater-weighted mean of the CRPS of the empirical distribution of the x_n at each y_m (lower is
     better; 0 only when every sample and every rater give the same volume). Multiply by the voxel
@@ -389,6 +395,7 @@ def volume_crps(
     return r["volume_crps"]
 
 
+@fill_doc(inputs=_DOC)
 def consensus_dice(
     preds: object, gts: object, *, batch: bool = False, gt_weights: object = None
 ) -> float | np.ndarray:
@@ -396,8 +403,8 @@ def consensus_dice(
 
     .. math::
 
-        \\mathrm{{Dice}}(\\{{p > 0.5\\}} \\cap C,\\; \\{{f > 0.5\\}} \\cap C), \\quad
-        C = \\{{x : Y_1(x) = \\dots = Y_M(x)\\}},
+        \\mathrm{Dice}(\\{p > 0.5\\} \\cap C,\\; \\{f > 0.5\\} \\cap C), \\quad
+        C = \\{x : Y_1(x) = \\dots = Y_M(x)\\},
 
     (raters of weight 0 are ignored; soft labels agree where they are equal); Dice(∅, ∅) = 1.
 
@@ -421,7 +428,7 @@ def consensus_dice(
     >>> from ambiseg_metrics import consensus_dice
     >>> gts = np.array([[[1, 1, 0, 0]], [[1, 0, 0, 0]]], bool)    # raters disagree at pixel 1
     >>> preds = np.array([[[0, 1, 1, 0]]], bool)
-    >>> consensus_dice(preds, gts)                                 # on pixels 0, 2, 3: {{2}} vs {{0}}
+    >>> consensus_dice(preds, gts)                                 # on pixels 0, 2, 3: {2} vs {0}
     0.0
     """
     r = rater_metrics(preds, gts, batch=batch, gt_weights=gt_weights, wanted=["consensus_dice"])
@@ -501,6 +508,3 @@ def rater_metrics(
     votes = rater_votes(preds, gts, batch=batch, gt_weights=gt_weights)
     return rater_metrics_from_votes(votes, batch=bool(batch), **options)  # type: ignore[arg-type]
 
-
-for _f in (qubiq_score, soft_dice, rater_calibration, uncertainty_error_overlap, volume_crps, consensus_dice):
-    _f.__doc__ = _f.__doc__.replace("{inputs}", _DOC).replace("{{", "{").replace("}}", "}")
