@@ -146,7 +146,7 @@ OPTIONS: tuple[Option, ...] = (
            ("mean", "pooled")),
     Option("calibration_classes", "foreground", "rater calibration (ECE/MCE/ACE) of the foreground only, "
            "or averaged with the background class (\"both\", the class-wise ECE of the SSN evaluation)",
-           ("foreground", "both")),
+           ("foreground", "both"), evaluate=False),
     Option("requires_classes", False, "multi-class functions refuse classes=None (the preset's code averages "
            "over fixed classes, which the classes present in an image do not reproduce)",
            check=lambda v: check_bool("requires_classes", v), type="bool", evaluate=False),

@@ -20,6 +20,9 @@ PRESET_VS_EXPLICIT: dict[str, tuple[object, object]] = {
     "include_background": (True, False),
     "similarity": ("dice", "iou"),
     "classes": ((1, 2), None),
+    "pair_average": ("pooled", "mean"),
+    "calibration_classes": ("both", "foreground"),
+    "requires_classes": (True, False),
 }
 
 

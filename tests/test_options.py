@@ -105,11 +105,13 @@ def _labels(func):
     return lambda conventions, **opts: func(LP, LG, conventions=conventions, **opts)
 
 
+GED_OPTIONS = ("threshold", "estimator", "distance", "empty_pair", "pair_average")
 #: entry point -> (call(conventions, **options), the options it takes)
 ENTRY_POINTS = {
-    "ged": (_binary(am.ged), ("threshold", "estimator", "distance", "empty_pair")),
-    "ged_terms": (_binary(am.ged_terms), ("threshold", "estimator", "distance", "empty_pair")),
-    "ged_terms_from_counts": (_counts(am.ged_terms_from_counts), ("estimator", "distance", "empty_pair")),
+    "ged": (_binary(am.ged), GED_OPTIONS),
+    "ged_terms": (_binary(am.ged_terms), GED_OPTIONS),
+    "ged_terms_from_counts": (_counts(am.ged_terms_from_counts), ("estimator", "distance", "empty_pair",
+                                                                  "pair_average")),
     "sample_diversity": (lambda c, **o: am.sample_diversity(P, conventions=c, **o),
                          ("threshold", "estimator", "distance", "empty_pair")),
     "annotator_diversity": (lambda c, **o: am.annotator_diversity(P, conventions=c, **o),
@@ -157,7 +159,7 @@ def test_cli_explicit_flag_beats_the_preset(tmp_path, capsys, name):
     # the CLI takes preset names only: pick a preset and a value it does not have (falsy where possible)
     preset = "mbh" if name == "empty_pair" else "cimd"
     explicit = {"threshold": 0.0, "estimator": "unbiased", "distance": "dice", "empty_pair": "one",
-                "ci_form": "harmonic", "variance": "pixel"}[name]
+                "ci_form": "harmonic", "variance": "pixel", "pair_average": "pooled"}[name]
     assert getattr(am.get_convention(preset), name) != explicit
     (tmp_path / "p").mkdir()
     (tmp_path / "g").mkdir()

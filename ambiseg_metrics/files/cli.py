@@ -33,7 +33,7 @@ from .distributed import (
     require_distributed,
     scheduler_client,
 )
-from .io import InputFileError, UnmatchedCasesError, discover_cases
+from .io import InputFileError
 from .report import atomic_write_many, csv_text, format_summary, json_text, summarize
 
 __all__ = ["main"]
@@ -194,16 +194,12 @@ def _run(args: argparse.Namespace) -> int:
     options = _options(args)
     out_csv = _check_output(args.out, "--out")
     out_json = _check_output(args.json, "--json")
-    from .cli_report import check_report_arguments
+    from .cli_report import check_report_arguments, discover_cli_cases
 
     check_report_arguments(args)  # before any pixel is read
 
     found: list[tuple[str, str]] = []
-    try:
-        cases = discover_cases(args.preds, args.gts, allow_missing=args.allow_missing,
-                               warn=lambda kind, msg: found.append((kind, msg)))
-    except UnmatchedCasesError as exc:
-        raise InputFileError(f"{exc.unmatched} (pass --allow-missing to skip them)") from exc
+    cases = discover_cli_cases(args.preds, args.gts, args.allow_missing, found)
 
     started = time.perf_counter()
     with warnings.catch_warnings():

@@ -238,11 +238,9 @@ def _run_compare(args: argparse.Namespace, argv: Sequence[str]) -> int:
             (("--out", args.out), ("--json", args.json), ("--html", args.html)) if v}
 
     from .compare import compare_runs
-    from .io import discover_cases
 
     found: list[tuple[str, str]] = []
-    per_model = {n: discover_cases(d, gts, allow_missing=args.allow_missing,
-                                   warn=lambda kind, msg: found.append((kind, msg)))
+    per_model = {n: discover_cli_cases(d, gts, args.allow_missing, found)
                  for n, d in zip(names, model_dirs, strict=True)}
     common = set.intersection(*({c.name for c in cs} for cs in per_model.values()))
     universe = set().union(*(_case_names(d) for d in [*model_dirs, gts]))
@@ -307,6 +305,19 @@ def _run_compare(args: argparse.Namespace, argv: Sequence[str]) -> int:
     written = [str(p) for p in texts]
     print(f"\nevaluated in {elapsed:.1f} s" + (f"; wrote {', '.join(written)}" if written else ""))
     return 0
+
+
+def discover_cli_cases(preds: str | Path, gts: str | Path, allow_missing: bool,
+                       found: list[tuple[str, str]]) -> list:
+    """:func:`~ambiseg_metrics.files.io.discover_cases` for the command line: warnings are collected in
+    ``found``, and unmatched cases are reported with the flag that skips them."""
+    from .io import InputFileError, UnmatchedCasesError, discover_cases
+
+    try:
+        return discover_cases(preds, gts, allow_missing=allow_missing,
+                              warn=lambda kind, msg: found.append((kind, msg)))
+    except UnmatchedCasesError as exc:
+        raise InputFileError(f"{exc.unmatched} (pass --allow-missing to skip them)") from exc
 
 
 def compare_main(argv: Sequence[str]) -> int:
