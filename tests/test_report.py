@@ -6,15 +6,12 @@ import csv
 import io
 import json
 import math
-import os
 
 import numpy as np
 import pytest
 
 from ambiseg_metrics.files.cases import CaseTable
 from ambiseg_metrics.files.report import (
-    atomic_write_many,
-    atomic_write_text,
     bootstrap_ci,
     csv_text,
     format_summary,
@@ -97,44 +94,3 @@ def test_format_summary_has_every_metric():
     assert lines[3].startswith("ci") and "—" in lines[3]
 
 
-def test_atomic_write_replaces_and_leaves_no_temp(tmp_path):
-    target = tmp_path / "out.csv"
-    atomic_write_text(target, "first\n")
-    atomic_write_text(target, "second\n")
-    assert target.read_text() == "second\n"
-    assert os.listdir(tmp_path) == ["out.csv"]
-
-
-def test_failed_write_keeps_old_files_and_removes_temps(tmp_path, monkeypatch):
-    a, b = tmp_path / "a.csv", tmp_path / "b.json"
-    a.write_text("old a")
-    calls = []
-    real_replace = os.replace
-
-    def failing_replace(src, dst):
-        calls.append(dst)
-        raise OSError("disk full")
-
-    monkeypatch.setattr(os, "replace", failing_replace)
-    with pytest.raises(OSError, match="disk full"):
-        atomic_write_many({a: "new a", b: "new b"})
-    monkeypatch.setattr(os, "replace", real_replace)
-    assert a.read_text() == "old a" and not b.exists()
-    assert sorted(os.listdir(tmp_path)) == ["a.csv"]
-
-
-def test_interrupted_staging_writes_nothing(tmp_path, monkeypatch):
-    a, b = tmp_path / "a.csv", tmp_path / "b.json"
-    real_fsync = os.fsync
-    count = []
-
-    def interrupt_second(fd):
-        count.append(fd)
-        if len(count) == 2:
-            raise KeyboardInterrupt
-        real_fsync(fd)
-
-    monkeypatch.setattr(os, "fsync", interrupt_second)
-    with pytest.raises(KeyboardInterrupt):
-        atomic_write_many({a: "x" * 10000, b: "y"})
-    assert os.listdir(tmp_path) == []

@@ -13,7 +13,6 @@ import sys
 import time
 import warnings
 from collections.abc import Sequence
-from pathlib import Path
 
 __all__ = ["main"]
 
@@ -98,8 +97,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="GED distance d = 1 - IoU (default) or 1 - Dice")
     p.add_argument("--variance", choices=["dice", "pixel"],
                    help="D_a pairwise variance: 1 - Dice (default) or pixel variance")
-    p.add_argument("--out", metavar="CSV", help="write one row per case (every metric, N and M) to this CSV")
-    p.add_argument("--json", metavar="JSON", help="write the summary (and per-case rows) to this JSON file")
+    p.add_argument("--out", metavar="CSV",
+                   help="write one row per case (every metric, N and M) to this CSV ('-' = stdout)")
+    p.add_argument("--json", metavar="JSON",
+                   help="write the summary (and per-case rows) to this JSON file ('-' = stdout)")
     p.add_argument("--jobs", type=int, default=1, metavar="N",
                    help="read and evaluate cases in N parallel processes (default 1)")
     p.add_argument("--scheduler", metavar="ADDR",
@@ -110,7 +111,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bootstrap", type=int, default=10_000, metavar="B",
                    help="bootstrap resamples for the 95%% CI (default 10000)")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress bar (there is none when stderr is not a terminal)")
+    p.add_argument("-q", "--quiet", action="store_true",
+                   help="print nothing but errors (no table, no warnings, no progress)")
     p.add_argument("--debug", action="store_true", help="show the traceback of internal errors")
     p.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     return p
@@ -126,18 +130,55 @@ def _warn(message: str) -> None:
     print(f"ambiseg-eval: warning: {message}", file=sys.stderr)
 
 
-def _check_output(path: str | None, flag: str) -> Path | None:
+def _check_output(path: str | None, flag: str) -> str | None:
+    """The file ``path`` writes to (symbolic links followed; ``-`` = stdout), checked to be writable."""
     if path is None:
         return None
-    out = Path(path)
-    if out.is_dir():
+    from .atomic import STDOUT, resolve_target
+
+    target = resolve_target(path)
+    if target == STDOUT:
+        return target
+    if os.path.isdir(target):
         raise UsageError(f"{flag} {path}: is a folder; give a file name")
-    parent = out.parent
-    if not parent.is_dir():
+    if os.path.exists(target) and not os.path.isfile(target):  # a FIFO or device: written in place
+        if not os.access(target, os.W_OK):
+            raise UsageError(f"{flag} {path}: not writable")
+        return target
+    parent = os.path.dirname(target)
+    if not os.path.isdir(parent):
         raise UsageError(f"{flag} {path}: folder {parent} does not exist")
     if not os.access(parent, os.W_OK):
         raise UsageError(f"{flag} {path}: folder {parent} is not writable")
-    return out
+    return target
+
+
+def _inside(target: str, root: str) -> bool:
+    root = os.path.realpath(root)
+    return target == root or target.startswith(root.rstrip(os.sep) + os.sep)
+
+
+def _check_outputs(outputs: list[tuple[str, str, str]], roots: list[tuple[str, str]]) -> None:
+    """Refuse outputs that land on an input (after symbolic links) or on the same file as another output.
+
+    ``outputs``: (flag, path as given, resolved target); ``roots``: (what, folder).
+    """
+    for flag, given, target in outputs:
+        if target == "-":
+            continue
+        for what, root in roots:
+            if _inside(target, root):
+                via = "" if os.path.abspath(given) == target else f" (resolves to {target})"
+                raise UsageError(f"{flag} {given}{via} lies inside the {what} folder {root}; refusing to "
+                                 "write over an input: choose an output path outside it")
+    for i, (flag_a, given_a, a) in enumerate(outputs):
+        for flag_b, given_b, b in outputs[i + 1:]:
+            same = a == b
+            if not same and a != "-" and b != "-" and os.path.exists(a) and os.path.exists(b):
+                same = os.path.samefile(a, b)
+            if same:
+                raise UsageError(f"{flag_a} {given_a} and {flag_b} {given_b} are the same file; give "
+                                 "different files")
 
 
 def _options(args: argparse.Namespace):
@@ -191,17 +232,24 @@ def _run(args: argparse.Namespace) -> int:
             require_distributed()
         except (ValueError, DaskMissingError) as exc:
             raise UsageError(str(exc)) from exc
+    if args.seed < 0:
+        raise UsageError(f"--seed must be >= 0; got {args.seed}")
     options = _options(args)
     out_csv = _check_output(args.out, "--out")
     out_json = _check_output(args.json, "--json")
+    _check_outputs([(flag, given, target) for flag, given, target in
+                    (("--out", args.out, out_csv), ("--json", args.json, out_json)) if target is not None],
+                   [("predictions", args.preds), ("annotations", args.gts)])
 
     found: list[tuple[str, str]] = []
     cases = discover_cases(args.preds, args.gts, allow_missing=args.allow_missing,
                            warn=lambda kind, msg: found.append((kind, msg)))
 
+    from .atomic import atomic_write_many
     from .cases import InputWarning, evaluate_cases
-    from .report import atomic_write_many, csv_text, format_summary, json_text, summarize
+    from .report import csv_text, format_summary, json_text, summarize
 
+    progress = not (args.no_progress or args.quiet) and sys.stderr.isatty()  # no \r lines in logs
     started = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", InputWarning)  # printed below, once, from table.notes
@@ -209,14 +257,15 @@ def _run(args: argparse.Namespace) -> int:
             from .distributed import scheduler_client
 
             with scheduler_client(args.scheduler) as client:
-                table = evaluate_cases(cases, options, client=client, progress=not args.no_progress,
+                table = evaluate_cases(cases, options, client=client, progress=progress,
                                        extra_notes=found)
         else:
-            table = evaluate_cases(cases, options, jobs=args.jobs, progress=not args.no_progress,
+            table = evaluate_cases(cases, options, jobs=args.jobs, progress=progress,
                                    extra_notes=found)
     elapsed = time.perf_counter() - started
-    for note in table.notes:
-        _warn(note)
+    if not args.quiet:
+        for note in table.notes:
+            _warn(note)
 
     summary = summarize(table, n_boot=args.bootstrap, seed=args.seed)
     meta = {
@@ -229,7 +278,15 @@ def _run(args: argparse.Namespace) -> int:
         texts[out_csv] = csv_text(table)
     if out_json is not None:
         texts[out_json] = json_text(table, summary, meta)
-    atomic_write_many(texts)  # all or nothing, never a truncated file; before printing (stdout may close)
+    try:  # all or nothing, never a truncated file; before printing (stdout may close)
+        atomic_write_many(texts)
+    except OSError as exc:
+        names = ", ".join(p for p in (args.out, args.json) if p is not None)
+        raise UsageError(f"cannot write {names}: {exc}") from exc
+    if args.quiet:
+        return 0
+    # the table goes to stdout unless stdout carries a written file
+    report = sys.stderr if "-" in texts else sys.stdout
 
     n_pred = sorted({int(r["n_pred"]) for r in table.rows})
     n_gt = sorted({int(r["n_gt"]) for r in table.rows})
@@ -237,16 +294,26 @@ def _run(args: argparse.Namespace) -> int:
     def span(v: list[int]) -> str:
         return str(v[0]) if len(v) == 1 else f"{v[0]}..{v[-1]}"
 
-    print(f"{len(table)} cases, N = {span(n_pred)} samples and M = {span(n_gt)} annotations per case")
-    print(f"preds: {args.preds}")
-    print(f"gts:   {args.gts}")
-    print(f"conventions: {_conventions_line(options.conventions)}")
-    print(f"statistics over cases: mean, std (ddof=1), median, percentile bootstrap of the mean "
-          f"({args.bootstrap} resamples, seed {args.seed})")
-    print()
-    print(format_summary(summary))
-    written = [str(p) for p in (out_csv, out_json) if p is not None]
-    print(f"\nevaluated in {elapsed:.1f} s" + (f"; wrote {', '.join(written)}" if written else ""))
+    def say(line: str = "") -> None:
+        print(line, file=report)
+
+    say(f"{len(table)} cases, N = {span(n_pred)} samples and M = {span(n_gt)} annotations per case")
+    say(f"preds: {args.preds}")
+    say(f"gts:   {args.gts}")
+    say(f"conventions: {_conventions_line(options.conventions)}")
+    say(f"statistics over cases: mean, std (ddof=1), median, percentile bootstrap of the mean "
+        f"({args.bootstrap} resamples, seed {args.seed})")
+    say()
+    say(format_summary(summary))
+    say(f"\nevaluated in {elapsed:.1f} s")
+    for flag, given, target in (("--out", args.out, out_csv), ("--json", args.json, out_json)):
+        if target is None:
+            continue
+        what = f"{len(table)} rows" if flag == "--out" else f"summary and {len(table)} cases"
+        where = "standard output" if target == "-" else given
+        print(f"wrote {where} ({what})", file=sys.stderr if target == "-" else report)
+    if out_csv is None:
+        say("(the per-case table was not saved: add --out results.csv to write it)")
     return 0
 
 
