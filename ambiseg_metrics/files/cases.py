@@ -277,34 +277,17 @@ def _evaluate_item(case: Case, options: EvalOptions) -> tuple[dict[str, object],
     return _run_case(case.name, case.pred, case.gt, options)
 
 
-def _init_worker(numba_threads: int) -> None:
-    """Process-pool initializer: share the cores between processes (numba is not imported yet)."""
-    os.environ.setdefault("NUMBA_NUM_THREADS", str(numba_threads))
-
-
 def _run_local(items: list[Case], options: EvalOptions, jobs: int) -> Iterator[tuple[int, tuple]]:
     if jobs == 1 or len(items) <= 1:
         for i, case in enumerate(items):
             yield i, _evaluate_item(case, options)
         return
-    import multiprocessing
-    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+    from .workers import run_in_processes
 
+    # share the cores between the processes (numba is not imported in them yet)
     threads = max(1, (os.cpu_count() or 1) // jobs)
-    # spawn: a forked child of a process that already runs numba's thread pool is not safe.
-    pool = ProcessPoolExecutor(
-        max_workers=min(jobs, len(items)), mp_context=multiprocessing.get_context("spawn"),
-        initializer=_init_worker, initargs=(threads,),
-    )
-    try:
-        pending = {pool.submit(_evaluate_item, case, options): i for i, case in enumerate(items)}
-        while pending:
-            done, _ = wait(pending, return_when=FIRST_COMPLETED)
-            for future in sorted(done, key=lambda f: pending[f]):
-                i = pending.pop(future)
-                yield i, future.result()  # re-raises the task's error: the finally cancels the rest
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+    yield from run_in_processes(_evaluate_item, [(case, options) for case in items], jobs,
+                                env={"NUMBA_NUM_THREADS": str(threads)})
 
 
 def _aggregate(notes: list[tuple[str, str]]) -> list[str]:

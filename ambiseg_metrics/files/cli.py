@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
+import threading
 import time
 import warnings
 from collections.abc import Sequence
@@ -280,6 +282,7 @@ def _run(args: argparse.Namespace) -> int:
         texts[out_json] = json_text(table, summary, meta)
     try:  # all or nothing, never a truncated file; before printing (stdout may close)
         atomic_write_many(texts)
+        args.written = bool(texts)
     except OSError as exc:
         names = ", ".join(p for p in (args.out, args.json) if p is not None)
         raise UsageError(f"cannot write {names}: {exc}") from exc
@@ -317,13 +320,45 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+class _Stopped(KeyboardInterrupt):
+    """SIGINT or SIGTERM arrived; unwinds like Ctrl-C so that every ``finally`` (workers, clusters) runs."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _on_signal(signum: int, frame: object) -> None:
+    for sig in (signal.SIGINT, signal.SIGTERM):  # one signal is enough: the clean-up is not interrupted
+        signal.signal(sig, signal.SIG_IGN)
+    raise _Stopped(signum)
+
+
+def _catch_signals() -> dict[int, object]:
+    """Route SIGINT and SIGTERM through :func:`_on_signal` (main thread only); return the old handlers."""
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    return {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run ``ambiseg-eval``; return the exit code (0 ok, 2 bad input/usage, 1 internal error)."""
+    """Run ``ambiseg-eval``; return the exit code (0 ok, 2 bad input/usage, 1 internal error,
+    130/143 interrupted by SIGINT/SIGTERM, 141 stdout closed)."""
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # --help / --version (0) and usage errors (2)
         return int(exc.code or 0)
+    args.written = False
+    old = _catch_signals()
+    try:
+        return _main(args)
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+
+
+def _main(args: argparse.Namespace) -> int:
     try:
         return _run(args)
     except UsageError as exc:
@@ -333,9 +368,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 141
-    except KeyboardInterrupt:
-        print("ambiseg-eval: interrupted; no output written", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        signum = getattr(exc, "signum", signal.SIGINT)
+        what = "terminated" if signum == signal.SIGTERM else "interrupted"
+        done = "the output files were written" if args.written else "no output written"
+        print(f"ambiseg-eval: {what}, {done}", file=sys.stderr)
+        return 128 + int(signum)
     except Exception as exc:
         from .distributed import SchedulerUnreachableError
         from .io import InputFileError
