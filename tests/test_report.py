@@ -40,6 +40,19 @@ def test_bootstrap_is_seeded_and_brackets_the_mean():
     assert abs((hi - lo) - 2 * 1.96 * se) < 0.25 * (2 * 1.96 * se)
 
 
+def test_bootstrap_interval_is_pinned_at_its_percentiles():
+    """Issue 22: the 95% interval is exactly the 2.5th and 97.5th percentile of the resampled means
+    (a 90% interval at 5/95 passed the width check above)."""
+    x = np.random.default_rng(11).random(23)
+    n_boot = 4000
+    idx = np.random.default_rng(5).integers(0, x.size, size=(n_boot, x.size))  # the documented stream
+    means = x[idx].mean(axis=1)
+    expected = tuple(float(v) for v in np.quantile(means, (0.025, 0.975)))
+    assert bootstrap_ci(x, n_boot=n_boot, confidence=0.95, seed=5) == expected
+    assert bootstrap_ci(x, n_boot=n_boot, seed=5) == expected  # the default is 95%
+    assert expected != tuple(float(v) for v in np.quantile(means, (0.05, 0.95)))
+
+
 def test_bootstrap_does_not_depend_on_chunking():
     x = np.random.default_rng(2).random(17)
     assert bootstrap_ci(x, n_boot=2500, chunk=1000) == bootstrap_ci(x, n_boot=2500, chunk=97)

@@ -28,6 +28,9 @@ formats: .png .jpg .jpeg .bmp (one 2D mask per file), .tif/.tiff (a multi-page T
   .npy, .npz (the only array, or the one named 'masks'), .nii/.nii.gz (NIfTI; in a stack file the mask
   index is the last axis, as in NIfTI).
   Integer/bool masks are foreground where nonzero, float masks where > --threshold (values in [0, 1]).
+  Integer masks with more than one foreground value (label maps, 8-bit probability images) or negative
+  values are reported (--strict: refused); choose --label K (value == K) or --grey-probability
+  (uint8 value/255 > --threshold). Palette PNGs are read by their index values; alpha is ignored.
   JPEG is lossy: such masks are read but a warning is printed (compression noise becomes foreground).
 
 cases with N < 2 samples or M < 2 annotations: {pair_metrics} are undefined there;
@@ -92,7 +95,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="conventions of a published code: " + ", ".join(_presets())
                    + " (default: the library's, = cimd); the four options below override it")
     p.add_argument("--threshold", type=float,
-                   help="foreground threshold for float (probability) masks, in [0, 1) (default 0.5)")
+                   help="foreground threshold for float (probability) masks, in [0, 1) (default 0.5); it "
+                   "does not apply to integer masks (a warning says so) unless --grey-probability is given")
+    p.add_argument("--label", type=int, metavar="K",
+                   help="integer label maps: foreground = value == K (one class; both preds and gts)")
+    p.add_argument("--grey-probability", action="store_true",
+                   help="read 8-bit (uint8) images as probabilities value/255, foreground = > --threshold")
+    p.add_argument("--strict", action="store_true",
+                   help="refuse (exit 2) integer masks with more than one foreground value or negative "
+                   "values, and a --threshold that cannot apply, instead of warning")
     p.add_argument("--estimator", choices=["v-statistic", "unbiased"],
                    help="GED within-set terms: V-statistic with self-pairs (default) or unbiased")
     p.add_argument("--distance", choices=["iou", "dice"],
@@ -130,57 +141,6 @@ def _version() -> str:
 
 def _warn(message: str) -> None:
     print(f"ambiseg-eval: warning: {message}", file=sys.stderr)
-
-
-def _check_output(path: str | None, flag: str) -> str | None:
-    """The file ``path`` writes to (symbolic links followed; ``-`` = stdout), checked to be writable."""
-    if path is None:
-        return None
-    from .atomic import STDOUT, resolve_target
-
-    target = resolve_target(path)
-    if target == STDOUT:
-        return target
-    if os.path.isdir(target):
-        raise UsageError(f"{flag} {path}: is a folder; give a file name")
-    if os.path.exists(target) and not os.path.isfile(target):  # a FIFO or device: written in place
-        if not os.access(target, os.W_OK):
-            raise UsageError(f"{flag} {path}: not writable")
-        return target
-    parent = os.path.dirname(target)
-    if not os.path.isdir(parent):
-        raise UsageError(f"{flag} {path}: folder {parent} does not exist")
-    if not os.access(parent, os.W_OK):
-        raise UsageError(f"{flag} {path}: folder {parent} is not writable")
-    return target
-
-
-def _inside(target: str, root: str) -> bool:
-    root = os.path.realpath(root)
-    return target == root or target.startswith(root.rstrip(os.sep) + os.sep)
-
-
-def _check_outputs(outputs: list[tuple[str, str, str]], roots: list[tuple[str, str]]) -> None:
-    """Refuse outputs that land on an input (after symbolic links) or on the same file as another output.
-
-    ``outputs``: (flag, path as given, resolved target); ``roots``: (what, folder).
-    """
-    for flag, given, target in outputs:
-        if target == "-":
-            continue
-        for what, root in roots:
-            if _inside(target, root):
-                via = "" if os.path.abspath(given) == target else f" (resolves to {target})"
-                raise UsageError(f"{flag} {given}{via} lies inside the {what} folder {root}; refusing to "
-                                 "write over an input: choose an output path outside it")
-    for i, (flag_a, given_a, a) in enumerate(outputs):
-        for flag_b, given_b, b in outputs[i + 1:]:
-            same = a == b
-            if not same and a != "-" and b != "-" and os.path.exists(a) and os.path.exists(b):
-                same = os.path.samefile(a, b)
-            if same:
-                raise UsageError(f"{flag_a} {given_a} and {flag_b} {given_b} are the same file; give "
-                                 "different files")
 
 
 def _options(args: argparse.Namespace):
@@ -237,11 +197,22 @@ def _run(args: argparse.Namespace) -> int:
     if args.seed < 0:
         raise UsageError(f"--seed must be >= 0; got {args.seed}")
     options = _options(args)
-    out_csv = _check_output(args.out, "--out")
-    out_json = _check_output(args.json, "--json")
-    _check_outputs([(flag, given, target) for flag, given, target in
-                    (("--out", args.out, out_csv), ("--json", args.json, out_json)) if target is not None],
-                   [("predictions", args.preds), ("annotations", args.gts)])
+    if args.label is not None and args.grey_probability:
+        raise UsageError("--label and --grey-probability do not combine (a label map is not a probability)")
+    from .masks import ReadOptions
+
+    read = ReadOptions(label=args.label, grey_probability=args.grey_probability, strict=args.strict,
+                       threshold=args.threshold)
+    from .outputs import OutputPathError, check_output, check_outputs
+
+    try:
+        out_csv = check_output(args.out, "--out")
+        out_json = check_output(args.json, "--json")
+        check_outputs([(flag, given, target) for flag, given, target in
+                       (("--out", args.out, out_csv), ("--json", args.json, out_json)) if target is not None],
+                      [("predictions", args.preds), ("annotations", args.gts)])
+    except OutputPathError as exc:
+        raise UsageError(str(exc)) from exc
 
     found: list[tuple[str, str]] = []
     cases = discover_cases(args.preds, args.gts, allow_missing=args.allow_missing,
@@ -260,10 +231,10 @@ def _run(args: argparse.Namespace) -> int:
 
             with scheduler_client(args.scheduler) as client:
                 table = evaluate_cases(cases, options, client=client, progress=progress,
-                                       extra_notes=found)
+                                       extra_notes=found, read=read)
         else:
             table = evaluate_cases(cases, options, jobs=args.jobs, progress=progress,
-                                   extra_notes=found)
+                                   extra_notes=found, read=read)
     elapsed = time.perf_counter() - started
     if not args.quiet:
         for note in table.notes:
