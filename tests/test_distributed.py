@@ -205,3 +205,23 @@ def test_cli_on_a_running_scheduler_address(client, tmp_path, capsys):
         texts.append(out.read_text())
     assert texts[0] == texts[1]
     assert len(client.scheduler_info()["workers"]) == 2  # the CLI did not close someone else's cluster
+
+
+def test_cli_dask_bad_file_is_one_clean_line_and_clean_exit_is_quiet(tmp_path):
+    """Issue 13: a bad file on a Dask worker prints the local run's one-line error (no "Compute Failed"
+    traceback from the worker first); a clean run prints no ERROR line."""
+    import subprocess
+    import sys
+
+    preds, gts, _ = write_dataset(tmp_path, "file", ".npy", n_cases=3)
+    argv = [sys.executable, "-m", "ambiseg_metrics", str(preds), str(gts), "--scheduler", "local:1",
+            "--bootstrap", "20"]
+    clean = subprocess.run(argv, capture_output=True, text=True, timeout=300)
+    assert clean.returncode == 0, clean.stderr
+    assert "ERROR" not in clean.stderr and "Traceback" not in clean.stderr, clean.stderr
+    (preds / "case01.npy").write_bytes(b"junk")
+    bad = subprocess.run(argv, capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 2
+    lines = [line for line in bad.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("ambiseg-eval: error: ") and "case01.npy" in lines[0]
