@@ -169,3 +169,31 @@ def test_existing_file_keeps_its_mode(tmp_path, capsys, data, mode):
     code, _, err = run(capsys, preds, gts, "--out", out)
     assert code == 0, err
     assert stat.S_IMODE(os.stat(out).st_mode) == mode and out.read_text().startswith("case,")
+
+
+# ------------------------------------------------------------------------------ what a person sees
+def test_says_what_was_written_or_how_to_save(tmp_path, capsys, data):
+    preds, gts = data
+    code, out, _ = run(capsys, preds, gts, "--out", tmp_path / "r.csv", "--json", tmp_path / "s.json")
+    assert code == 0
+    assert f"wrote {tmp_path / 'r.csv'} (2 rows)" in out and f"wrote {tmp_path / 's.json'}" in out
+    code, out, _ = run(capsys, preds, gts)
+    assert code == 0 and "add --out results.csv" in out and "wrote" not in out
+
+
+def test_quiet_prints_nothing_but_errors(tmp_path, capsys, data):
+    preds, gts = data
+    (tmp_path / "preds" / "zz").mkdir()  # a case without annotations: a warning with --allow-missing
+    code, out, err = run(capsys, preds, gts, "--quiet", "--allow-missing", "--out", tmp_path / "r.csv")
+    assert code == 0 and out == "" and err == ""
+    assert (tmp_path / "r.csv").exists()
+    code, out, err = run(capsys, preds, gts, "--quiet")
+    assert code == 2 and out == "" and "error:" in err
+
+
+def test_no_progress_bar_when_stderr_is_not_a_terminal(data):
+    preds, gts = data
+    argv = [sys.executable, "-m", "ambiseg_metrics", str(preds), str(gts), "--bootstrap", BOOT]
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "\r" not in proc.stderr and "case/s" not in proc.stderr and "it/s" not in proc.stderr
