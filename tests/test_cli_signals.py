@@ -93,6 +93,7 @@ def _wait_gone(pids: list[int], timeout: float = 5.0) -> list[int]:
     ("group", signal.SIGINT, 130, "interrupted"),  # a terminal's Ctrl-C: every process of the job
     ("pid", signal.SIGTERM, 143, "terminated"),
     ("group", signal.SIGTERM, 143, "terminated"),
+    ("group twice", signal.SIGINT, 130, "interrupted"),  # an impatient second Ctrl-C: still no traceback
 ])
 def test_one_signal_ends_the_run_quickly_and_cleanly(tmp_path, how, signum, code, word):
     preds, gts, pipes = _tree(tmp_path)
@@ -104,8 +105,14 @@ def test_one_signal_ends_the_run_quickly_and_cleanly(tmp_path, how, signum, code
         children = [p.pid for p in psutil.Process(proc.pid).children(recursive=True)]
         assert len(children) >= 2
         sent = time.monotonic()
-        if how == "group":
+        if how.startswith("group"):
             os.killpg(proc.pid, signum)
+            if how.endswith("twice"):
+                time.sleep(0.02)
+                try:
+                    os.killpg(proc.pid, signum)
+                except ProcessLookupError:
+                    pass
         else:
             os.kill(proc.pid, signum)
         _, err = proc.communicate(timeout=30)
@@ -161,3 +168,28 @@ def test_workers_die_with_a_killed_parent(tmp_path):
     finally:
         for fd in fds:
             os.close(fd)
+
+
+def test_closed_stdout_leaves_no_process(tmp_path):
+    """stdout closed early (``| head -0``): exit 141, the files are written, no worker survives."""
+    preds, gts, _ = _tree(tmp_path, fifos=0, good=4)
+    out = tmp_path / "results.csv"
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # nobody reads: the first print fails with EPIPE
+    argv = [sys.executable, "-m", "ambiseg_metrics", str(preds), str(gts), "--jobs", "2", "--out", str(out),
+            "--bootstrap", "50"]
+    proc = subprocess.Popen(argv, stdout=write_end, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    os.close(write_end)
+    seen: set[int] = set()
+    parent = psutil.Process(proc.pid)
+    while proc.poll() is None:
+        try:
+            seen.update(p.pid for p in parent.children(recursive=True))
+        except psutil.NoSuchProcess:
+            break
+        time.sleep(0.01)
+    err = proc.stderr.read()
+    proc.wait(timeout=60)
+    assert proc.returncode == 141, err
+    assert "Traceback" not in err and out.read_text().startswith("case,")
+    assert len(seen) >= 2 and _wait_gone(sorted(seen), timeout=1.0) == []

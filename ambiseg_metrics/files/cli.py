@@ -299,17 +299,24 @@ class _Stopped(KeyboardInterrupt):
         self.signum = signum
 
 
+_FIRED: list[int] = []  # the signals that arrived during this main() call
+
+
 def _on_signal(signum: int, frame: object) -> None:
+    _FIRED.append(signum)
     for sig in (signal.SIGINT, signal.SIGTERM):  # one signal is enough: the clean-up is not interrupted
         signal.signal(sig, signal.SIG_IGN)
     raise _Stopped(signum)
 
 
 def _catch_signals() -> dict[int, object]:
-    """Route SIGINT and SIGTERM through :func:`_on_signal` (main thread only); return the old handlers."""
+    """Route SIGINT and SIGTERM through :func:`_on_signal` (main thread only; a signal the parent chose to
+    ignore, as for a background job, stays ignored); return the handlers replaced."""
+    _FIRED.clear()
     if threading.current_thread() is not threading.main_thread():
         return {}
-    return {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    sigs = [sig for sig in (signal.SIGINT, signal.SIGTERM) if signal.getsignal(sig) is not signal.SIG_IGN]
+    return {sig: signal.signal(sig, _on_signal) for sig in sigs}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -325,8 +332,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _main(args)
     finally:
-        for sig, handler in old.items():
-            signal.signal(sig, handler)
+        # after a signal the handlers stay ignored: a second Ctrl-C while the interpreter exits would
+        # otherwise end it with a traceback or a death by SIGINT instead of our exit code
+        if not _FIRED:
+            for sig, handler in old.items():
+                signal.signal(sig, handler)
 
 
 def _main(args: argparse.Namespace) -> int:

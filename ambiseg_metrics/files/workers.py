@@ -93,7 +93,8 @@ def run_in_processes(
     try:
         # SIGINT blocked while the children start: they inherit the mask (so a Ctrl-C during their start
         # cannot print a traceback) and a Ctrl-C meant for us is delivered right after.
-        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        masking = hasattr(signal, "pthread_sigmask")  # POSIX
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT}) if masking else None
         try:
             for _ in range(min(jobs, len(tasks))):
                 mine, theirs = ctx.Pipe()
@@ -104,7 +105,8 @@ def run_in_processes(
                     theirs.close()
                 workers.append((proc, mine))
         finally:
-            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+            if masking:
+                signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
         todo = iter(enumerate(tasks))
         busy: dict[object, tuple[object, int]] = {}  # pipe -> (process, task index)
 
