@@ -177,6 +177,8 @@ def _reason(exc: Exception) -> str:
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
     if any(s in text for s in ("backend", "can not handle", "cannot identify")):  # imageio/pillow
         return "not a valid image (corrupt, truncated, or another format under this extension)"
+    if "pickled" in text:  # numpy: no NPY header, so it took the bytes for a pickle
+        return "not a NumPy file (no .npy header: corrupt, or another format under this extension)"
     text = text if len(text) <= 200 else text[:197] + "..."
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
