@@ -102,3 +102,13 @@ def test_folder_target_is_refused(tmp_path):
 def test_dash_is_stdout(capfdbinary):
     assert atomic_write_many({"-": "to stdout\n"}) == ["-"]
     assert capfdbinary.readouterr().out == b"to stdout\n"
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root may write any file")
+def test_read_only_file_is_refused_not_replaced(tmp_path):
+    target = tmp_path / "keep.csv"
+    target.write_text("precious")
+    os.chmod(target, 0o444)
+    with pytest.raises(PermissionError):
+        atomic_write(target, "new")
+    assert target.read_text() == "precious" and os.listdir(tmp_path) == ["keep.csv"]

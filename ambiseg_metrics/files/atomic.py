@@ -10,7 +10,8 @@ Rules (each one tested in ``tests/test_atomic.py``):
   opened and written directly: it is never renamed over;
 * ``-`` means standard output;
 * a new file gets mode ``0666 & ~umask`` (as ``open()`` would give it); an existing file keeps its mode
-  (and, where permitted, its owner and group);
+  (and, where permitted, its owner and group), and one its user may not write is refused, as ``open()``
+  would refuse it;
 * :func:`atomic_write_many` stages every regular file before renaming any: a failure before the renames
   leaves all targets unchanged.
 """
@@ -97,6 +98,8 @@ def _stage(target: str, payload: Payload) -> str:
         st = os.stat(target)
     except FileNotFoundError:
         st = None
+    if st is not None and not os.access(target, os.W_OK):  # as open(target, "w") would refuse it
+        raise PermissionError(13, "Permission denied (the file is not writable)", target)
     fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=folder or ".")
     try:
         with os.fdopen(fd, "wb") as fh:

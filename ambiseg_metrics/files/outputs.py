@@ -26,6 +26,8 @@ def check_output(path: str | None, flag: str) -> str | None:
         if not os.access(target, os.W_OK):
             raise OutputPathError(f"{flag} {path}: not writable")
         return target
+    if os.path.exists(target) and not os.access(target, os.W_OK):
+        raise OutputPathError(f"{flag} {path}: the file is not writable")
     parent = os.path.dirname(target)
     if not os.path.isdir(parent):
         raise OutputPathError(f"{flag} {path}: folder {parent} does not exist")
