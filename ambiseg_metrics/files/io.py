@@ -184,11 +184,8 @@ def _reason(exc: Exception) -> str:
 
 
 def read_file(path: str | os.PathLike, warn: Warn = None, read: ReadOptions | None = None) -> np.ndarray:
-    """Read the array stored in one mask file (no axis changes), as stored or as ``read`` says.
-
-    ``read`` (:class:`~ambiseg_metrics.files.masks.ReadOptions`) selects a label, reads 8-bit images as
-    probabilities, and reports (or refuses) multi-valued integer masks; without it the values are
-    returned as stored.
+    """Read the array stored in one mask file (no axis changes), as stored or as ``read`` says
+    (:class:`~ambiseg_metrics.files.masks.ReadOptions`: label, 8-bit probabilities, multi-valued masks).
 
     Raises
     ------
