@@ -10,7 +10,6 @@ Sampling is deterministic for a given ``(seed, batch_size)``: batch ``b`` uses a
 
 from __future__ import annotations
 
-import io
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,8 +18,9 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from ambiseg_metrics.files.atomic import atomic_write
+
 from .base import AmbiguousSegModel
-from .train import atomic_write_bytes
 
 
 def _generator(seed: int, batch: int, device: torch.device) -> torch.Generator:
@@ -86,10 +86,8 @@ def sample_dataset(
 
 
 def save_npy(path: str | os.PathLike, array: np.ndarray) -> None:
-    """``np.save`` atomically (temporary file + ``os.replace``)."""
-    buf = io.BytesIO()
-    np.save(buf, array, allow_pickle=False)
-    atomic_write_bytes(path, buf.getvalue())
+    """``np.save`` atomically (:func:`ambiseg_metrics.files.atomic.atomic_write`)."""
+    atomic_write(path, lambda fh: np.save(fh, array, allow_pickle=False), mkdir=True)
 
 
 def write_samples(

@@ -702,9 +702,9 @@ def per_image_csv(
 
 
 def _write_text(path: Path, text: str) -> None:
-    from .train import atomic_write_bytes
+    from ambiseg_metrics.files.atomic import atomic_write
 
-    atomic_write_bytes(path, text.encode("utf-8"))
+    atomic_write(path, text, mkdir=True)
 
 
 # ------------------------------------------------------------------------------------------ pipeline

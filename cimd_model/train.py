@@ -31,20 +31,22 @@ Checkpoint format (``torch.save`` of a plain dict, loadable with ``weights_only=
 Files written under the output folder: ``checkpoint.pt`` (latest, rewritten every ``ckpt_every`` steps and
 at the end), ``checkpoint_step<NNNNNNN>.pt`` (periodic snapshots, the ``keep`` most recent kept),
 ``config.json`` (run description) and ``train_log.jsonl`` (one JSON object per logged step). All files are
-written atomically (temporary file + ``os.replace``).
+written atomically (:func:`ambiseg_metrics.files.atomic.atomic_write`: temporary file, fsync,
+``os.replace``).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import torch
 from tqdm.auto import tqdm
+
+from ambiseg_metrics.files.atomic import atomic_write
 
 from .base import AmbiguousSegModel
 
@@ -53,38 +55,8 @@ LATEST = "checkpoint.pt"
 
 
 # ------------------------------------------------------------------------------------------ file helpers
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and ``os.replace``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
-    """``torch.save`` to ``path`` atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def write_json(path: str | os.PathLike, obj: Any) -> None:
-    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
+    atomic_write(path, json.dumps(obj, indent=2, sort_keys=True) + "\n", mkdir=True)
 
 
 # ------------------------------------------------------------------------------------------ checkpoints
@@ -120,7 +92,8 @@ def make_checkpoint(
 
 def save_checkpoint(path: str | os.PathLike, model, optimizer, step: int, seed: int, run=None) -> Path:
     """Write a checkpoint atomically; returns its path."""
-    atomic_torch_save(make_checkpoint(model, optimizer, step, seed, run), path)
+    ckpt = make_checkpoint(model, optimizer, step, seed, run)
+    atomic_write(path, lambda fh: torch.save(ckpt, fh), mkdir=True)
     return Path(path)
 
 
@@ -197,7 +170,7 @@ def _trim_log(path: Path, step: int) -> None:
                 kept.append(line)
         except (ValueError, KeyError, TypeError):
             continue
-    atomic_write_bytes(path, "".join(x + "\n" for x in kept).encode())
+    atomic_write(path, "".join(x + "\n" for x in kept))
 
 
 def seed_everything(seed: int) -> None:

@@ -120,3 +120,11 @@ def test_first_invalid_value_is_reported_across_word_chunks(monkeypatch, serial)
     probs[1, 2, 10, 0] = 1.5           # pixel 82000, earlier: this one must be named
     with pytest.raises(ValueError, match=r"preds contains 1\.5 \(mask 1, pixel 82000\)"):
         am.pair_counts(probs, probs[:1] > 0)
+
+
+def test_results_file_is_written_only_when_asked(monkeypatch, tmp_path):
+    """Issue 13: ``python -m benchmarks`` must not rewrite the tracked RESULTS.md unless given --write."""
+    monkeypatch.setattr(bench, "DEFAULT_OUT", tmp_path / "RESULTS.md")
+    assert bench._parse([]).out is None
+    assert bench._parse(["--write"]).out == str(tmp_path / "RESULTS.md")
+    assert bench._parse(["--out", "x.md"]).out == "x.md"

@@ -224,3 +224,21 @@ def test_cluster_tasks_take_explicit_options_over_the_preset(client):
         preset_only = evaluate_cases({"c": (p, g)}, EvalOptions(conventions=base), progress=False)
         same_table(remote, local)
         assert remote.rows != preset_only.rows, name
+def test_cli_dask_bad_file_is_one_clean_line_and_clean_exit_is_quiet(tmp_path):
+    """Issue 13: a bad file on a Dask worker prints the local run's one-line error (no "Compute Failed"
+    traceback from the worker first); a clean run prints no ERROR line."""
+    import subprocess
+    import sys
+
+    preds, gts, _ = write_dataset(tmp_path, "file", ".npy", n_cases=3)
+    argv = [sys.executable, "-m", "ambiseg_metrics", str(preds), str(gts), "--scheduler", "local:1",
+            "--bootstrap", "20"]
+    clean = subprocess.run(argv, capture_output=True, text=True, timeout=300)
+    assert clean.returncode == 0, clean.stderr
+    assert "ERROR" not in clean.stderr and "Traceback" not in clean.stderr, clean.stderr
+    (preds / "case01.npy").write_bytes(b"junk")
+    bad = subprocess.run(argv, capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 2
+    lines = [line for line in bad.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("ambiseg-eval: error: ") and "case01.npy" in lines[0]

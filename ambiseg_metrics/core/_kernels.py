@@ -1,7 +1,10 @@
 """Numba kernels: bit-packing of masks, the pairwise intersection (Gram) counts and the vote table.
 
 This is the only module that imports numba. Every kernel is compiled lazily on first use and cached on
-disk (``cache=True``), so a second process does not recompile.
+disk (``cache=True``), so a second process does not recompile. Where numba finds no writable cache folder
+(a read-only install and an unwritable ``HOME``, and no ``NUMBA_CACHE_DIR``), :func:`_cache_setting`
+points numba at a private per-user folder in the temporary directory, or, failing that, compiles without
+a cache (one warning); see "Numba's cache" in ``docs/getting_started.rst``.
 
 Layout
 ------
@@ -24,7 +27,11 @@ Speed notes
 
 from __future__ import annotations
 
+import os
+import stat
+import tempfile
 import threading
+import warnings
 
 import numpy as np
 from llvmlite import ir
@@ -32,6 +39,51 @@ from numba import get_num_threads, njit, prange, types
 from numba.extending import intrinsic, overload
 
 __all__ = ["pack_rows", "gram_counts", "fused_counts", "vote_counts"]
+
+def _probe():  # pragma: no cover - only used to ask numba where it would cache
+    return 0
+
+
+def _cache_setting() -> bool:
+    """True if numba can cache the kernels on disk, after falling back to a private folder if needed.
+
+    numba looks in ``NUMBA_CACHE_DIR``, the package's ``__pycache__`` and the user's cache folder, and
+    raises "no locator available" when none is writable. Then the kernels are cached in
+    ``<tmp>/ambiseg-numba-<uid>`` (created 0700; used only if it is ours and private, since numba loads
+    pickled code from it), and when that fails too they are compiled in every process without a cache.
+    """
+    try:
+        njit(cache=True)(_probe)
+        return True
+    except RuntimeError:
+        pass
+    from numba.core import config
+
+    uid = os.getuid() if hasattr(os, "getuid") else None
+    folder = os.path.join(tempfile.gettempdir(), f"ambiseg-numba-{uid if uid is not None else 'user'}")
+    try:
+        os.makedirs(folder, mode=0o700, exist_ok=True)
+        st = os.lstat(folder)
+        private = stat.S_ISDIR(st.st_mode) and not st.st_mode & 0o077 and (uid is None or st.st_uid == uid)
+        if private:
+            old, config.CACHE_DIR = config.CACHE_DIR, folder
+            try:
+                njit(cache=True)(_probe)
+                return True
+            except RuntimeError:
+                config.CACHE_DIR = old
+    except OSError:
+        pass
+    warnings.warn(
+        "numba found no writable cache folder (set NUMBA_CACHE_DIR to one): the ambiseg_metrics kernels "
+        "are compiled in every process, which costs a few seconds at the first call",
+        RuntimeWarning, stacklevel=2,
+    )
+    return False
+
+
+#: Whether the kernels are cached on disk (see :func:`_cache_setting`).
+_CACHE = _cache_setting()
 
 #: Words per Gram tile: K rows of ``_TILE`` uint64 words (K=20: 40 KiB) stay in the L1/L2 cache.
 _TILE = 256
@@ -121,7 +173,7 @@ def _pack_words(row, w0, w1, t, dst):  # pragma: no cover - replaced by the over
     raise NotImplementedError
 
 
-@overload(_pack_words, jit_options={"cache": True})
+@overload(_pack_words, jit_options={"cache": _CACHE})
 def _pack_words_impl(row, w0, w1, t, dst):  # pragma: no cover - compiled by numba
     if isinstance(row.dtype, types.Float):
 
@@ -168,7 +220,7 @@ def _pack_words_impl(row, w0, w1, t, dst):  # pragma: no cover - compiled by num
     return impl_int
 
 
-@njit(cache=True, parallel=True, nogil=True)
+@njit(cache=_CACHE, parallel=True, nogil=True)
 def _pack(src, t, out, row0, bad):  # pragma: no cover - compiled by numba
     """Pack every row ``src[b, r, :]`` into ``out[b, row0 + r, :]``, one (image, mask) row per task;
     ``bad[b, r]`` gets that row's first invalid float (see :func:`_pack_words`)."""
@@ -180,7 +232,7 @@ def _pack(src, t, out, row0, bad):  # pragma: no cover - compiled by numba
         bad[b, r] = _pack_words(src[b, r], 0, W, t, out[b, row0 + r])
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=_CACHE, nogil=True)
 def _pack_serial(src, t, out, row0, bad):  # pragma: no cover - compiled by numba
     """:func:`_pack` on the calling thread (small inputs: no thread start-up)."""
     B, R, _ = src.shape
@@ -226,7 +278,7 @@ def pack_rows(src: np.ndarray, out: np.ndarray, col0: int, threshold: float | No
 
 
 # ------------------------------------------------------------------------------------------ Gram
-@njit(cache=True, nogil=True)
+@njit(cache=_CACHE, nogil=True)
 def _count_tile(rows, t0, t1, n_pred, up, ug, acc):  # pragma: no cover - compiled by numba
     """Add the counts of words ``t0 .. t1-1`` of the (K, ·) bit rows ``rows`` to ``acc``: upper-triangle
     Gram counts at ``acc[i*K + j]`` (j >= i) and the three union counts at ``acc[K*K : K*K + 3]``.
@@ -263,7 +315,7 @@ def _count_tile(rows, t0, t1, n_pred, up, ug, acc):  # pragma: no cover - compil
     acc[K * K + 2] += np.int64(sb)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=_CACHE, nogil=True)
 def _gram_task(rows, n_pred, w_begin, w_end, tile, acc):  # pragma: no cover - compiled by numba
     """Upper-triangle Gram counts (``acc[i*K + j]``, j >= i) and the three union counts
     (``acc[K*K : K*K + 3]``) of words ``w_begin .. w_end - 1`` of one image's (K, W) bit rows."""
@@ -275,7 +327,7 @@ def _gram_task(rows, n_pred, w_begin, w_end, tile, acc):  # pragma: no cover - c
         _count_tile(rows, t0, min(t0 + tile, w_end), n_pred, up, ug, acc)
 
 
-@njit(cache=True, parallel=True, nogil=True)
+@njit(cache=_CACHE, parallel=True, nogil=True)
 def _gram_chunks(packed, n_pred, n_chunks, tile, partial):  # pragma: no cover - compiled by numba
     """Partial counts of word chunks, one (image, chunk) per task; ``partial`` is (B, n_chunks, K*K + 3)."""
     B, _, W = packed.shape
@@ -286,7 +338,7 @@ def _gram_chunks(packed, n_pred, n_chunks, tile, partial):  # pragma: no cover -
         _gram_task(packed[b], n_pred, c * chunk, min(c * chunk + chunk, W), tile, partial[b, c])
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=_CACHE, nogil=True)
 def _gram_serial(packed, n_pred, tile, partial):  # pragma: no cover - compiled by numba
     """:func:`_gram_chunks` with one chunk per image, on the calling thread (small inputs)."""
     B, _, W = packed.shape
@@ -339,7 +391,7 @@ def gram_counts(packed: np.ndarray, n_pred: int) -> tuple[np.ndarray, np.ndarray
 
 
 # ------------------------------------------------------------------------------ fused pack + Gram
-@njit(cache=True, nogil=True)
+@njit(cache=_CACHE, nogil=True)
 def _fused_task(preds, gts, tp, tg, b, w_begin, w_end, buf, bad_p, bad_g, acc):  # pragma: no cover
     """Pack words ``w_begin .. w_end-1`` of image ``b``'s N + M masks tile by tile into ``buf`` (K, T)
     and count them while they are in cache: upper-triangle Gram into ``acc[:K*K]``, unions into
@@ -369,7 +421,7 @@ def _fused_task(preds, gts, tp, tg, b, w_begin, w_end, buf, bad_p, bad_g, acc): 
             _count_tile(buf, t0, min(t0 + _TILE, p1 - p0), N, up, ug, acc)
 
 
-@njit(cache=True, parallel=True, nogil=True)
+@njit(cache=_CACHE, parallel=True, nogil=True)
 def _fused(preds, gts, tp, tg, n_chunks, words, partial, bad_p, bad_g):  # pragma: no cover
     """:func:`_fused_task` for every (image, word chunk), in parallel."""
     B = preds.shape[0]
@@ -384,7 +436,7 @@ def _fused(preds, gts, tp, tg, n_chunks, words, partial, bad_p, bad_g):  # pragm
                     bad_g[b, c], partial[b, c])
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=_CACHE, nogil=True)
 def _fused_serial(preds, gts, tp, tg, words, partial, bad_p, bad_g):  # pragma: no cover
     """:func:`_fused` with one chunk per image, on the calling thread (small inputs)."""
     B = preds.shape[0]

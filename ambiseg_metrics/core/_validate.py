@@ -223,9 +223,11 @@ def _as_kernel_dtype(a: np.ndarray, name: str) -> np.ndarray:
     kind = a.dtype.kind
     if kind == "b":
         return a.view(np.uint8)
-    if kind in "iu":
+    if kind in "iu":  # a native unsigned view: byte order does not change which values are nonzero
         return a.view(np.dtype(f"u{a.dtype.itemsize}"))
     if kind == "f":
+        if not a.dtype.isnative:  # '>f4' on a little-endian machine: numba reads native floats only
+            a = a.astype(a.dtype.newbyteorder("="))
         if a.dtype.itemsize < 4:  # float16: numba has no arithmetic for it; one small upcast copy
             return a.astype(np.float32)
         if a.dtype.itemsize > 8:

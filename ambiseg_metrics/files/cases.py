@@ -22,6 +22,7 @@ import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import closing
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +33,7 @@ from ..evaluation import FAMILIES, METRICS, check_metrics, evaluate
 from ..options import evaluate_options
 from . import distributed
 from .io import Case, InputFileError, Source, case_name, mask_files, read_source
+from .masks import ReadOptions
 
 __all__ = ["CaseTable", "EvalOptions", "InputWarning", "evaluate_case", "evaluate_cases", "to_cases"]
 
@@ -163,15 +165,17 @@ def _file_error(exc: InputError, pred: Source, gt: Source, name: str) -> InputFi
     return error
 
 
-def _run_case(name: str, pred: Source, gt: Source, options: EvalOptions) -> tuple[dict[str, object], list]:
+def _run_case(
+    name: str, pred: Source, gt: Source, options: EvalOptions, read: ReadOptions | None = None
+) -> tuple[dict[str, object], list]:
     """Evaluate one case; return its row and the non-fatal notes ``[(kind, message), ...]``."""
     notes: list[tuple[str, str]] = []
 
     def warn(kind: str, message: str) -> None:
         notes.append((kind, message))
 
-    preds = read_source(pred, warn)
-    gts = read_source(gt, warn)
+    preds = read_source(pred, warn, read)
+    gts = read_source(gt, warn, read)
     if preds.shape[1:] != gts.shape[1:]:
         raise InputFileError(
             f"case {name!r}: the predictions ({_describe(pred, name, 'predictions')}) have masks of shape "
@@ -231,7 +235,7 @@ def evaluate_case(
     options = (options or EvalOptions()).checked()
     if name is None:
         name = "case" if isinstance(pred_source, np.ndarray) else case_name(pred_source)
-    row, notes = _run_case(name, pred_source, gt_source, options)
+    row, notes = _run_case(name, pred_source, gt_source, options, ReadOptions())
     for _, message in notes:
         warnings.warn(message, InputWarning, stacklevel=2)
     return row
@@ -270,39 +274,26 @@ def to_cases(cases: Iterable[object] | Mapping[str, Sequence[Source]]) -> list[C
     return out
 
 
-def _evaluate_item(case: Case, options: EvalOptions) -> tuple[dict[str, object], list]:
+def _evaluate_item(
+    case: Case, options: EvalOptions, read: ReadOptions | None = None
+) -> tuple[dict[str, object], list]:
     """The task every runner executes (module level so that processes and Dask workers can import it)."""
-    return _run_case(case.name, case.pred, case.gt, options)
+    return _run_case(case.name, case.pred, case.gt, options, read)
 
 
-def _init_worker(numba_threads: int) -> None:
-    """Process-pool initializer: share the cores between processes (numba is not imported yet)."""
-    os.environ.setdefault("NUMBA_NUM_THREADS", str(numba_threads))
-
-
-def _run_local(items: list[Case], options: EvalOptions, jobs: int) -> Iterator[tuple[int, tuple]]:
+def _run_local(
+    items: list[Case], options: EvalOptions, jobs: int, read: ReadOptions | None
+) -> Iterator[tuple[int, tuple]]:
     if jobs == 1 or len(items) <= 1:
         for i, case in enumerate(items):
-            yield i, _evaluate_item(case, options)
+            yield i, _evaluate_item(case, options, read)
         return
-    import multiprocessing
-    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+    from .workers import run_in_processes
 
+    # share the cores between the processes (numba is not imported in them yet)
     threads = max(1, (os.cpu_count() or 1) // jobs)
-    # spawn: a forked child of a process that already runs numba's thread pool is not safe.
-    pool = ProcessPoolExecutor(
-        max_workers=min(jobs, len(items)), mp_context=multiprocessing.get_context("spawn"),
-        initializer=_init_worker, initargs=(threads,),
-    )
-    try:
-        pending = {pool.submit(_evaluate_item, case, options): i for i, case in enumerate(items)}
-        while pending:
-            done, _ = wait(pending, return_when=FIRST_COMPLETED)
-            for future in sorted(done, key=lambda f: pending[f]):
-                i = pending.pop(future)
-                yield i, future.result()  # re-raises the task's error: the finally cancels the rest
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+    yield from run_in_processes(_evaluate_item, [(case, options, read) for case in items], jobs,
+                                env={"NUMBA_NUM_THREADS": str(threads)})
 
 
 def _aggregate(notes: list[tuple[str, str]]) -> list[str]:
@@ -326,6 +317,7 @@ def evaluate_cases(
     jobs: int = 1,
     progress: bool = True,
     extra_notes: Sequence[tuple[str, str]] = (),
+    read: ReadOptions | None = None,
 ) -> CaseTable:
     """Evaluate many cases (files or arrays) and return the per-case table, sorted by case name.
 
@@ -346,6 +338,9 @@ def evaluate_cases(
         Show a progress bar over cases (tqdm, on stderr).
     extra_notes : sequence of (kind, message)
         Notes found before evaluation (e.g. by case discovery) to report with the others.
+    read : ReadOptions, optional
+        How mask files are read (label selection, 8-bit probabilities, multi-valued masks); default:
+        the library's rule, with a warning for multi-valued integer masks.
 
     Returns
     -------
@@ -357,6 +352,7 @@ def evaluate_cases(
         A case's file is bad (the message names it); the whole evaluation stops.
     """
     options = (options or EvalOptions()).checked()
+    read = ReadOptions() if read is None else read
     items = to_cases(cases)
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
         raise ValueError(f"jobs must be a positive integer; got {jobs!r}")
@@ -367,9 +363,9 @@ def evaluate_cases(
     results: dict[int, tuple] = {}
     with tqdm(total=len(items), disable=not progress, unit="case", desc="cases", leave=False) as bar:
         if client is not None:
-            stream = distributed.run_on_client(client, items, options, _evaluate_item)
+            stream = distributed.run_on_client(client, items, options, partial(_evaluate_item, read=read))
         else:
-            stream = _run_local(items, options, jobs)
+            stream = _run_local(items, options, jobs, read)
         with closing(stream):  # on any error: cancel what is still queued (pool / cluster) right away
             for i, result in stream:
                 if i in results:

@@ -252,7 +252,8 @@ def _run_compare(args: argparse.Namespace, argv: Sequence[str]) -> int:
     import warnings
 
     from .cases import InputWarning, evaluate_cases
-    from .report import atomic_write_many, format_summary, summarize
+    from .atomic import atomic_write_many
+    from .report import format_summary, summarize
 
     started = time.perf_counter()
     tables = {}

@@ -18,6 +18,7 @@ import uuid
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from functools import partial
 
 import numpy as np
 
@@ -117,6 +118,21 @@ def scheduler_client(spec: str, *, timeout: float = 30.0) -> Iterator[object]:
             yield client
 
 
+class _Failed:
+    """A task's input error, returned as a value: Dask would log a raised one as "Compute Failed" with a
+    traceback on the worker (printed locally for ``local:N``) before the client's clean one-line error."""
+
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+
+def _guarded(task: Callable, item: object, **kwargs: object) -> object:
+    try:
+        return task(item, **kwargs)
+    except ValueError as exc:  # bad input (InputFileError is one): the client raises it
+        return _Failed(exc)
+
+
 def _holds_array(case: object) -> bool:
     return any(isinstance(getattr(case, side, None), np.ndarray) for side in ("pred", "gt"))
 
@@ -137,11 +153,14 @@ def run_on_client(
     args = list(items)
     if any(_holds_array(c) for c in args):
         args = client.scatter(args, hash=False)  # own keys: two runs on the same arrays must not share them
-    futures = client.map(task, args, options=options, key=keys, pure=False)
+    futures = client.map(partial(_guarded, task), args, options=options, key=keys, pure=False)
     try:
         for future in distributed.as_completed(futures):
             # Future.result() goes through Client.gather, which reschedules a result whose worker died
             # between finishing the task and handing the result over.
-            yield index[future.key], future.result()
+            result = future.result()
+            if isinstance(result, _Failed):
+                raise result.error
+            yield index[future.key], result
     finally:
         client.cancel(futures)

@@ -3,8 +3,8 @@
 * :func:`summarize`: for every metric the number of cases where it is defined, mean, sample standard
   deviation (``ddof=1``), median and a seeded percentile-bootstrap 95% confidence interval of the mean
   over cases (cases with an undefined value, NaN, are left out of that metric's statistics);
-* :func:`write_csv` / :func:`write_json`: written atomically (a temporary file in the target folder,
-  flushed and ``fsync``-ed, then :func:`os.replace`), so an interrupted run never leaves a truncated file;
+* :func:`csv_text` / :func:`json_text`: the texts of the files, written by
+  :mod:`ambiseg_metrics.files.atomic` (so an interrupted run never leaves a truncated file);
 * :func:`format_summary`: the plain-text table printed by the CLI.
 """
 
@@ -14,11 +14,8 @@ import csv
 import io
 import json
 import math
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
@@ -27,16 +24,12 @@ from .cases import CaseTable
 
 __all__ = [
     "MetricSummary",
-    "atomic_write_many",
-    "atomic_write_text",
     "bootstrap_ci",
     "csv_number",
     "csv_text",
     "format_summary",
     "json_text",
     "summarize",
-    "write_csv",
-    "write_json",
 ]
 
 
@@ -115,54 +108,6 @@ def json_text(
         "cases": [{k: _json_float(v) for k, v in row.items()} for row in table.rows],
     }
     return json.dumps(doc, indent=2, allow_nan=False) + "\n"
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    """Write ``text`` to ``path`` atomically: a temporary file next to it, fsync, then os.replace.
-
-    Either the old file (or none) or the complete new file exists at every moment; the temporary file is
-    removed if anything fails.
-    """
-    atomic_write_many({path: text})
-
-
-def atomic_write_many(texts: Mapping[str | os.PathLike, str]) -> None:
-    """Write several files so that a failure before the last rename leaves none of them changed.
-
-    Every text goes to a temporary file next to its target first (fsync-ed); only when all are written
-    are they renamed into place, one :func:`os.replace` each.
-    """
-    staged: list[tuple[str, Path]] = []
-    try:
-        for path, text in texts.items():
-            path = Path(path)
-            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-            staged.append((tmp, path))
-            with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-                f.write(text)
-                f.flush()
-                os.fsync(f.fileno())
-        for tmp, path in staged:
-            os.replace(tmp, path)
-    finally:
-        for tmp, _ in staged:
-            try:
-                os.unlink(tmp)
-            except FileNotFoundError:
-                pass
-
-
-def write_csv(path: str | os.PathLike, table: CaseTable) -> None:
-    """Write the per-case table (one row per case, every metric, N and M) atomically."""
-    atomic_write_text(path, csv_text(table))
-
-
-def write_json(
-    path: str | os.PathLike, table: CaseTable, summary: Sequence[MetricSummary],
-    meta: Mapping[str, object] | None = None,
-) -> None:
-    """Write the summary and the per-case rows as JSON, atomically."""
-    atomic_write_text(path, json_text(table, summary, meta))
 
 
 # ------------------------------------------------------------------------------------------------ printing
