@@ -251,8 +251,8 @@ def _run_compare(args: argparse.Namespace, argv: Sequence[str]) -> int:
 
     import warnings
 
-    from .cases import InputWarning, evaluate_cases
     from .atomic import atomic_write_many
+    from .cases import InputWarning, evaluate_cases
     from .report import format_summary, summarize
 
     started = time.perf_counter()
