@@ -527,7 +527,7 @@ def fused_counts(
 _PLANES = 16
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=_CACHE, nogil=True)
 def _n_planes(n):  # pragma: no cover - compiled by numba
     """Planes needed to hold counts 0..n."""
     k = 1
@@ -536,7 +536,7 @@ def _n_planes(n):  # pragma: no cover - compiled by numba
     return k
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=_CACHE, nogil=True)
 def _slice_counts(sc, r0, r1, n, n_planes, planes, carry, eq):  # pragma: no cover - compiled by numba
     """Bit-sliced counts of rows ``r0 .. r1-1`` of the gathered words ``sc[:, :n]`` into ``planes[:, :n]``
     (plane k = bit k of the per-pixel count), then ``eq[c, :n]`` = pixels whose count is exactly c. Every
@@ -564,7 +564,7 @@ def _slice_counts(sc, r0, r1, n, n_planes, planes, carry, eq):  # pragma: no cov
                     eq[c, i] &= ~planes[k, i]
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=_CACHE, nogil=True)
 def _vote_words(rows, t0, t1, n_pred, acc, up, ug, scratch):  # pragma: no cover - compiled by numba
     """Add the vote table of words ``t0 .. t1-1`` of the (K, ·) bit rows to ``acc[:(N+1)*(M+1)]``
     (row-major T[a, b]); ``up[w - t0] | ug[w - t0]`` must be the OR of all rows at word w (the Gram tile
@@ -604,7 +604,7 @@ def _vote_words(rows, t0, t1, n_pred, acc, up, ug, scratch):  # pragma: no cover
             acc[a * (M + 1) + b] += np.int64(s)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=_CACHE, nogil=True)
 def _vote_scratch(n_pred, n_gt, words):  # pragma: no cover - compiled by numba
     """Scratch of :func:`_vote_words` for tiles of up to ``words`` words."""
     K = n_pred + n_gt
@@ -613,7 +613,7 @@ def _vote_scratch(n_pred, n_gt, words):  # pragma: no cover - compiled by numba
             np.empty((n_pred + 1, words), dtype=np.uint64), np.empty((n_gt + 1, words), dtype=np.uint64))
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=_CACHE, nogil=True)
 def _vote_tile(rows, t0, t1, n_pred, acc, up, ug, scratch):  # pragma: no cover - compiled by numba
     """:func:`_vote_words` without a Gram pass: computes the ORs into ``up``/``ug`` (scratch of at least
     ``t1 - t0`` words) and adds the mask areas to ``acc[(N+1)*(M+1) : (N+1)*(M+1) + K]``."""
@@ -633,7 +633,7 @@ def _vote_tile(rows, t0, t1, n_pred, acc, up, ug, scratch):  # pragma: no cover 
     _vote_words(rows, t0, t1, n_pred, acc, up, ug, scratch)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=_CACHE, nogil=True)
 def _votes_task(preds, gts, tp, tg, b, w_begin, w_end, buf, bad_p, bad_g, with_gram, acc_g, acc_v):
     # pragma: no cover - compiled by numba
     """:func:`_fused_task` that also (or only, ``with_gram=False``) adds the vote table into ``acc_v``."""
@@ -670,7 +670,7 @@ def _votes_task(preds, gts, tp, tg, b, w_begin, w_end, buf, bad_p, bad_g, with_g
                 _vote_tile(buf, t0, t1, N, acc_v, up, ug, scratch)
 
 
-@njit(cache=True, parallel=True, nogil=True)
+@njit(cache=_CACHE, parallel=True, nogil=True)
 def _votes(preds, gts, tp, tg, n_chunks, words, with_gram, part_g, part_v, bad_p, bad_g):
     # pragma: no cover - compiled by numba
     """:func:`_votes_task` for every (image, word chunk), in parallel."""
@@ -686,7 +686,7 @@ def _votes(preds, gts, tp, tg, n_chunks, words, with_gram, part_g, part_v, bad_p
                     bad_g[b, c], with_gram, part_g[b, c], part_v[b, c])
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=_CACHE, nogil=True)
 def _votes_serial(preds, gts, tp, tg, words, with_gram, part_g, part_v, bad_p, bad_g):
     # pragma: no cover - compiled by numba
     """:func:`_votes` with one chunk per image, on the calling thread (small inputs)."""
