@@ -131,8 +131,14 @@ def run_in_processes(
                     continue
                 if ready not in busy:
                     continue
-                proc, _ = busy.pop(ready)
-                index, success, value = ready.recv()
+                proc, index = busy.pop(ready)
+                try:
+                    index, success, value = ready.recv()
+                except (EOFError, OSError):  # the worker died: its pipe closed before its sentinel was seen
+                    proc.join()
+                    raise WorkerDiedError(
+                        f"a worker process ended (exit code {proc.exitcode}) while running task {index}"
+                    ) from None
                 if not success:
                     raise value
                 yield index, value
