@@ -7,9 +7,14 @@ non-negative and sum to 1 per image (checked to 1e-6, then used as given).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
-__all__ = ["GT_WEIGHTS_DOC", "check_gt_weights", "is_uniform"]
+if TYPE_CHECKING:
+    from .counts import CountBlock, PairCounts
+
+__all__ = ["GT_WEIGHTS_DOC", "block_gt_weights", "check_gt_weights", "is_uniform"]
 
 #: Parameter text for :func:`~ambiseg_metrics.core.docfill.fill_doc` (a ``{weights}`` marker line).
 GT_WEIGHTS_DOC = """gt_weights : array-like, optional
@@ -69,3 +74,15 @@ def check_gt_weights(gt_weights: object, n_gts: list[int], batch: bool) -> list[
 def is_uniform(w: np.ndarray | None) -> bool:
     """True for None or equal weights (the unweighted formulas then apply exactly)."""
     return w is None or bool(np.all(w == w[0]))
+
+
+def block_gt_weights(counts: PairCounts, block: CountBlock, gt_weights: object) -> np.ndarray | None:
+    """The (B, M) annotation weights of one block's images (None: uniform)."""
+    if gt_weights is None:
+        return None
+    n_gts = [0] * counts.n_images
+    for blk in counts.blocks:
+        for i in blk.index:
+            n_gts[int(i)] = blk.n_gt
+    per = check_gt_weights(gt_weights, n_gts, counts.batch)
+    return np.stack([per[int(i)] for i in block.index])

@@ -22,7 +22,7 @@ from ..core._validate import INPUT_RULES_DOC
 from ..core.counts import CountBlock, PairCounts, pair_counts
 from ..core.docfill import fill_doc
 from ..core.pairwise import empty_pair_value, similarity_from_counts
-from ..core.weights import GT_WEIGHTS_DOC, check_gt_weights
+from ..core.weights import GT_WEIGHTS_DOC, block_gt_weights
 from ..options import CONVENTIONS_DOC, DEFAULT, choices
 
 __all__ = [
@@ -148,18 +148,6 @@ def _block_terms(block: CountBlock, estimator: str, distance: str, empty_pair: s
         return _pooled_terms(block, distance, estimator, empty, gt_weights)
     d = 1.0 - similarity_from_counts(block.inter, distance, empty)
     return terms_from_distance(d, block.n_pred, estimator, gt_weights)
-
-
-def block_gt_weights(counts: PairCounts, block: CountBlock, gt_weights: object) -> np.ndarray | None:
-    """The (B, M) annotation weights of one block's images (None: uniform)."""
-    if gt_weights is None:
-        return None
-    n_gts = [0] * counts.n_images
-    for blk in counts.blocks:
-        for i in blk.index:
-            n_gts[int(i)] = blk.n_gt
-    per = check_gt_weights(gt_weights, n_gts, counts.batch)
-    return np.stack([per[int(i)] for i in block.index])
 
 
 def ged_terms_from_counts(

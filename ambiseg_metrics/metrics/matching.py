@@ -19,9 +19,8 @@ from ..core._validate import INPUT_RULES_DOC, check_choice
 from ..core.counts import CountBlock, PairCounts, pair_counts
 from ..core.docfill import fill_doc
 from ..core.pairwise import empty_pair_value, similarity_from_counts
-from ..core.weights import GT_WEIGHTS_DOC, is_uniform
+from ..core.weights import GT_WEIGHTS_DOC, block_gt_weights, is_uniform
 from ..options import CONVENTIONS_DOC, DEFAULT, choices
-from .ged import block_gt_weights
 
 __all__ = [
     "SIMILARITIES",
