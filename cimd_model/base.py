@@ -25,6 +25,9 @@ class AmbiguousSegModel(nn.Module):
     """
 
     name: str = "base"
+    #: UI only: whether :meth:`sample` may show progress bars of its own (e.g. per diffusion step). Not part
+    #: of ``config`` and never stored in checkpoints; set it with :meth:`set_progress`.
+    progress: bool = False
 
     def __init__(self, config: dict[str, Any], in_channels: int) -> None:
         super().__init__()
@@ -54,6 +57,14 @@ class AmbiguousSegModel(nn.Module):
         Default: AdamW over all parameters with learning rate ``config["lr"]`` (1e-4 when absent).
         """
         return torch.optim.AdamW(self.parameters(), lr=float(self.config.get("lr", 1e-4)))
+
+    def set_progress(self, show: bool) -> None:
+        """Show (or hide) the model's own progress bars while sampling; a UI setting, not model config."""
+        self.progress = bool(show)
+        # transitional: configs written before the flag moved out of them (and CIMD's configs until its
+        # sampler reads ``self.progress``) still carry a "progress" key; keep it in step
+        if "progress" in self.config:
+            self.config["progress"] = self.progress
 
     def on_train_step_end(self) -> None:
         """Hook called after every optimizer step (e.g. EMA update). Default: nothing."""

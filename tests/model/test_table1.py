@@ -293,3 +293,28 @@ def test_true_ged_batch_with_different_mode_counts_and_errors():
         true_ged(samples[0], modes[0], [1.0], estimator="biased")
     with pytest.raises(ValueError, match="non-negative"):
         true_ged(samples[0], modes[1], [0.5, -0.1, 0.6])
+
+
+# ------------------------------------------------------------------------------------------ layout
+def test_no_import_circle_and_neutral_file_helpers():
+    """table1 takes configs and ``--set`` parsing from the registry, never from cimd_model.cli; sampling
+    takes its file helpers from cimd_model.fileio, never from the training loop."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, cimd_model.table1 as t, cimd_model.sample; "
+        "t.model_config(t.PROFILES['tiny'], 'prob_unet'); "
+        "print(sorted(m for m in ('cimd_model.cli', 'cimd_model.train') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_progress_is_a_ui_setting_not_config():
+    from cimd_model.registry import build_model, model_configs
+
+    config = model_configs("prob_unet")["cpu-small"]
+    model = build_model("prob_unet", config, 1)
+    model.set_progress(True)
+    assert model.progress is True and "progress" not in model.config
