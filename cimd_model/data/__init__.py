@@ -12,7 +12,8 @@
 ``msmri:/dir``                    ISBI-2015 MS lesion NIfTI tree, :func:`.msmri.load_msmri`
 ================================  =====================================================================
 
-Keyword arguments go to the loader (e.g. ``n=``, ``size=`` for AmbiBlobs; ``fractions=`` for the splits).
+Keyword arguments go to the loader (e.g. ``n=``, ``size=`` for AmbiBlobs; ``fractions=`` for the splits;
+``protocol=`` for a published LIDC split: ``ours``, ``kohl``, ``knegt``, see :mod:`.protocols`).
 """
 
 from __future__ import annotations
