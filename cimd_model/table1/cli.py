@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 
 from ..registry import parse_assignments
@@ -31,6 +32,34 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="runs/table1", help="output folder")
     p.add_argument("--models", default=",".join(MODELS), help="comma-separated subset of the four models")
     p.add_argument("--seed", type=int, default=0, help="seed of data, training, sampling and bootstrap")
+    p.add_argument(
+        "--seeds",
+        default=None,
+        metavar="S1,S2,...",
+        help="train and sample every model once per seed (>= 3 for an interval over seeds; the data and the "
+        "bootstrap keep --seed); the tables give mean and 95%% intervals over images and over seeds "
+        "(default: the profile's seeds, else --seed)",
+    )
+    p.add_argument(
+        "--protocol",
+        default="ours",
+        metavar="{ours,kohl,knegt}",
+        help="LIDC split protocol (cimd_model.data.protocols): ours = patient-level seeded 70/15/15; kohl = "
+        "the train/val/test folders of Kohl et al.'s PNG release (lidc-png); knegt = PHiSeg/MoSE's use of "
+        "the pickle, by series_uid with MoSE's random_state 0 (lidc-pickle)",
+    )
+    p.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help="the same number of training steps for every model (a matched budget; default: the profile's)",
+    )
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        default=None,
+        help="the same training batch size for every model (default: the profile's, else each model's)",
+    )
     p.add_argument("--retrain", action="store_true", help="ignore existing checkpoints and samples")
     p.add_argument("--data-arg", action="append", metavar="KEY=VALUE", help="keyword for the data loaders")
     p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
@@ -59,13 +88,27 @@ def main(argv: list[str] | None = None) -> int:
     shown = " ".join(argv if argv is not None else sys.argv[1:])
     try:
         specs = parse_data_specs(args.data or [",".join(DEFAULT_DATA)])
+        profile = PROFILES[args.config]
+        budget = {k: v for k, v in (("steps", args.steps), ("batch_size", args.batch_size)) if v is not None}
+        if any(v < 1 for v in budget.values()):
+            raise ValueError(f"--steps and --batch-size must be >= 1, got {budget}")
+        if budget:
+            profile = dataclasses.replace(profile, budget={**profile.budget, **budget})
+        seeds = None
+        if args.seeds is not None:
+            try:
+                seeds = [int(x) for x in args.seeds.split(",") if x.strip()]
+            except ValueError:
+                raise ValueError(f"--seeds expects comma-separated integers, got {args.seeds!r}") from None
         result = run_table1(
             specs,
             args.out,
-            profile=args.config,
+            profile=profile,
             n_samples=args.n_samples,
             models=[m.strip() for m in args.models.split(",") if m.strip()],
             seed=args.seed,
+            seeds=seeds,
+            protocol=args.protocol,
             retrain=args.retrain,
             device=args.device,
             progress=not args.no_progress,

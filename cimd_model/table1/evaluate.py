@@ -90,3 +90,45 @@ def summarize_values(values: np.ndarray, seed: int = 0, n_boot: int = 10_000) ->
     return {"n": int(x.size), "mean": float(x.mean()) if x.size else math.nan, "ci_low": low, "ci_high": high}
 
 
+#: two-sided 95% Student-t quantiles t(0.975, df) for df = 1 … 30 (standard tables); beyond 30 the normal 1.96
+_T975 = (
+    12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
+    2.201, 2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086,
+    2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042,
+)  # fmt: skip
+
+
+def t_quantile_975(df: int) -> float:
+    """``t(0.975, df)``: the half-width factor of a 95% Student-t interval with ``df`` degrees of freedom."""
+    if df < 1:
+        raise ValueError(f"degrees of freedom must be >= 1, got {df}")
+    return _T975[df - 1] if df <= len(_T975) else 1.96
+
+
+def summarize_over_seeds(per_seed: Sequence[np.ndarray], seed: int = 0, n_boot: int = 10_000) -> dict:
+    """Summary of one metric over ``S`` training seeds, each a (B,) array over the same test images.
+
+    Over images: each image's mean over the seeds, then :func:`summarize_values` (mean and bootstrap 95% CI
+    over images). Over seeds (``S >= 2``): each seed's mean over images, their mean ± ``t(0.975, S-1) · sd /
+    √S`` (``seed_low``, ``seed_high``; ``n_seeds``). With one seed this is :func:`summarize_values` exactly.
+    """
+    arrays = [np.asarray(v, dtype=np.float64) for v in per_seed]
+    if not arrays:
+        raise ValueError("no seeds to summarize")
+    if len(arrays) == 1:
+        return summarize_values(arrays[0], seed=seed, n_boot=n_boot)
+    stack = np.stack(arrays)  # (S, B)
+    with np.errstate(invalid="ignore"):
+        ok = ~np.isnan(stack)
+        per_image = np.where(ok.any(0), np.where(ok, stack, 0).sum(0) / np.maximum(ok.sum(0), 1), np.nan)
+    out = summarize_values(per_image, seed=seed, n_boot=n_boot)
+    means = np.array([a[~np.isnan(a)].mean() if (~np.isnan(a)).any() else math.nan for a in arrays])
+    means = means[~np.isnan(means)]
+    half = (
+        t_quantile_975(means.size - 1) * means.std(ddof=1) / math.sqrt(means.size)
+        if means.size > 1
+        else math.nan
+    )
+    centre = float(means.mean()) if means.size else math.nan
+    out.update({"n_seeds": int(means.size), "seed_low": centre - half, "seed_high": centre + half})
+    return out

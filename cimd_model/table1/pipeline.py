@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from ..fileio import write_json, write_text
-from .evaluate import TRUE_GED, evaluate_model_samples, summarize_values
+from .evaluate import TRUE_GED, evaluate_model_samples, summarize_over_seeds
 from .profiles import MODELS, PROFILES, Profile, model_config
 from .render import draw_figures, per_image_csv, table_csv, table_markdown
 from .specs import cached_split, data_key, data_label, known_modes, loader_kwargs, n_test_images
@@ -26,6 +26,24 @@ def _log(msg: str, quiet: bool) -> None:
         print(f"cimd-table1: {msg}", file=sys.stderr, flush=True)
 
 
+#: spec kinds that take a LIDC ``protocol`` (:mod:`cimd_model.data.protocols`)
+LIDC_KINDS = ("lidc-pickle", "lidc-png", "cimd-lidc")
+
+
+def protocol_kwargs(spec: str, protocol: str) -> dict[str, Any]:
+    """Loader keywords selecting ``protocol`` for ``spec``: none for ``ours`` (so earlier runs' checkpoints
+    still match), ``{"protocol": …}`` for LIDC specs, an error for data sets the protocols do not cover."""
+    from ..data.protocols import PROTOCOLS
+
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"unknown --protocol {protocol!r}; choose one of {sorted(PROTOCOLS)}")
+    if protocol == "ours":
+        return {}
+    if spec.partition(":")[0] not in LIDC_KINDS:
+        raise ValueError(
+            f"--protocol {protocol} applies to LIDC data ({', '.join(LIDC_KINDS)}), not {spec!r}"
+        )
+    return {"protocol": protocol}
 
 
 @dataclass(frozen=True)
@@ -37,7 +55,7 @@ class _Task:
     name: str
     profile: Profile
     out: str
-    seed: int
+    seed: int  # training and sampling seed
     n: int
     data_kwargs: Mapping[str, Any]
     retrain: bool
@@ -45,6 +63,12 @@ class _Task:
     progress: bool
     quiet: bool
     threads: int | None = None
+    data_seed: int | None = None  # seed of the data split / generation (default: ``seed``)
+    subdir: str = ""  # "seed<k>" below the model folder when the run has several seeds
+
+    @property
+    def label(self) -> str:
+        return "/".join(p for p in (self.key, self.name, self.subdir) if p)
 
 
 def _run_task(task: _Task) -> dict[str, Any]:
@@ -54,11 +78,12 @@ def _run_task(task: _Task) -> dict[str, Any]:
     if task.threads is not None:
         torch.set_num_threads(int(task.threads))
     prof = task.profile
-    train_ds = cached_split(task.spec, "train", prof, task.seed, task.data_kwargs)
-    test_ds = cached_split(task.spec, "test", prof, task.seed, task.data_kwargs)
+    data_seed = task.seed if task.data_seed is None else task.data_seed
+    train_ds = cached_split(task.spec, "train", prof, data_seed, task.data_kwargs)
+    test_ds = cached_split(task.spec, "test", prof, data_seed, task.data_kwargs)
     limit = n_test_images(task.spec, test_ds, prof)
     config = model_config(prof, task.name, int(test_ds[0]["image"].shape[-1]))
-    model_dir = Path(task.out) / task.key / task.name
+    model_dir = Path(task.out) / task.key / task.name / task.subdir
     run = {
         "model": task.name,
         "config_name": prof.model_config,
@@ -66,6 +91,7 @@ def _run_task(task: _Task) -> dict[str, Any]:
         "data": task.spec,
         "data_kwargs": loader_kwargs(task.spec, "train", prof, task.data_kwargs),
         "seed": int(task.seed),
+        **({} if data_seed == task.seed else {"data_seed": int(data_seed)}),
         "n_train": len(train_ds),
         "n_annotators": train_ds.n_annotators,
     }
@@ -96,9 +122,8 @@ def _run_task(task: _Task) -> dict[str, Any]:
         data={"spec": task.spec, **loader_kwargs(task.spec, "test", prof, task.data_kwargs)},
     )
     t_sample = time.time() - t0
-    _log(f"{task.key}/{task.name}: {status} ({t_train:.1f} s), {s_status} ({t_sample:.1f} s)", task.quiet)
+    _log(f"{task.label}: {status} ({t_train:.1f} s), {s_status} ({t_sample:.1f} s)", task.quiet)
     return {"train_s": round(t_train, 2), "train": status, "sample_s": round(t_sample, 2), "sample": s_status}
-
 
 
 #: relative cost used to start the longest (data set, model) tasks first when running in parallel
@@ -130,6 +155,8 @@ def run_table1(
     n_samples: int | None = None,
     models: Sequence[str] = MODELS,
     seed: int = 0,
+    seeds: Sequence[int] | None = None,
+    protocol: str = "ours",
     retrain: bool = False,
     device: str | None = None,
     progress: bool = True,
@@ -149,7 +176,11 @@ def run_table1(
     profile : name from :data:`PROFILES` or a :class:`Profile`
     n_samples : samples per test image (default: the profile's)
     models : subset of :data:`MODELS`
-    seed : seed of the data split, training, sampling and the bootstrap
+    seed : seed of the data split and the bootstrap (and of training and sampling without ``seeds``)
+    seeds : training / sampling seeds (default: the profile's, else ``[seed]``); with two or more, every
+        model is trained once per seed into ``<data>/<model>/seed<k>/`` on the same data, and the tables
+        give the mean over seeds and images with 95% intervals over images and over seeds
+    protocol : LIDC split protocol (``ours``, ``kohl``, ``knegt``; :mod:`cimd_model.data.protocols`)
     retrain : ignore existing checkpoints and samples
     device : torch device (default cuda if available, else cpu)
     progress : tqdm bars
@@ -163,8 +194,9 @@ def run_table1(
 
     Returns
     -------
-    dict with ``summary`` (data key -> model -> metric -> {n, mean, ci_low, ci_high}), ``per_image``,
-    ``ids``, ``timings`` and the written ``paths``.
+    dict with ``summary`` (data key -> model -> metric -> {n, mean, ci_low, ci_high} and, with several
+    seeds, n_seeds, seed_low, seed_high), ``per_image`` (seed-averaged), ``per_seed`` (data key -> model ->
+    seed -> metric -> per-image values), ``ids``, ``seeds``, ``timings`` and the written ``paths``.
     """
     import torch
 
@@ -185,9 +217,16 @@ def run_table1(
     if len(set(keys)) != len(keys):
         raise ValueError(f"data sets {specs} map to clashing folder names {keys}")
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    seeds = [int(s) for s in (seeds if seeds is not None else (prof.seeds or [seed]))]
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise ValueError(f"seeds must be distinct integers, got {seeds}")
+    multi = len(seeds) > 1
+    spec_kwargs = {
+        k: {**dict(data_kwargs or {}), **protocol_kwargs(s, protocol)}
+        for s, k in zip(specs, keys, strict=True)
+    }
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    data_kwargs = dict(data_kwargs or {})
 
     t_start = time.time()
     timings: dict[str, Any] = {
@@ -201,8 +240,8 @@ def run_table1(
     tests: dict[str, tuple[Any, int]] = {}
     for spec, key in zip(specs, keys, strict=True):
         t0 = time.time()
-        train_ds = cached_split(spec, "train", prof, seed, data_kwargs)
-        test_ds = cached_split(spec, "test", prof, seed, data_kwargs)
+        train_ds = cached_split(spec, "train", prof, seed, spec_kwargs[key])
+        test_ds = cached_split(spec, "test", prof, seed, spec_kwargs[key])
         tests[key] = (test_ds, n_test_images(spec, test_ds, prof))
         timings["stages"][f"{key}/data"] = round(time.time() - t0, 2)
         _log(f"{key}: {len(train_ds)} training and {tests[key][1]} test images ({data_label(spec)})", quiet)
@@ -214,25 +253,29 @@ def run_table1(
             name,
             prof,
             str(out),
-            int(seed),
+            s,
             n,
-            data_kwargs,
+            spec_kwargs[key],
             bool(retrain),
             device,
             bool(progress) and jobs == 1,
             bool(quiet),
             1 if jobs > 1 else None,
+            None if s == int(seed) else int(seed),
+            f"seed{s}" if multi else "",
         )
         for spec, key in zip(specs, keys, strict=True)
         for name in models
+        for s in seeds
     ]
     t0 = time.time()
     for task, result in zip(tasks, _run_tasks(tasks, int(jobs)), strict=True):
-        timings["stages"][f"{task.key}/{task.name}"] = result
+        timings["stages"][task.label] = result
     timings["train_and_sample_s"] = round(time.time() - t0, 2)
 
     summary: dict[str, dict[str, dict[str, dict[str, float]]]] = {}
     per_image: dict[str, dict[str, dict[str, np.ndarray]]] = {}
+    per_seed: dict[str, dict[str, dict[int, dict[str, np.ndarray]]]] = {}
     all_ids: dict[str, list[str]] = {}
     for key in keys:
         test_ds, limit = tests[key]
@@ -242,13 +285,27 @@ def run_table1(
         all_ids[key] = ids
         modes = [known_modes(test_ds, i) for i in range(limit)]
         modes = None if any(m is None for m in modes) else modes
-        summary[key], per_image[key] = {}, {}
+        summary[key], per_image[key], per_seed[key] = {}, {}, {}
         for name in models:
             t0 = time.time()
-            values = evaluate_model_samples(data_dir / name / "samples", data_dir / "gts", ids, modes)
-            per_image[key][name] = values
-            summary[key][name] = {m: summarize_values(v, seed=seed, n_boot=n_boot) for m, v in values.items()}
-            timings["stages"][f"{key}/{name}"]["eval_s"] = round(time.time() - t0, 2)
+            runs = {
+                s: evaluate_model_samples(
+                    data_dir / name / (f"seed{s}" if multi else "") / "samples", data_dir / "gts", ids, modes
+                )
+                for s in seeds
+            }
+            metrics = [m for m in runs[seeds[0]] if all(m in r for r in runs.values())]
+            per_seed[key][name] = runs
+            per_image[key][name] = {m: np.mean([runs[s][m] for s in seeds], axis=0) for m in metrics}
+            summary[key][name] = {
+                m: summarize_over_seeds([runs[s][m] for s in seeds], seed=seed, n_boot=n_boot)
+                for m in metrics
+            }
+            stage = timings["stages"].get(f"{key}/{name}")
+            if stage is not None:  # one seed: beside its train / sample times, as before
+                stage["eval_s"] = round(time.time() - t0, 2)
+            else:
+                timings["stages"][f"{key}/{name}/eval_s"] = round(time.time() - t0, 2)
             cells = ", ".join(
                 f"{c} {summary[key][name][c]['mean']:.3f}"
                 for c in ("ged", "ci", TRUE_GED)
@@ -260,6 +317,9 @@ def run_table1(
         "profile": prof.name,
         "n_samples": n,
         "seed": int(seed),
+        "seeds": seeds,
+        "protocol": protocol,
+        "budget": dict(prof.budget),
         "n_boot": int(n_boot),
         "command": command
         or f"cimd-table1 --data {','.join(specs)} --config {prof.name} --n-samples {n} --out {out}",
@@ -267,15 +327,23 @@ def run_table1(
     paths = {"md": out / "table1.md", "csv": out / "table1.csv", "per_image": out / "per_image.csv"}
     write_text(paths["md"], table_markdown(summary, specs, models, meta))
     write_text(paths["csv"], table_csv(summary, specs, models))
-    write_text(paths["per_image"], per_image_csv(per_image, all_ids))
+    write_text(paths["per_image"], per_image_csv(per_image, all_ids, per_seed if multi else None))
     if figures:
         t0 = time.time()
         figure_inputs = {key: (spec, *tests[key]) for spec, key in zip(specs, keys, strict=True)}
-        paths["figures"] = draw_figures(out, figure_inputs, per_image, models, n_show=min(n, 8))
+        paths["figures"] = draw_figures(
+            out, figure_inputs, per_image, models, n_show=min(n, 8), subdir=f"seed{seeds[0]}" if multi else ""
+        )
         timings["stages"]["figures_s"] = round(time.time() - t0, 2)
     timings["total_s"] = round(time.time() - t_start, 2)
     write_json(out / "timings.json", timings)
     _log(f"wrote {paths['md']} and {paths['csv']} in {timings['total_s']:.1f} s", quiet)
-    return {"summary": summary, "per_image": per_image, "ids": all_ids, "timings": timings, "paths": paths}
-
-
+    return {
+        "summary": summary,
+        "per_image": per_image,
+        "per_seed": per_seed,
+        "ids": all_ids,
+        "seeds": seeds,
+        "timings": timings,
+        "paths": paths,
+    }

@@ -21,7 +21,6 @@ METHOD_LABELS: dict[str, str] = {
 }
 
 
-
 # ------------------------------------------------------------------------------------------ profiles
 @dataclass(frozen=True)
 class Profile:
@@ -43,6 +42,11 @@ class Profile:
         Default samples per test image.
     sample_batch_size : int
         Images per sampling call.
+    budget : mapping
+        ``steps`` and / or ``batch_size`` imposed on *every* model after the overrides: the same number of
+        optimizer steps over the same number of images for each method (empty = each model's own).
+    seeds : tuple of int or None
+        Training / sampling seeds of the run (``None``: the run's ``seed`` only).
     """
 
     name: str
@@ -53,6 +57,8 @@ class Profile:
     n_test: int | None = None
     n_samples: int = 16
     sample_batch_size: int = 4
+    budget: Mapping[str, int] = field(default_factory=dict)
+    seeds: tuple[int, ...] | None = None
 
 
 PROFILES: dict[str, Profile] = {
@@ -91,6 +97,20 @@ PROFILES: dict[str, Profile] = {
         n_test=32,
         n_samples=16,
         sample_batch_size=8,
+    ),
+    "matched": Profile(
+        name="matched",
+        model_config="cpu-small",
+        description="the table1 data and sampler with one training budget for every model (1000 steps of 8 "
+        "images) and 3 seeds (0, 1, 2): the comparison issue 18 asks for; about 1 h on 2 free CPU cores with "
+        "--jobs 2 (estimated from the table1 per-step times, not measured)",
+        overrides={"cimd": {"sampling_steps": 10, "eta": 1.0}},
+        ambiblobs={"size": 32, "n_train": 256, "n_test": 32},
+        n_test=32,
+        n_samples=16,
+        sample_batch_size=8,
+        budget={"steps": 1000, "batch_size": 8},
+        seeds=(0, 1, 2),
     ),
     "tiny": Profile(
         name="tiny",
@@ -140,6 +160,10 @@ def model_config(profile: Profile, name: str, image_size: int | None = None) -> 
         raise ValueError(f"profile {profile.name!r}: unknown config key(s) {unknown} for model {name!r}")
     config.update(common)
     config.update(own)
+    bad = sorted(set(profile.budget) - {"steps", "batch_size"})
+    if bad:
+        raise ValueError(f"profile {profile.name!r}: a budget sets only steps and batch_size, not {bad}")
+    config.update({k: int(v) for k, v in profile.budget.items()})
     if image_size is not None and "image_size" in config:
         config["image_size"] = int(image_size)
     return config

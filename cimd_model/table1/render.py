@@ -58,7 +58,9 @@ def _fmt(s: Mapping[str, float] | None) -> str:
     if s is None or math.isnan(s["mean"]):
         return "–"
     half = (s["ci_high"] - s["ci_low"]) / 2.0
-    return f"{s['mean']:.3f} ± {half:.3f}"
+    if "seed_low" not in s:
+        return f"{s['mean']:.3f} ± {half:.3f}"
+    return f"{s['mean']:.3f} ± {half:.3f} [± {(s['seed_high'] - s['seed_low']) / 2.0:.3f}]"
 
 
 def _md_table(rows: list[list[str]], header: list[str]) -> str:
@@ -85,12 +87,35 @@ def table_markdown(
     keys = [data_key(s) for s in specs]
     synthetic = any(s in STANDS_IN_FOR for s in specs)
     out = ["# Table 1 reproduction" + (" (SYNTHETIC data: AmbiBlobs)" if synthetic else ""), ""]
-    out.append(
-        f"Profile `{meta['profile']}`, n = {meta['n_samples']} samples per test image, seed {meta['seed']}. "
-        "Cells: mean ± half-width of the 95% percentile-bootstrap CI of the mean over test images "
-        f"({meta['n_boot']} resamples, seed {meta['seed']}); masks binarised at 0.5; "
-        "GED with d = 1 − IoU (V-statistic), CI/D_max with Dice, empty–empty pairs count as a match."
-    )
+    seeds = list(meta.get("seeds") or [meta["seed"]])
+    head = f"Profile `{meta['profile']}`, n = {meta['n_samples']} samples per test image"
+    if len(seeds) == 1:
+        out.append(
+            f"{head}, seed {meta['seed']}. "
+            "Cells: mean ± half-width of the 95% percentile-bootstrap CI of the mean over test images "
+            f"({meta['n_boot']} resamples, seed {meta['seed']}); masks binarised at 0.5; "
+            "GED with d = 1 − IoU (V-statistic), CI/D_max with Dice, empty–empty pairs count as a match."
+        )
+    else:
+        out.append(
+            f"{head}, every model trained and sampled with each of the {len(seeds)} seeds "
+            f"{', '.join(map(str, seeds))} on the same data "
+            f"(data seed {meta['seed']}). Cells: mean over seeds and test images ± half-width of the 95% "
+            "percentile-bootstrap CI over test images (each image's mean over the seeds; "
+            f"{meta['n_boot']} resamples, seed {meta['seed']}) [± half-width of the 95% Student-t interval "
+            f"over the {len(seeds)} seeds' means]; masks binarised at 0.5; GED with d = 1 − IoU "
+            "(V-statistic), CI/D_max with Dice, empty–empty pairs count as a match."
+        )
+    extras = []
+    if meta.get("budget"):
+        extras.append(
+            "training budget of every model: "
+            + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in sorted(meta["budget"].items()))
+        )
+    if meta.get("protocol", "ours") != "ours":
+        extras.append(f"LIDC protocol `{meta['protocol']}` (cimd_model.data.protocols)")
+    if extras:
+        out += ["", "; ".join(extras).capitalize() + "."]
     out.append("")
     for k, s in zip(keys, specs, strict=True):
         n_img = {summary[k][m]["ged"]["n"] for m in models if m in summary[k]}
@@ -145,7 +170,9 @@ def table_csv(
     models: Sequence[str],
 ) -> str:
     """``table1.csv``: one row per method; per data set and metric the columns ``<data>:<metric>``
-    (mean), ``…:ci_low``, ``…:ci_high``, plus ``<data>:n_images``. Every metric evaluated is included."""
+    (mean), ``…:ci_low``, ``…:ci_high``, plus ``<data>:n_images``; for runs of several seeds also
+    ``…:seed_low``, ``…:seed_high`` (95% t-interval over the seeds) and ``<data>:n_seeds``. Every metric
+    evaluated is included."""
     keys = [data_key(s) for s in specs]
     metric_order: dict[str, list[str]] = {}
     for k in keys:
@@ -153,11 +180,15 @@ def table_csv(
         for m in models:
             names += [n for n in summary[k][m] if n not in names]
         metric_order[k] = names
+    seeded = any("seed_low" in v for k in keys for m in models for v in summary[k][m].values())
+    fields = (
+        ("mean", "ci_low", "ci_high", "seed_low", "seed_high") if seeded else ("mean", "ci_low", "ci_high")
+    )
     header = ["method", "model"]
     for k in keys:
-        header.append(f"{k}:n_images")
+        header += [f"{k}:n_images"] + ([f"{k}:n_seeds"] if seeded else [])
         for n in metric_order[k]:
-            header += [f"{k}:{n}", f"{k}:{n}:ci_low", f"{k}:{n}:ci_high"]
+            header += [f"{k}:{n}" if f == "mean" else f"{k}:{n}:{f}" for f in fields]
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(header)
@@ -165,32 +196,36 @@ def table_csv(
         row = [METHOD_LABELS.get(m, m), m]
         for k in keys:
             row.append(str(summary[k][m]["ged"]["n"]))
+            if seeded:
+                row.append(str(summary[k][m]["ged"].get("n_seeds", 1)))
             for n in metric_order[k]:
                 s = summary[k][m].get(n)
-                row += (
-                    ["nan"] * 3
-                    if s is None
-                    else [_csv_float(s["mean"]), _csv_float(s["ci_low"]), _csv_float(s["ci_high"])]
-                )
+                row += ["nan" if s is None else _csv_float(s.get(f, math.nan)) for f in fields]
         w.writerow(row)
     return buf.getvalue()
 
 
 def per_image_csv(
-    per_image: Mapping[str, Mapping[str, Mapping[str, np.ndarray]]], ids: Mapping[str, list[str]]
+    per_image: Mapping[str, Mapping[str, Mapping[str, np.ndarray]]],
+    ids: Mapping[str, list[str]],
+    per_seed: Mapping[str, Mapping[str, Mapping[int, Mapping[str, np.ndarray]]]] | None = None,
 ) -> str:
-    """``per_image.csv``: data set, model, case and every metric, one row per (data set, model, image)."""
+    """``per_image.csv``: data set, model, case and every metric, one row per (data set, model, image); with
+    ``per_seed`` (runs of several seeds) a ``seed`` column and one row per (data set, model, seed, image)."""
     names: list[str] = []
     for by_model in per_image.values():
         for vals in by_model.values():
             names += [n for n in vals if n not in names]
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["data", "model", "case", *names])
+    w.writerow(["data", "model", *(["seed"] if per_seed else []), "case", *names])
     for k, by_model in per_image.items():
         for m, vals in by_model.items():
-            for i, case in enumerate(ids[k]):
-                w.writerow([k, m, case, *(_csv_float(vals[n][i]) if n in vals else "nan" for n in names)])
+            runs = per_seed[k][m].items() if per_seed else [(None, vals)]
+            for s, v in runs:
+                lead = [k, m] if s is None else [k, m, str(s)]
+                for i, case in enumerate(ids[k]):
+                    w.writerow([*lead, case, *(_csv_float(v[n][i]) if n in v else "nan" for n in names)])
     return buf.getvalue()
 
 
@@ -201,6 +236,7 @@ def draw_figures(
     models: Sequence[str],
     n_cases: int = 2,
     n_show: int = 8,
+    subdir: str = "",
 ) -> list[Path]:
     """Sample grids for the first ``n_cases`` test images and per-image metric box plots, per data set."""
     from .. import figures as fig
@@ -211,7 +247,7 @@ def draw_figures(
         for i in range(min(n_cases, limit)):
             item = test_ds[i]
             samples = {
-                METHOD_LABELS.get(m, m): np.load(out / key / m / "samples" / f"{item['id']}.npy")
+                METHOD_LABELS.get(m, m): np.load(out / key / m / subdir / "samples" / f"{item['id']}.npy")
                 for m in models
             }
             path = fig_dir / f"{key}_samples_{i}.png"
@@ -236,5 +272,3 @@ def draw_figures(
         )
         written.append(path)
     return written
-
-
