@@ -12,6 +12,7 @@ choice of test images only, not the variation between training seeds.
 
 from __future__ import annotations
 
+import argparse
 import csv
 import sys
 
@@ -52,7 +53,18 @@ def compare(first: str, second: str, n_boot: int = 10_000) -> list[str]:
     return lines
 
 
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(
+        prog="python -m benchmarks.baseline_fidelity",
+        description="Paired per-image comparison of two one-seed cimd-table1 runs (second minus first).",
+    )
+    p.add_argument("first", help="per_image.csv of the first run")
+    p.add_argument("second", help="per_image.csv of the second run (same test images)")
+    p.add_argument("--n-boot", type=int, default=10_000, help="bootstrap resamples")
+    args = p.parse_args(argv)
+    print("\n".join(compare(args.first, args.second, n_boot=args.n_boot)))
+    return 0
+
+
 if __name__ == "__main__":  # pragma: no cover
-    if len(sys.argv) != 3:
-        sys.exit(__doc__)
-    print("\n".join(compare(sys.argv[1], sys.argv[2])))
+    sys.exit(main())
