@@ -62,6 +62,8 @@ CONFIGS: dict[str, dict[str, Any]] = {
         "steps": 240000,
         "lr_schedule": None,  # train.py: constant learning rate
     },
+    # before the paper's recipe (issue 18), for the fidelity check (profile table1-v0, docs/baselines.md)
+    "cpu-small-v0": {**_PU_CONFIGS["cpu-small-v0"], "latent": "mixture", "n_components": 4},
 }
 
 

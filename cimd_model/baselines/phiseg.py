@@ -91,6 +91,21 @@ CONFIGS: dict[str, dict[str, Any]] = {
         # phiseg_7_5.py: num_iter = 5000000 with the best validation checkpoint kept; a fixed step count here
         "steps": 200000,
     },
+    # the cpu-small config before the paper's recipe (issue 18): AdamW with torch's weight decay 0.01, equal
+    # KL weights, no z convolutions, mask offset 0, no augmentation -- for the fidelity check (table1-v0)
+    "cpu-small-v0": {
+        "base_channels": 16,
+        "mults": [1, 2, 2, 2],
+        "latent_levels": 3,
+        "zdim": 2,
+        "n_convs": 2,
+        "norm": True,
+        "beta": 1.0,
+        "residual": True,
+        "lr": 1e-3,
+        "batch_size": 16,
+        "steps": 600,
+    },
 }
 
 

@@ -113,6 +113,25 @@ CONFIGS: dict[str, dict[str, Any]] = {
         # prob_unet_config.py gives absolute boundaries; identical to the relative ones at 240000 steps
         "lr_schedule": {"boundaries": [80000, 160000, 240000], "values": [1e-4, 0.5e-4, 1e-5, 0.5e-6]},
     },
+    # the cpu-small config before the papers' recipes (issue 18): AdamW with torch's weight decay 0.01, no
+    # schedule, no augmentation -- kept for the fidelity check (profile table1-v0, docs/baselines.md)
+    "cpu-small-v0": {
+        "base_channels": 16,
+        "mults": [1, 2, 4],
+        "n_convs": 2,
+        "norm": True,
+        "encoder_base_channels": 16,
+        "encoder_mults": [1, 2, 4],
+        "latent_dim": 6,
+        "latent": "diagonal",
+        "rank": 2,
+        "n_components": 4,
+        "n_comb": 3,
+        "beta": 1.0,
+        "lr": 1e-3,
+        "batch_size": 16,
+        "steps": 600,
+    },
 }
 
 

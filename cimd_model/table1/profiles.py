@@ -112,6 +112,17 @@ PROFILES: dict[str, Profile] = {
         budget={"steps": 1000, "batch_size": 8},
         seeds=(0, 1, 2),
     ),
+    "table1-v0": Profile(
+        name="table1-v0",
+        model_config="cpu-small-v0",
+        description="the table1 profile with the baselines' configs from before their papers' recipes (no "
+        "CIMD; the fidelity check of docs/baselines.md)",
+        overrides={"prob_unet": {"steps": 400}, "gen_prob_unet": {"steps": 400}, "phiseg": {"steps": 400}},
+        ambiblobs={"size": 32, "n_train": 256, "n_test": 32},
+        n_test=32,
+        n_samples=16,
+        sample_batch_size=8,
+    ),
     "tiny": Profile(
         name="tiny",
         model_config="cpu-small",
