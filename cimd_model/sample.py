@@ -18,9 +18,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ambiseg_metrics.files.atomic import atomic_write
-
 from .base import AmbiguousSegModel
+from .fileio import save_npy
 
 
 def _generator(seed: int, batch: int, device: torch.device) -> torch.Generator:
@@ -83,11 +82,6 @@ def sample_dataset(
             bar.update(len(items))
     finally:
         bar.close()
-
-
-def save_npy(path: str | os.PathLike, array: np.ndarray) -> None:
-    """``np.save`` atomically (:func:`ambiseg_metrics.files.atomic.atomic_write`)."""
-    atomic_write(path, lambda fh: np.save(fh, array, allow_pickle=False), mkdir=True)
 
 
 def write_samples(

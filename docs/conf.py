@@ -73,6 +73,7 @@ optional_include_pages = {
     "RESULTS.md": "benchmarks",
     "cimd_sampling.md": "cimd_model",
     "table1.md": "cimd_model",
+    "baselines.md": "baselines",
 }
 
 # -- matplotlib plot directive: figures are made at build time from docs/figures/*.py ----------------

@@ -18,7 +18,8 @@
 committed fixture (39 nodules); options: ``missing="pad-empty"|"present-only"``, ``n_raters=``,
 ``slices="largest"|"all"``, ``size=``, ``spacing=`` (mm).
 
-Keyword arguments go to the loader (e.g. ``n=``, ``size=`` for AmbiBlobs; ``fractions=`` for the splits).
+Keyword arguments go to the loader (e.g. ``n=``, ``size=`` for AmbiBlobs; ``fractions=`` for the splits;
+``protocol=`` for a published LIDC split: ``ours``, ``kohl``, ``knegt``, see :mod:`.protocols`).
 """
 
 from __future__ import annotations
