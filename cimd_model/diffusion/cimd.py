@@ -174,8 +174,9 @@ class CIMD(AmbiguousSegModel):
 
         Returns
         -------
-        dict with scalar tensors ``loss``, ``mse``, ``vlb`` and ``kl`` (the raw KL in nats per image, 0
-        without encoders); ``latent`` adds ``kl_anneal`` (the current warm-up factor).
+        dict with scalar tensors ``loss``, ``mse``, ``vlb``, ``kl`` (the raw KL in nats per image, 0
+        without encoders) and ``kl_term`` (what the KL adds to ``loss``, weights included); ``latent``
+        adds ``kl_anneal`` (the current warm-up factor).
         """
         x_t = self.schedule.q_sample(x0, t, noise)
         zero = x0.new_zeros(())
@@ -201,7 +202,7 @@ class CIMD(AmbiguousSegModel):
             kl = kl_divergence(self.posterior(images, x0), self.eps_encoder(images, eps)).mean()
             kl_term = self.kl_weight * kl
         loss = mse + float(self.config["vlb_weight"]) * vlb + kl_term
-        return {"loss": loss, "mse": mse, "vlb": vlb, "kl": kl, **extra}
+        return {"loss": loss, "mse": mse, "vlb": vlb, "kl": kl, "kl_term": kl_term, **extra}
 
     def training_loss(
         self, images: torch.Tensor, masks: torch.Tensor

@@ -26,7 +26,7 @@ from torch import nn
 from .unet import Encoder, channel_list
 
 COVARIANCES = ("diagonal", "full", "lowrank")
-INITS = ("small", "released")
+INITS = ("small", "default", "released")
 
 
 def _truncated_normal_(tensor: torch.Tensor, std: float) -> torch.Tensor:
@@ -95,7 +95,8 @@ class GaussianEncoder(nn.Module):
         Per-level convolutions and GroupNorm switch.
     init : {"small", "released"}
         ``"small"``: PyTorch default trunk, head weights N(0, 1e-3^2) and zero bias, so the encoder starts
-        at (nearly) N(0, I) for every input; ``"released"``: :func:`released_init_`.
+        at (nearly) N(0, I) for every input; ``"default"``: PyTorch's default initialisation everywhere
+        (the code depends on the input from the first step); ``"released"``: :func:`released_init_`.
 
     ``forward(x, seg=None)`` concatenates ``seg`` (B, 1, H, W) to ``x`` along channels when given, and returns
     a ``torch.distributions`` object with batch shape ``(B,)`` and event shape ``(latent_dim,)``.
@@ -134,7 +135,7 @@ class GaussianEncoder(nn.Module):
         self.head = nn.Linear(self.trunk.out_features, n_out)
         if init == "released":
             released_init_(self.trunk, self.head)
-        else:
+        elif init == "small":
             # start near N(0, I): small weights on the head (as the 1x1 conv init in Kohl et al.)
             nn.init.normal_(self.head.weight, std=1e-3)
             nn.init.zeros_(self.head.bias)
