@@ -16,6 +16,7 @@ Example (the run in ``docs/cimd_ablation.md``)::
     OMP_NUM_THREADS=1 python benchmarks/cimd_ablation.py --variants cond-ddpm --seeds 0,1,2 \\
         --out runs/ablation --json runs/ablation/cond-ddpm.json
     python benchmarks/cimd_ablation.py --summarise runs/ablation/*.json
+    python benchmarks/cimd_ablation.py --init-kl --seeds 0,1,2,3,4    # KL at init, cpu-small, 64x64
 """
 
 from __future__ import annotations
@@ -97,11 +98,7 @@ def run_one(name: str, seed: int, args: argparse.Namespace, overrides: dict[str,
     )
     per_image["true_ged"] = [float(v) for v in tg]
     per_image["diversity"] = [float(v) for v in sample_diversity(pred, batch=True, estimator="unbiased")]
-    items = [train_set[i] for i in range(args.diag_pairs)]
-    images = torch.stack([it["image"] for it in items])
-    masks = torch.stack([it["masks"][i % it["masks"].shape[0]] for i, it in enumerate(items)])[
-        :, None
-    ].float()
+    images, masks = _pairs(train_set, args.diag_pairs)
     diag = latent_diagnostics(model, images, masks, generator=torch.Generator().manual_seed(seed)).to_dict()
     print(
         f"{name} seed {seed}: train {train_s} s, sample {sample_s:.1f} s, "
@@ -117,6 +114,14 @@ def run_one(name: str, seed: int, args: argparse.Namespace, overrides: dict[str,
         "per_image": per_image,
         "diagnostics": diag,
     }
+
+
+def _pairs(dataset, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first ``k`` images, image ``i`` with its annotation ``i mod M``: (k, C, H, W), (k, 1, H, W)."""
+    items = [dataset[i] for i in range(k)]
+    images = torch.stack([it["image"] for it in items])
+    masks = torch.stack([it["masks"][i % it["masks"].shape[0]] for i, it in enumerate(items)])
+    return images, masks[:, None].float()
 
 
 def _boot(
@@ -185,9 +190,31 @@ def summarise(results: list[dict], n_boot: int = 2000) -> str:
     return "\n".join(lines)
 
 
+def init_kl(seeds: list[int], pairs: int = 16, config: str = "cpu-small", data: str = "ambiblobs-ct") -> str:
+    """KL (nats) and KL-gradient share at initialisation of ``cimd-official`` and ``cimd-paper``."""
+    from cimd_model.cli import resolve_config
+    from cimd_model.data import load_dataset
+    from cimd_model.diffusion.diagnostics import latent_diagnostics
+    from cimd_model.registry import build_model
+
+    ds = load_dataset(data, "train", seed=0)
+    images, masks = _pairs(ds, pairs)
+    lines = ["| model | seed | KL at init (nats) | KL gradient share on the denoiser |"]
+    lines.append("|---|---:|---:|---:|")
+    for name in ("cimd-official", "cimd-paper"):
+        for seed in seeds:
+            torch.manual_seed(seed)
+            model = build_model(name, resolve_config(name, config, {}, None, None), ds.in_channels)
+            gen = torch.Generator().manual_seed(seed)
+            d = latent_diagnostics(model, images, masks, z_effect_steps=0, generator=gen)
+            lines.append(f"| {name} | {seed} | {d.kl_nats:.4g} | {d.kl_grad_share:.3g} |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--summarise", nargs="+", default=None, help="only summarise these JSON result files")
+    p.add_argument("--init-kl", action="store_true", help="only the KL at init")
     p.add_argument("--variants", default="cimd-official,cimd-paper,cimd-latent,cond-ddpm")
     p.add_argument("--seeds", default="0,1,2")
     p.add_argument("--data", default="ambiblobs-ct")
@@ -206,6 +233,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", default=None, help="write the raw results here")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
+    if args.init_kl:
+        print(init_kl([int(s) for s in args.seeds.split(",")], config=args.config, data=args.data))
+        return 0
     if args.summarise:
         results = []
         for path in args.summarise:

@@ -18,6 +18,7 @@ Examples::
     python benchmarks/cimd_sampling.py --checkpoint runs/cimd/checkpoint.pt --limit 8 --n 8 \\
         --settings ddpm:1000,ddim:10,ddim:50,dpm++:10,dpm++:50 --json sweep.json
     python benchmarks/cimd_sampling.py --variants --config cpu-small --images 2 --n 8 --steps 5
+    python benchmarks/cimd_sampling.py --toy     # the samplers on a Gaussian toy with the exact noise
 """
 
 from __future__ import annotations
@@ -220,6 +221,52 @@ def variant_costs(
     return rows
 
 
+TOY_SETTINGS = (
+    ("ddpm", 1000, 0.0, "time"),
+    ("ddim", 10, 1.0, "time"),
+    ("ddim", 50, 1.0, "time"),
+    ("ddim", 10, 0.0, "time"),
+    ("ddim", 50, 0.0, "time"),
+    ("dpm++", 10, 0.0, "time"),
+    ("dpm++", 5, 0.0, "logsnr"),
+    ("dpm++", 10, 0.0, "logsnr"),
+    ("dpm++", 25, 0.0, "logsnr"),
+    ("dpm++", 50, 0.0, "logsnr"),
+    ("dpm++", 100, 0.0, "logsnr"),
+)
+
+
+def gaussian_toy(n: int = 20000, var: float = 0.25, seed: int = 0) -> list[dict[str, Any]]:
+    """Sample variance of each sampler on data N(0, ``var``) with the exact optimal noise predictor.
+
+    ``eps*(x_t, t) = sqrt(1 - abar_t) x_t / (abar_t var + 1 - abar_t)``; no clipping. A perfect sampler
+    returns ``var``; the deviation is the sampler's own error. ``spacing="time"`` for DPM-Solver++ runs it
+    on DDIM's time-uniform steps instead of its log-SNR-uniform ones.
+    """
+    from cimd_model.diffusion.dpm_solver import DPMSolverPP2M
+    from cimd_model.diffusion.sampler import DiffusionSampler, timestep_sequence
+    from cimd_model.diffusion.schedule import DiffusionSchedule
+
+    sched = DiffusionSchedule(1000)
+
+    def optimal(x: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, None]:
+        abar = sched.alphas_cumprod[t].float().reshape(-1, 1)
+        return (1 - abar).sqrt() * x / (abar * var + 1 - abar), None
+
+    rows = []
+    for method, steps, eta, spacing in TOY_SETTINGS:
+        gen = torch.Generator().manual_seed(seed)
+        if method == "dpm++" and spacing == "time":
+            x = torch.randn((n, 1), generator=gen)
+            out = DPMSolverPP2M(sched, timestep_sequence(1000, steps), clip_x0=False).run(optimal, x)
+        else:
+            out = DiffusionSampler(sched, method, steps, eta=eta, clip_x0=False).sample(optimal, (n, 1), gen)
+        rows.append(
+            {"sampler": method, "steps": steps, "eta": eta, "spacing": spacing, "variance": float(out.var())}
+        )
+    return rows
+
+
 def _write_json(path: str, obj: Any) -> None:
     from cimd_model.train import atomic_write_bytes
 
@@ -230,6 +277,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--checkpoint", default=None, help="checkpoint of a CIMD variant (cimd-train output)")
     p.add_argument("--variants", action="store_true", help="time every variant instead of a sweep")
+    p.add_argument("--toy", action="store_true", help="sampler variances on the exact-noise Gaussian toy")
     p.add_argument("--config", default="cpu-small", help="--variants: named config")
     p.add_argument("--images", type=int, default=2, help="--variants: images per sampling call")
     p.add_argument("--size", type=int, default=64, help="--variants: image size")
@@ -248,6 +296,13 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.toy:
+        print("| sampler | steps | eta | step spacing | sample variance (target 0.25) |")
+        print("|---|---:|---:|---|---:|")
+        for r in gaussian_toy():
+            eta = f"{r['eta']:g}" if r["sampler"] == "ddim" else "-"
+            print(f"| {r['sampler'].upper()} | {r['steps']} | {eta} | {r['spacing']} | {r['variance']:.3f} |")
+        return 0
     if args.variants:
         rows = variant_costs(args.config, args.images, args.n, args.steps, args.size)
         if args.json:

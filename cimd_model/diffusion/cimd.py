@@ -4,9 +4,10 @@ A conditional DDPM (Wolleb et al. 2022) segments by denoising a mask :math:`x_t`
 image; drawing ``n`` different starting noises gives ``n`` plausible masks. The paper adds two Gaussian
 latent encoders, the *ambiguity modelling network* :math:`q_\\phi(z | image, annotation)` and the
 *ambiguity control network* :math:`p_\\psi(z | image, \\hat\\epsilon)` on the network's predicted noise,
-and adds :math:`KL(q_\\phi \\| p_\\psi)` with weight ``kl_weight`` (1/1000) to the loss. Neither the paper
-nor its code feeds ``z`` to the denoiser, so the encoders can only act on the denoiser through the
-gradient of that KL with respect to :math:`\\hat\\epsilon`. Which encoders exist, whether they are trained
+and adds :math:`KL(q_\\phi \\| p_\\psi)` with weight ``kl_weight`` (1/1000) to the loss. The released
+code's training loss calls the denoiser on the image and :math:`x_t` only, never with a ``z``, so the
+encoders can act on the denoiser only through the gradient of that KL with respect to
+:math:`\\hat\\epsilon`. Which encoders exist, whether they are trained
 and whether ``z`` is used is the *variant* (:mod:`cimd_model.diffusion.ambiguity`):
 
 =================  ==============  ======================================================================
@@ -23,8 +24,8 @@ Loss (the "hybrid" loss of Nichol & Dhariwal 2021 plus the variant's KL term)::
 
     loss = MSE(eps, eps_hat) + vlb_weight * L_vlb(variance only) + KL term of the variant
 
-Unlike the released code, one optimizer step is taken per batch, and DDIM and DPM-Solver++ work
-(:mod:`cimd_model.diffusion.sampler`); see ``docs/cimd_ablation.md`` for the full list of deviations.
+The deviations from the released code (normalisation flag, batch size, mask range, threshold, encoder
+shape) are listed in ``docs/cimd_ablation.md``.
 
 Masks are {0, 1} at the interface and live in [-1, 1] during diffusion; :meth:`CIMD.sample` maps the
 final :math:`\\hat x_0` back to [0, 1]. Sampling uses the exponential moving average (EMA) of the
