@@ -128,6 +128,7 @@ def run(
         row: dict[str, Any] = {
             "sampler": sampler,
             "steps": steps,
+            "eta": eta if sampler == "ddim" else None,
             "wall_s": elapsed,
             "s_per_sample_step": elapsed / (count * n * steps),
             "ged": _interval(scores["ged"]),
@@ -186,7 +187,8 @@ def markdown_table(report: dict[str, Any]) -> str:
     head += "diversity | CI |"
     lines = [head, "|---|---:|---:|---:|---|" + ("---|" if truth else "") + "---|---|"]
     for r in report["rows"]:
-        cells = [r["sampler"].upper(), str(r["steps"]), f"{r['wall_s']:.1f}", f"{r['s_per_sample_step']:.2e}"]
+        label = r["sampler"].upper() + (f" (eta {r['eta']:g})" if r.get("eta") is not None else "")
+        cells = [label, str(r["steps"]), f"{r['wall_s']:.1f}", f"{r['s_per_sample_step']:.2e}"]
         cells.append(_fmt(r["ged"]))
         if truth:
             cells.append(_fmt(r["true_ged"]) if "true_ged" in r else "")
@@ -278,6 +280,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--checkpoint", default=None, help="checkpoint of a CIMD variant (cimd-train output)")
     p.add_argument("--variants", action="store_true", help="time every variant instead of a sweep")
     p.add_argument("--toy", action="store_true", help="sampler variances on the exact-noise Gaussian toy")
+    p.add_argument("--pick", nargs="+", default=None, help="merge the rows of these sweep JSONs and pick")
     p.add_argument("--config", default="cpu-small", help="--variants: named config")
     p.add_argument("--images", type=int, default=2, help="--variants: images per sampling call")
     p.add_argument("--size", type=int, default=64, help="--variants: image size")
@@ -296,6 +299,24 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.pick:
+        reports = []
+        for path in args.pick:
+            with open(path) as fh:
+                reports.append(json.load(fh))
+        keys = ("checkpoint", "images", "n", "seed", "split")
+        if any(any(r[k] != reports[0][k] for k in keys) for r in reports[1:]):
+            raise SystemExit(f"--pick: the reports differ in one of {keys}")
+        rows = []
+        for r in reports:
+            for row in r["rows"]:
+                rows.append({**row, "eta": row.get("eta", r["eta"] if row["sampler"] == "ddim" else None)})
+        merged = {**reports[0], "rows": rows}
+        chosen = pick_sampler(merged, parse_settings(args.reference)[0])
+        print(markdown_table(merged))
+        name = None if chosen is None else f"{chosen['sampler']}:{chosen['steps']}"
+        print(f"\nchosen (cheapest within the 95% interval of {args.reference}): {name}")
+        return 0
     if args.toy:
         print("| sampler | steps | eta | step spacing | sample variance (target 0.25) |")
         print("|---|---:|---:|---|---:|")
