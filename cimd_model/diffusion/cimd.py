@@ -262,7 +262,7 @@ class CIMD(AmbiguousSegModel):
             steps=int(self.config["sampling_steps"]),
             eta=float(self.config["eta"]),
             clip_x0=bool(self.config["clip_x0"]),
-            progress=bool(self.config["progress"]),
+            progress=self.progress,  # a UI setting of the model object (set_progress), not config
         )
 
     def prior_latents(

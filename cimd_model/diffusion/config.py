@@ -45,7 +45,6 @@ CONFIGS: dict[str, dict[str, Any]] = {
         "sampling_steps": 25,
         "eta": 0.0,
         "clip_x0": True,
-        "progress": True,
     },
     "paper": {
         "image_size": 128,
@@ -80,7 +79,6 @@ CONFIGS: dict[str, dict[str, Any]] = {
         "sampling_steps": 1000,
         "eta": 0.0,
         "clip_x0": True,
-        "progress": True,
     },
 }
 

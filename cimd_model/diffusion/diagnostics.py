@@ -167,10 +167,10 @@ def latent_diagnostics(
         model.train(was_training)
     change = None
     if model.uses_latent and z_effect_steps > 0:
-        saved = dict(model.config)
+        saved, shown = dict(model.config), model.progress
         try:
             model.set_sampling("ddim", min(int(z_effect_steps), T), eta=0.0)
-            model.config["progress"] = False
+            model.set_progress(False)
             x_T = randn(B, 1, *images.shape[-2:])
             za, zb = model.prior_latents(images, 1, g), model.prior_latents(images, 1, g)
             a = model.sample(images, 1, x_T=x_T, z=za)
@@ -178,6 +178,7 @@ def latent_diagnostics(
             change = float(((a > 0.5) != (b > 0.5)).double().mean())
         finally:
             model.config = saved
+            model.set_progress(shown)
     return LatentDiagnostics(
         model=model.name,
         variant=model.variant,
