@@ -133,7 +133,7 @@ def test_json_text_layout_and_nan_are_pinned():
     text = json_text(table, summarize(table, n_boot=10))
     assert text == json.dumps(json.loads(text), indent=2) + "\n"  # indented by 2, one trailing newline
     assert "NaN" not in text and '"ged": null' in text
-    with pytest.raises(ValueError):  # strict JSON: a NaN that escaped the null mapping is refused, not written
+    with pytest.raises(ValueError):  # strict JSON: a NaN that escaped the null mapping is refused
         json_text(table, summarize(table, n_boot=10), {"x": math.nan})
 
 
