@@ -16,7 +16,7 @@ import numpy as np
 
 from ..core._validate import INPUT_RULES_DOC, check_choice
 from ..core.counts import CountBlock, PairCounts, pair_counts
-from ..core.pairwise import similarity_from_counts
+from ..core.pairwise import cross_similarity, similarity_from_counts
 from .ged import _EMPTY_VALUES, EMPTY_PAIRS
 
 __all__ = [
@@ -30,11 +30,12 @@ __all__ = [
 SIMILARITIES = ("iou", "dice")
 
 
-def _similarity(inter: np.ndarray, similarity: str, empty_pair: str) -> np.ndarray:
+def _cross_similarity(block: CountBlock, similarity: str, empty_pair: str) -> np.ndarray:
+    """(B, N, M) similarity of every prediction with every annotation of the block's images."""
     empty = _EMPTY_VALUES[empty_pair]
     if math.isnan(empty):  # "skip": a matching needs a value; two empty masks are identical
         empty = 1.0
-    return similarity_from_counts(inter, similarity, empty)
+    return cross_similarity(block.inter, block.n_pred, similarity, empty)
 
 
 #: Above this lcm(N, M) the duplicated L×L assignment is replaced by the equivalent N×M transport LP.
@@ -94,8 +95,13 @@ def hungarian_from_matrix(sim: np.ndarray, method: str = "auto") -> float:
 
 def _hungarian_block(block: CountBlock, similarity: str, empty_pair: str) -> np.ndarray:
     n = block.n_pred
-    sim = _similarity(block.inter, similarity, empty_pair)[:, :n, n:]
-    return np.array([hungarian_from_matrix(s) for s in sim])
+    sim = _cross_similarity(block, similarity, empty_pair)
+    if math.lcm(n, block.n_gt) > MAX_DUPLICATED:
+        return np.array([_transport_value(s) for s in sim])
+    from ..core import _kernels
+
+    # the duplicated L×L assignment of every image, solved exactly in one compiled loop
+    return _kernels.assignment_means(sim)
 
 
 def hungarian_iou_from_counts(
@@ -124,8 +130,11 @@ def hungarian_iou(
         \\mathrm{{IoU}}(\\tilde S_k, \\tilde Y_{{\\pi(k)}}), \\qquad L = \\mathrm{{lcm}}(N, M),
 
     where :math:`\\tilde S` repeats every prediction L/N times, :math:`\\tilde Y` every annotation L/M
-    times, and π runs over the permutations of 1..L (solved with
-    ``scipy.optimize.linear_sum_assignment``).
+    times, and π runs over the permutations of 1..L. The assignment is solved exactly for all images of
+    a batch in one compiled loop (shortest augmenting paths with potentials on the N×M matrix whose
+    columns hold L/M rows each, without building the L×L matrix); it gives the value of
+    ``scipy.optimize.linear_sum_assignment`` on the duplicated matrix (tested to 1e-12). Above
+    L = ``MAX_DUPLICATED`` the equal transport linear program is solved instead.
 
     Parameters
     ----------
