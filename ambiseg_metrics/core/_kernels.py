@@ -597,3 +597,30 @@ def assignment_means(sim: np.ndarray) -> np.ndarray:
     if B:
         _assignment_means(np.ascontiguousarray(sim), L // N, L // M, out)
     return out
+
+
+# ------------------------------------------------------------------------------ similarity readout
+@njit(cache=True, nogil=True)
+def _similarity(inter, dice, empty_value, out):  # pragma: no cover - compiled by numba
+    """Dice (``dice``) or IoU of every pair from the (B, K, K) counts, in one pass (formulas of
+    :mod:`ambiseg_metrics.core.pairwise`, the same floating-point operations)."""
+    B, K, _ = inter.shape
+    for b in range(B):
+        for i in range(K):
+            ai = inter[b, i, i]
+            for j in range(K):
+                s = ai + inter[b, j, j]
+                x = inter[b, i, j]
+                if dice:
+                    out[b, i, j] = 2.0 * x / s if s > 0 else empty_value
+                else:
+                    out[b, i, j] = x / (s - x) if s > 0 else empty_value
+
+
+def similarity_matrices(inter: np.ndarray, dice: bool, empty_value: float) -> np.ndarray:
+    """Dice (``dice=True``) or IoU matrices of int64 counts (B, K, K) as float64 (B, K, K); the value of
+    :func:`ambiseg_metrics.core.pairwise.dice_from_counts` / ``iou_from_counts``, bit for bit."""
+    inter = np.ascontiguousarray(inter, dtype=np.int64)
+    out = np.empty(inter.shape, dtype=np.float64)
+    _similarity(inter, bool(dice), float(empty_value), out)
+    return out

@@ -13,12 +13,14 @@ several metrics from one pass over the pixels, or use :func:`ambiseg_metrics.eva
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from ._validate import INPUT_RULES_DOC, ImageGroup, check_threshold, prepare_inputs, raise_bad_values
+from .pairwise import cross_similarity, similarity_from_counts
 
 __all__ = ["CountBlock", "PairCounts", "pair_counts"]
 
@@ -45,11 +47,35 @@ class CountBlock:
     n_pred: int
     n_gt: int
     n_pixels: int
+    _memo: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @property
     def areas(self) -> np.ndarray:
         """Mask areas, shape (B, K) (the diagonal of ``inter``)."""
         return np.diagonal(self.inter, axis1=1, axis2=2)
+
+    def similarity(self, kind: str, empty_value: float = 1.0) -> np.ndarray:
+        """Dice (``kind="dice"``) or IoU matrices (B, K, K) of the block's images, read-only.
+
+        Computed once per (kind, empty value) and shared by every readout of the block (GED, D_max,
+        D_a, HM-IoU), with :func:`~ambiseg_metrics.core.pairwise.similarity_from_counts`.
+        """
+        key = (kind, "nan" if math.isnan(empty_value) else float(empty_value))
+        sim = self._memo.get(key)
+        if sim is None:
+            sim = similarity_from_counts(self.inter, kind, empty_value)
+            sim.flags.writeable = False
+            self._memo[key] = sim
+        return sim
+
+    def cross_similarity(self, kind: str, empty_value: float = 1.0) -> np.ndarray:
+        """The (B, N, M) prediction × annotation part of :meth:`similarity`: sliced from the shared
+        matrices when a readout has computed them, else computed alone (N·M instead of K² pairs)."""
+        key = (kind, "nan" if math.isnan(empty_value) else float(empty_value))
+        n = self.n_pred
+        if key in self._memo:
+            return self._memo[key][:, :n, n:]
+        return cross_similarity(self.inter, n, kind, empty_value)
 
 
 @dataclass(frozen=True)

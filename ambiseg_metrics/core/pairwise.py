@@ -66,8 +66,17 @@ def iou_from_counts(inter: np.ndarray, empty_value: float = 1.0) -> np.ndarray:
     return out
 
 
+#: From this many pairs on (B·K² of a batch) the matrices are computed by one compiled pass (no
+#: temporaries); smaller ones by numpy (no compiled code to load). Both give the same bits.
+_KERNEL_PAIRS = 1 << 15
+
+
 def similarity_from_counts(inter: np.ndarray, kind: str, empty_value: float = 1.0) -> np.ndarray:
     """:func:`iou_from_counts` (``kind="iou"``) or :func:`dice_from_counts` (``kind="dice"``)."""
+    if inter.ndim == 3 and inter.size >= _KERNEL_PAIRS:
+        from . import _kernels
+
+        return _kernels.similarity_matrices(inter, kind == "dice", empty_value)
     return (iou_from_counts if kind == "iou" else dice_from_counts)(inter, empty_value)
 
 

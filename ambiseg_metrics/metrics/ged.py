@@ -19,7 +19,6 @@ import numpy as np
 
 from ..core._validate import INPUT_RULES_DOC, check_choice
 from ..core.counts import CountBlock, PairCounts, pair_counts
-from ..core.pairwise import similarity_from_counts
 
 __all__ = [
     "DISTANCES",
@@ -64,7 +63,7 @@ _EMPTY_VALUES = {"one": 1.0, "zero": 0.0, "skip": float("nan")}
 
 
 def _distance_matrix(block: CountBlock, distance: str, empty_value: float = 1.0) -> np.ndarray:
-    return 1.0 - similarity_from_counts(block.inter, distance, empty_value)
+    return 1.0 - block.similarity(distance, empty_value)
 
 
 def _nanmean_pairs(d: np.ndarray, exclude_diagonal: bool) -> np.ndarray:
@@ -79,6 +78,22 @@ def _nanmean_pairs(d: np.ndarray, exclude_diagonal: bool) -> np.ndarray:
     out = np.full(total.shape, np.nan)
     np.divide(total, count, out=out, where=count > 0)
     return out
+
+
+def _mean_distance(sim: np.ndarray, exclude_diagonal: bool) -> np.ndarray:
+    """Mean of ``1 - sim`` over the last two axes of a (B, a, b) block view holding no NaN.
+
+    The same numbers, summed in the same order, as :func:`_nanmean_pairs` of ``1 - sim`` (a skipped
+    pair is never present here), without its masks and copies of the whole matrix."""
+    d = 1.0 - sim  # a new C-contiguous (B, a, b) array
+    n_pairs = d.shape[1] * d.shape[2]
+    if exclude_diagonal:
+        idx = np.arange(d.shape[-1])
+        d[:, idx, idx] = 0.0
+        n_pairs -= d.shape[-1]
+    if n_pairs == 0:
+        return np.full(d.shape[0], np.nan)
+    return d.sum(axis=(1, 2)) / n_pairs
 
 
 def _terms_from_distance(d: np.ndarray, n: int, estimator: str) -> np.ndarray:
@@ -96,8 +111,16 @@ def _terms_from_distance(d: np.ndarray, n: int, estimator: str) -> np.ndarray:
 
 def _block_terms(block: CountBlock, estimator: str, distance: str, empty_pair: str = "one") -> np.ndarray:
     """(B, 4) array: ged, cross, sample diversity, annotator diversity."""
-    d = _distance_matrix(block, distance, _EMPTY_VALUES[empty_pair])
-    return _terms_from_distance(d, block.n_pred, estimator)
+    if empty_pair == "skip":
+        d = _distance_matrix(block, distance, _EMPTY_VALUES[empty_pair])
+        return _terms_from_distance(d, block.n_pred, estimator)
+    # No pair is skipped: the three means straight from the (shared) similarity matrices.
+    sim = block.similarity(distance, _EMPTY_VALUES[empty_pair])
+    n, unbiased = block.n_pred, estimator == "unbiased"
+    cross = _mean_distance(sim[:, :n, n:], exclude_diagonal=False)
+    ss = _mean_distance(sim[:, :n, :n], exclude_diagonal=unbiased)
+    yy = _mean_distance(sim[:, n:, n:], exclude_diagonal=unbiased)
+    return np.stack([2.0 * cross - ss - yy, cross, ss, yy], axis=1)
 
 
 def ged_terms_from_counts(

@@ -16,7 +16,6 @@ import numpy as np
 
 from ..core._validate import INPUT_RULES_DOC, check_choice
 from ..core.counts import CountBlock, PairCounts, pair_counts
-from ..core.pairwise import cross_similarity, similarity_from_counts
 from .ged import _EMPTY_VALUES, EMPTY_PAIRS
 
 __all__ = [
@@ -35,7 +34,7 @@ def _cross_similarity(block: CountBlock, similarity: str, empty_pair: str) -> np
     empty = _EMPTY_VALUES[empty_pair]
     if math.isnan(empty):  # "skip": a matching needs a value; two empty masks are identical
         empty = 1.0
-    return cross_similarity(block.inter, block.n_pred, similarity, empty)
+    return block.cross_similarity(similarity, empty)
 
 
 #: Above this lcm(N, M) the duplicated L×L assignment is replaced by the equivalent N×M transport LP.
@@ -218,7 +217,7 @@ def similarity_matrix(
     for block in counts.blocks:
         n = block.n_pred
         empty = _EMPTY_VALUES[empty_pair]
-        sim = similarity_from_counts(block.inter, similarity, empty)[:, :n, n:]
+        sim = block.similarity(similarity, empty)[:, :n, n:]
         for k, image in enumerate(block.index):
             out[int(image)] = sim[k].copy()
     if not counts.batch:

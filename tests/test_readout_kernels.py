@@ -1,5 +1,10 @@
-"""The batched assignment kernel behind HM-IoU equals scipy's ``linear_sum_assignment`` on the
-lcm-duplicated matrix, image by image, for any N and M (ties, zeros, one row or column included)."""
+"""The compiled readout kernels equal their plain references.
+
+* The batched assignment kernel behind HM-IoU equals scipy's ``linear_sum_assignment`` on the
+  lcm-duplicated matrix, image by image, for any N and M (ties, zeros, one row or column included).
+* The one-pass Dice / IoU matrices equal the numpy formulas of ``core.pairwise`` bit for bit, and a
+  block's matrices are computed once and shared (read-only) by the readouts.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +16,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.optimize import linear_sum_assignment
 
-from ambiseg_metrics.core._kernels import assignment_means
+import ambiseg_metrics as am
+from ambiseg_metrics.core import pairwise
+from ambiseg_metrics.core._kernels import assignment_means, similarity_matrices
 
 TOL = 1e-12
 
@@ -66,3 +73,31 @@ def test_assignment_means_can_fail():
     sim = np.array([[[0.9, 0.8], [0.85, 0.0]]])  # greedy: 0.9 + 0.0; optimal: 0.8 + 0.85
     assert assignment_means(sim)[0] == pytest.approx((0.8 + 0.85) / 2, abs=TOL)
     assert assignment_means(np.zeros((0, 3, 2))).shape == (0,)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers(1, 5), st.integers(1, 9), st.integers(0, 2**32 - 1), st.sampled_from([1.0, 0.0, np.nan]))
+def test_similarity_kernel_equals_numpy_bit_for_bit(b, k, seed, empty):
+    rng = np.random.default_rng(seed)
+    masks = rng.random((b, k, 40)) < rng.random((b, k, 1))
+    masks[:, rng.random(k) < 0.3] = False  # empty masks: the 0/0 convention
+    x = masks.astype(np.int64)
+    inter = x @ x.transpose(0, 2, 1)
+    for dice, numpy_fn in ((True, pairwise.dice_from_counts), (False, pairwise.iou_from_counts)):
+        np.testing.assert_array_equal(similarity_matrices(inter, dice, empty), numpy_fn(inter, empty))
+
+
+def test_block_similarity_is_shared_and_read_only(monkeypatch):
+    rng = np.random.default_rng(3)
+    preds, gts = rng.random((40, 5, 2, 15)) < 0.4, rng.random((40, 3, 2, 15)) < 0.4
+    monkeypatch.setattr(pairwise, "_KERNEL_PAIRS", 0)  # the kernel path, as for large batches
+    block = am.pair_counts(preds, gts, batch=True).blocks[0]
+    dice = block.similarity("dice")
+    assert block.similarity("dice") is dice
+    assert not dice.flags.writeable
+    np.testing.assert_array_equal(dice, pairwise.dice_from_counts(block.inter))
+    np.testing.assert_array_equal(block.cross_similarity("dice"), dice[:, :5, 5:])
+    assert block.similarity("dice", np.nan) is block.similarity("dice", float("nan"))
+    fresh = am.pair_counts(preds, gts, batch=True).blocks[0]  # cross part alone, before any full matrix
+    np.testing.assert_array_equal(fresh.cross_similarity("iou", 0.0),
+                                  pairwise.iou_from_counts(fresh.inter, 0.0)[:, :5, 5:])
