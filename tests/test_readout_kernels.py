@@ -101,3 +101,40 @@ def test_block_similarity_is_shared_and_read_only(monkeypatch):
     fresh = am.pair_counts(preds, gts, batch=True).blocks[0]  # cross part alone, before any full matrix
     np.testing.assert_array_equal(fresh.cross_similarity("iou", 0.0),
                                   pairwise.iou_from_counts(fresh.inter, 0.0)[:, :5, 5:])
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 5), st.integers(1, 4), st.integers(0, 2**32 - 1),
+       st.sampled_from(["one", "zero", "skip"]), st.sampled_from(["v-statistic", "unbiased"]))
+def test_diversity_counts_one_side_and_equals_the_ged_term(n, b, seed, empty_pair, estimator):
+    """sample_diversity / annotator_diversity count the masks against one of them (not against
+    themselves) and equal the GED's within-set terms bit for bit; as a list batch too."""
+    rng = np.random.default_rng(seed)
+    masks = rng.random((b, n, 3, 7)) < rng.random((b, n, 1, 1))
+    other = rng.random((b, 2, 3, 7)) < 0.5
+    kw = {"estimator": estimator, "empty_pair": empty_pair}
+    if estimator == "unbiased" and n < 2:
+        with pytest.raises(ValueError, match="at least 2 masks"):
+            am.sample_diversity(masks, batch=True, **kw)
+        return
+    want_s = am.ged_terms(masks, other, batch=True, **kw).sample_diversity
+    want_a = am.ged_terms(other, masks, batch=True, **kw).annotator_diversity
+    np.testing.assert_array_equal(am.sample_diversity(masks, batch=True, **kw), want_s)
+    np.testing.assert_array_equal(am.annotator_diversity(masks, batch=True, **kw), want_a)
+    np.testing.assert_array_equal(am.sample_diversity(list(masks), batch=True, **kw), want_s)
+    assert am.sample_diversity(masks[0], **kw) == am.ged_terms(masks[0], other[0], **kw).sample_diversity
+
+
+def test_diversity_counts_n_plus_one_masks(monkeypatch):
+    from ambiseg_metrics.metrics import ged as ged_module
+
+    seen = []
+    real = ged_module.pair_counts
+
+    def spy(preds, gts, **kw):
+        seen.append((np.shape(preds), np.shape(gts)))
+        return real(preds, gts, **kw)
+
+    monkeypatch.setattr(ged_module, "pair_counts", spy)
+    am.sample_diversity(np.zeros((6, 4, 4), bool))
+    assert seen == [((6, 4, 4), (1, 4, 4))]

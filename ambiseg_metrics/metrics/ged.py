@@ -243,15 +243,35 @@ def ged(
     ).ged
 
 
+def _first_masks(masks: object, batch: bool) -> object:
+    """A one-mask stack per image (the first mask), sliced without copying; None if it cannot be sliced."""
+    try:
+        if not batch:
+            return masks[:1]
+        if isinstance(masks, (list, tuple)):
+            return [m[:1] for m in masks]
+        return masks[:, :1]
+    except (TypeError, IndexError, KeyError):
+        return None
+
+
 def _diversity(
     masks: object, *, batch: bool, threshold: float, estimator: str, distance: str, empty_pair: str, what: str
 ) -> float | np.ndarray:
-    # The same stack on both sides: the within-set term of either side is the wanted diversity.
-    terms = ged_terms(
-        masks, masks, batch=batch, threshold=threshold, estimator=estimator, distance=distance,
-        empty_pair=empty_pair,
-    )
-    return getattr(terms, what)
+    """Within-set term of ``masks``: the masks on the predictions' side, one of them as the other side
+    (its Gram of (N + 1)² pairs instead of (2N)²; the other terms are not used)."""
+    check_choice("estimator", estimator, ESTIMATORS)
+    check_choice("distance", distance, DISTANCES)
+    check_choice("empty_pair", empty_pair, EMPTY_PAIRS)
+    other = _first_masks(masks, batch)
+    counts = pair_counts(masks, masks if other is None else other, batch=batch, threshold=threshold)
+    if estimator == "unbiased":
+        for block in counts.blocks:
+            if block.n_pred < 2:
+                where = f" (image {int(block.index[0])})" if counts.batch else ""
+                raise ValueError(f'{what} with estimator="unbiased" needs at least 2 masks per image; got '
+                                 f"{block.n_pred}{where}")
+    return counts.map(lambda block: _block_terms(block, estimator, distance, empty_pair)[:, 2])
 
 
 def sample_diversity(
