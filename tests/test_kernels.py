@@ -11,6 +11,15 @@ from hypothesis import strategies as st
 import ambiseg_metrics as am
 
 
+@pytest.fixture(autouse=True)
+def _compiled_kernels_only(monkeypatch):
+    """Small inputs are counted by numpy (``counts._NUMPY_COUNT_BYTES``); these tests are about the
+    compiled kernels, so every input goes to them."""
+    from ambiseg_metrics.core import counts
+
+    monkeypatch.setattr(counts, "_NUMPY_COUNT_BYTES", 0)
+
+
 def brute_counts(preds, gts):
     k = np.concatenate([preds, gts]).reshape(len(preds) + len(gts), -1).astype(np.int64)
     up = preds.reshape(len(preds), -1).any(0)

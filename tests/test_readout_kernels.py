@@ -18,7 +18,8 @@ from scipy.optimize import linear_sum_assignment
 
 import ambiseg_metrics as am
 from ambiseg_metrics.core import pairwise
-from ambiseg_metrics.core._kernels import assignment_means, similarity_matrices
+from ambiseg_metrics.core._assign import assignment_means
+from ambiseg_metrics.core._kernels import similarity_matrices
 
 TOL = 1e-12
 

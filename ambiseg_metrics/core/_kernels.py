@@ -31,7 +31,9 @@ from llvmlite import ir
 from numba import get_num_threads, njit, prange, types
 from numba.extending import intrinsic, overload
 
-__all__ = ["pack_rows", "gram_counts", "fused_counts"]
+from ._assign import assign_image
+
+__all__ = ["pack_rows", "gram_counts", "fused_counts", "assignment_kernel", "similarity_matrices"]
 
 #: Words per Gram tile: K rows of ``_TILE`` uint64 words (K=20: 40 KiB) stay in the L1/L2 cache.
 _TILE = 256
@@ -518,87 +520,12 @@ def fused_counts(
 
 
 # ------------------------------------------------------------------------------ batched assignment
-@njit(cache=True, nogil=True)
-def _assign_image(cost, a, cap, u, v, col, members, cnt, minv, way, used, vis):  # pragma: no cover
-    """Minimum-cost assignment of ``R * a`` row units to ``C`` columns of ``cap`` slots each.
-
-    ``cost`` is (R, C); unit ``r`` is a copy of row ``r // a``. Shortest augmenting paths with
-    potentials (the Hungarian method of Kuhn/Munkres in the O(n²m) form of Jonker-Volgenant), on the
-    capacitated columns: a column is a node with ``cap`` slots, so a path from a new unit runs through
-    full columns and the units they hold until it reaches a column with a free slot. Columns with a
-    free slot are never entered by the search and keep potential 0, so the first one reached is the
-    end of a shortest path: the result is the optimum of the ``L × L`` duplicated assignment problem
-    (``L = R·a = C·cap``). Returns the assigned cost of each unit in ``col`` (its column).
-    """
-    R, C = cost.shape
-    L = R * a
-    inf = np.inf
-    for j in range(C):
-        v[j] = 0.0
-        cnt[j] = 0
-    for r in range(L):
-        u[r] = 0.0
-        col[r] = -1
-    for r_new in range(L):
-        for j in range(C):
-            minv[j] = inf
-            way[j] = -1
-            used[j] = False
-        n_vis = 1
-        vis[0] = r_new
-        row = r_new // a
-        for j in range(C):
-            minv[j] = cost[row, j] - v[j]  # u[r_new] = 0
-            way[j] = r_new
-        while True:
-            delta = inf
-            j1 = -1
-            for j in range(C):
-                if not used[j] and minv[j] < delta:
-                    delta = minv[j]
-                    j1 = j
-            for k in range(n_vis):
-                u[vis[k]] += delta
-            for j in range(C):
-                if used[j]:
-                    v[j] -= delta
-                else:
-                    minv[j] -= delta
-            if cnt[j1] < cap:
-                # augment: walk the tree back from the free column to the new unit
-                j = j1
-                while True:
-                    x = way[j]
-                    old = col[x]
-                    col[x] = j
-                    members[j, cnt[j]] = x
-                    cnt[j] += 1
-                    if x == r_new:
-                        break
-                    # remove x from its old column (order of members does not matter)
-                    for s in range(cnt[old]):
-                        if members[old, s] == x:
-                            members[old, s] = members[old, cnt[old] - 1]
-                            break
-                    cnt[old] -= 1
-                    j = old
-                break
-            used[j1] = True
-            for s in range(cnt[j1]):
-                x = members[j1, s]
-                vis[n_vis] = x
-                n_vis += 1
-                rx = x // a
-                for j in range(C):
-                    if not used[j]:
-                        cur = cost[rx, j] - u[x] - v[j]
-                        if cur < minv[j]:
-                            minv[j] = cur
-                            way[j] = x
+#: The assignment of one image (plain Python source in :mod:`._assign`, compiled here).
+_assign_image = njit(cache=True, nogil=True)(assign_image)
 
 
 @njit(cache=True, nogil=True)
-def _assignment_means(sim, a, cap, out):  # pragma: no cover - compiled by numba
+def assignment_kernel(sim, a, cap, out):  # pragma: no cover - compiled by numba
     """``out[b]`` = max over assignments of the mean of ``sim[b]`` on the duplicated L × L problem."""
     B, R, C = sim.shape
     L = R * a
@@ -621,36 +548,6 @@ def _assignment_means(sim, a, cap, out):  # pragma: no cover - compiled by numba
         for r in range(L):
             total += sim[b, r // a, col[r]]
         out[b] = total / L
-
-
-def assignment_means(sim: np.ndarray) -> np.ndarray:
-    """Best mean similarity of a one-to-one matching after duplicating both sets to ``lcm(N, M)``.
-
-    Parameters
-    ----------
-    sim : ndarray of float64, shape (B, N, M)
-        Finite similarities (prediction i, annotation j) of B images.
-
-    Returns
-    -------
-    ndarray of float64, shape (B,)
-        ``max over permutations π of (1/L) Σ_k big[k, π(k)]`` for ``big`` = ``sim[b]`` with every row
-        repeated L/N times and every column L/M times, ``L = lcm(N, M)``: the value of
-        ``scipy.optimize.linear_sum_assignment(big, maximize=True)``, solved exactly for all images in
-        one compiled loop (O(L²·min(N, M)) per image) without building ``big``.
-    """
-    import math
-
-    sim = np.asarray(sim, dtype=np.float64)
-    B, N, M = sim.shape
-    if N < M:  # rows: the larger side; columns (with L / C slots each): the smaller one
-        sim = sim.transpose(0, 2, 1)
-        N, M = M, N
-    L = math.lcm(N, M)
-    out = np.empty(B)
-    if B:
-        _assignment_means(np.ascontiguousarray(sim), L // N, L // M, out)
-    return out
 
 
 # ------------------------------------------------------------------------------ similarity readout

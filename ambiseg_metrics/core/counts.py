@@ -147,7 +147,49 @@ def _pack_into(name: str, chunks: list[np.ndarray], packed: np.ndarray, col0: in
         row += b
 
 
+#: Groups whose masks take fewer bytes than this are counted with numpy (a BLAS product of the 0/1
+#: masks), so that small calls (one image, a CLI case) never import numba nor load its kernels (about
+#: half a second per process); larger ones run the compiled kernels.
+_NUMPY_COUNT_BYTES = 1 << 20
+
+
+def _binary_rows(name: str, chunks: list[np.ndarray], threshold: float, index: np.ndarray,
+                 batch: bool) -> np.ndarray:
+    """The chunks (b, R, *spatial) as one (B_g, R, P) bool array, floats validated as by the kernels
+    (``> threshold`` in the array's precision; NaN / out-of-[0, 1] raise, naming the first one)."""
+    parts = []
+    row = 0
+    for chunk in chunks:
+        b, r = chunk.shape[:2]
+        src = chunk.reshape(b, r, -1)  # a copy only for a non-contiguous (small) chunk
+        if src.dtype.kind == "f":
+            invalid = ~((src >= 0) & (src <= 1))  # NaN compares False: invalid
+            if invalid.any():
+                bad = np.where(invalid.any(axis=2), invalid.argmax(axis=2) + 1, 0)
+                raise_bad_values(name, src, bad, index[row : row + b] if batch else None)
+            parts.append(src > src.dtype.type(threshold))
+        else:
+            parts.append(src != 0)
+        row += b
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+
+def _count_small(group: ImageGroup, threshold: float, batch: bool) -> CountBlock:
+    """:func:`_count_group` with numpy: ``inter = X Xᵀ`` of the 0/1 masks in float32, exact (every
+    partial sum is an integer below 2**24, as P is far smaller in this path)."""
+    p = _binary_rows("preds", group.preds, threshold, group.index, batch)
+    g = _binary_rows("gts", group.gts, threshold, group.index, batch)
+    x = np.concatenate([p, g], axis=1).astype(np.float32)
+    inter = (x @ x.transpose(0, 2, 1)).astype(np.int64)
+    up, ug = p.any(axis=1), g.any(axis=1)
+    union = np.stack([up.sum(axis=1), ug.sum(axis=1), (up & ug).sum(axis=1)], axis=1).astype(np.int64)
+    return CountBlock(group.index, inter, union, group.n_pred, group.n_gt, group.n_pixels)
+
+
 def _count_group(group: ImageGroup, threshold: float, batch: bool) -> CountBlock:
+    nbytes = sum(a.nbytes for a in group.preds) + sum(a.nbytes for a in group.gts)
+    if nbytes < _NUMPY_COUNT_BYTES and group.n_pixels < 1 << 22:
+        return _count_small(group, threshold, batch)
     from . import _kernels
 
     n_images = len(group.index)

@@ -14,6 +14,7 @@ import math
 
 import numpy as np
 
+from ..core._assign import assignment_means
 from ..core._validate import INPUT_RULES_DOC, check_choice
 from ..core.counts import CountBlock, PairCounts, pair_counts
 from .ged import _EMPTY_VALUES, EMPTY_PAIRS
@@ -97,10 +98,9 @@ def _hungarian_block(block: CountBlock, similarity: str, empty_pair: str) -> np.
     sim = _cross_similarity(block, similarity, empty_pair)
     if math.lcm(n, block.n_gt) > MAX_DUPLICATED:
         return np.array([_transport_value(s) for s in sim])
-    from ..core import _kernels
-
-    # the duplicated L×L assignment of every image, solved exactly in one compiled loop
-    return _kernels.assignment_means(sim)
+    # the duplicated L×L assignment of every image, solved exactly in one compiled loop; a few small
+    # images run the same code as Python (no compiled kernel to import or load for them)
+    return assignment_means(sim, compiled=len(sim) * math.lcm(n, block.n_gt) ** 2 > 4096)
 
 
 def hungarian_iou_from_counts(
