@@ -1,7 +1,10 @@
 """Numba kernels: bit-packing of masks and the pairwise intersection (Gram) counts. Nothing else.
 
 This is the only module that imports numba. Every kernel is compiled lazily on first use and cached on
-disk (``cache=True``), so a second process does not recompile.
+disk (``cache=True``), so a second process does not recompile. The kernels are serial and release the
+GIL; a large call is split into ranges of tasks run by a small thread pool (``NUMBA_NUM_THREADS``
+threads), so one compiled function per input type serves both small and large calls (no ``parallel=True``
+specialisations to compile, no numba thread team to start).
 
 Layout
 ------
@@ -24,11 +27,14 @@ Speed notes
 
 from __future__ import annotations
 
+import os
 import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from llvmlite import ir
-from numba import get_num_threads, njit, prange, types
+from numba import config as numba_config
+from numba import njit, types
 from numba.extending import intrinsic, overload
 
 from ._assign import assign_image
@@ -113,6 +119,50 @@ def _threshold_bits(typingctx, arr, idx, t):  # pragma: no cover - compiled by n
     return sig, codegen
 
 
+# ------------------------------------------------------------------------------------------ threads
+_POOL: ThreadPoolExecutor | None = None
+_POOL_KEY: tuple[int, int] = (0, 0)
+_POOL_LOCK = threading.Lock()
+
+
+def _n_threads() -> int:
+    """Threads for the kernels: ``NUMBA_NUM_THREADS`` (default: the cores), read from numba's
+    configuration without starting numba's own thread team (the kernels are serial, ``nogil``)."""
+    return max(1, int(numba_config.NUMBA_NUM_THREADS))
+
+
+def _pool(n: int) -> ThreadPoolExecutor:
+    """This process's pool of ``n`` threads (a new one after a fork or a change of ``n``)."""
+    global _POOL, _POOL_KEY
+    key = (os.getpid(), n)
+    with _POOL_LOCK:
+        if _POOL is None or _POOL_KEY != key:
+            _POOL = ThreadPoolExecutor(n, thread_name_prefix="ambiseg-kernel")
+            _POOL_KEY = key
+        return _POOL
+
+
+def _run_tasks(kernel, args: tuple, n_tasks: int, threaded: bool) -> None:
+    """Run ``kernel(*args, task0, task1)`` over tasks ``0 .. n_tasks-1``: on the calling thread, or split
+    into about 4 contiguous ranges per thread on the pool. The kernels release the GIL and only write
+    their own tasks' outputs, so the ranges run concurrently and any caller thread may enter."""
+    n = _n_threads()
+    if not threaded or n == 1 or n_tasks < 2:
+        kernel(*args, 0, n_tasks)
+        return
+    parts = min(n_tasks, 4 * n)
+    edges = [n_tasks * k // parts for k in range(parts + 1)]
+    list(_pool(n).map(lambda k: kernel(*args, edges[k], edges[k + 1]), range(parts)))
+
+
+def _n_chunks(B: int, W: int) -> int:
+    """Word chunks per image: 1, or enough for ~4 tasks per thread when a few images are large (3D)."""
+    n_threads = _n_threads()
+    if B < 4 * n_threads and W > 4096:
+        return min(max(1, (4 * n_threads + B - 1) // B), max(1, W // 1024))
+    return 1
+
+
 # ------------------------------------------------------------------------------------------ packing
 def _pack_words(row, w0, w1, t, dst):  # pragma: no cover - replaced by the overload in numba code
     """Pack words ``w0 .. w1-1`` of the 1D contiguous ``row`` into ``dst[0 : w1-w0]``.
@@ -170,26 +220,17 @@ def _pack_words_impl(row, w0, w1, t, dst):  # pragma: no cover - compiled by num
     return impl_int
 
 
-@njit(cache=True, parallel=True, nogil=True)
-def _pack(src, t, out, row0, bad):  # pragma: no cover - compiled by numba
-    """Pack every row ``src[b, r, :]`` into ``out[b, row0 + r, :]``, one (image, mask) row per task;
-    ``bad[b, r]`` gets that row's first invalid float (see :func:`_pack_words`)."""
-    B, R, _ = src.shape
+@njit(cache=True, nogil=True)
+def _pack_tasks(src, t, out, row0, bad, task0, task1):  # pragma: no cover - compiled by numba
+    """Pack rows ``src[b, r, :]`` into ``out[b, row0 + r, :]`` for the (image, mask) tasks
+    ``task0 .. task1-1`` (task = b·R + r); ``bad[b, r]`` gets that row's first invalid float (see
+    :func:`_pack_words`). One compiled function for the calling thread and for the thread pool."""
+    R = src.shape[1]
     W = out.shape[2]
-    for task in prange(B * R):
+    for task in range(task0, task1):
         b = task // R
         r = task - b * R
         bad[b, r] = _pack_words(src[b, r], 0, W, t, out[b, row0 + r])
-
-
-@njit(cache=True, nogil=True)
-def _pack_serial(src, t, out, row0, bad):  # pragma: no cover - compiled by numba
-    """:func:`_pack` on the calling thread (small inputs: no thread start-up)."""
-    B, R, _ = src.shape
-    W = out.shape[2]
-    for b in range(B):
-        for r in range(R):
-            bad[b, r] = _pack_words(src[b, r], 0, W, t, out[b, row0 + r])
 
 
 #: Inputs smaller than this many bytes are packed on the calling thread (starting the thread team
@@ -219,11 +260,8 @@ def pack_rows(src: np.ndarray, out: np.ndarray, col0: int, threshold: float | No
     """
     bad = np.zeros(src.shape[:2], dtype=np.int64)
     t = threshold if src.dtype.kind == "f" else np.float64(0.0)  # ignored for integers
-    if src.nbytes < _SERIAL_PACK_BYTES:
-        _pack_serial(src, t, out, col0, bad)
-    else:
-        with _PARALLEL_LOCK:
-            _pack(src, t, out, col0, bad)
+    n_tasks = src.shape[0] * src.shape[1]
+    _run_tasks(_pack_tasks, (src, t, out, col0, bad), n_tasks, src.nbytes >= _SERIAL_PACK_BYTES)
     return bad
 
 
@@ -331,23 +369,16 @@ def _gram_task(rows, n_pred, w_begin, w_end, tile, acc):  # pragma: no cover - c
         _count_tile(rows, t0, min(t0 + tile, w_end), n_pred, up, ug, acc)
 
 
-@njit(cache=True, parallel=True, nogil=True)
-def _gram_chunks(packed, n_pred, n_chunks, tile, partial):  # pragma: no cover - compiled by numba
-    """Partial counts of word chunks, one (image, chunk) per task; ``partial`` is (B, n_chunks, K*K + 3)."""
-    B, _, W = packed.shape
+@njit(cache=True, nogil=True)
+def _gram_tasks(packed, n_pred, n_chunks, tile, partial, task0, task1):  # pragma: no cover
+    """Partial counts of the (image, word chunk) tasks ``task0 .. task1-1`` (task = b·n_chunks + c);
+    ``partial`` is (B, n_chunks, K*K + 3)."""
+    W = packed.shape[2]
     chunk = (W + n_chunks - 1) // n_chunks
-    for task in prange(B * n_chunks):
+    for task in range(task0, task1):
         b = task // n_chunks
         c = task - b * n_chunks
         _gram_task(packed[b], n_pred, c * chunk, min(c * chunk + chunk, W), tile, partial[b, c])
-
-
-@njit(cache=True, nogil=True)
-def _gram_serial(packed, n_pred, tile, partial):  # pragma: no cover - compiled by numba
-    """:func:`_gram_chunks` with one chunk per image, on the calling thread (small inputs)."""
-    B, _, W = packed.shape
-    for b in range(B):
-        _gram_task(packed[b], n_pred, 0, W, tile, partial[b, 0])
 
 
 #: Below this many word pairs (B·K(K+1)/2·W) the Gram counts run on the calling thread.
@@ -375,18 +406,10 @@ def gram_counts(packed: np.ndarray, n_pred: int) -> tuple[np.ndarray, np.ndarray
         ``|∪ preds|``, ``|∪ annotations|`` and ``|∪ preds ∩ ∪ annotations|`` per image.
     """
     B, K, W = packed.shape
-    n_threads = get_num_threads()
-    if B * K * (K + 1) // 2 * W < _SERIAL_GRAM_PAIRS:
-        partial = np.empty((B, 1, K * K + 3), dtype=np.int64)
-        _gram_serial(packed, n_pred, _TILE, partial)
-    else:
-        # Split the word axis when there are fewer images than ~4 tasks per thread (big 3D volumes).
-        n_chunks = 1
-        if B < 4 * n_threads and W > 4096:
-            n_chunks = min(max(1, (4 * n_threads + B - 1) // B), max(1, W // 1024))
-        partial = np.empty((B, n_chunks, K * K + 3), dtype=np.int64)
-        with _PARALLEL_LOCK:
-            _gram_chunks(packed, n_pred, n_chunks, _TILE, partial)
+    threaded = B * K * (K + 1) // 2 * W >= _SERIAL_GRAM_PAIRS
+    n_chunks = _n_chunks(B, W) if threaded else 1
+    partial = np.empty((B, n_chunks, K * K + 3), dtype=np.int64)
+    _run_tasks(_gram_tasks, (packed, n_pred, n_chunks, _TILE, partial), B * n_chunks, threaded)
     total = partial.sum(axis=1) if partial.shape[1] > 1 else partial[:, 0]
     upper = np.triu(total[:, : K * K].reshape(B, K, K))
     inter = upper + np.triu(upper, 1).transpose(0, 2, 1)
@@ -425,30 +448,19 @@ def _fused_task(preds, gts, tp, tg, b, w_begin, w_end, buf, bad_p, bad_g, acc): 
             _count_tile(buf, t0, min(t0 + _TILE, p1 - p0), N, up, ug, acc)
 
 
-@njit(cache=True, parallel=True, nogil=True)
-def _fused(preds, gts, tp, tg, n_chunks, words, partial, bad_p, bad_g):  # pragma: no cover
-    """:func:`_fused_task` for every (image, word chunk), in parallel."""
-    B = preds.shape[0]
+@njit(cache=True, nogil=True)
+def _fused_tasks(preds, gts, tp, tg, n_chunks, words, partial, bad_p, bad_g,
+                 task0, task1):  # pragma: no cover
+    """:func:`_fused_task` for the (image, word chunk) tasks ``task0 .. task1-1``."""
     K = preds.shape[1] + gts.shape[1]
     W = (preds.shape[2] + 63) // 64
     chunk = (W + n_chunks - 1) // n_chunks
-    for task in prange(B * n_chunks):
+    buf = np.empty((K, words), dtype=np.uint64)
+    for task in range(task0, task1):
         b = task // n_chunks
         c = task - b * n_chunks
-        buf = np.empty((K, words), dtype=np.uint64)
         _fused_task(preds, gts, tp, tg, b, c * chunk, min(c * chunk + chunk, W), buf, bad_p[b, c],
                     bad_g[b, c], partial[b, c])
-
-
-@njit(cache=True, nogil=True)
-def _fused_serial(preds, gts, tp, tg, words, partial, bad_p, bad_g):  # pragma: no cover
-    """:func:`_fused` with one chunk per image, on the calling thread (small inputs)."""
-    B = preds.shape[0]
-    K = preds.shape[1] + gts.shape[1]
-    W = (preds.shape[2] + 63) // 64
-    buf = np.empty((K, words), dtype=np.uint64)
-    for b in range(B):
-        _fused_task(preds, gts, tp, tg, b, 0, W, buf, bad_p[b, 0], bad_g[b, 0], partial[b, 0])
 
 
 #: Words per mask packed at a time by the fused kernel (64 KiB of a 1-byte mask): K such rows (K=20:
@@ -496,22 +508,16 @@ def fused_counts(
     M = gts.shape[1]
     K = N + M
     W = (P + 63) // 64
-    n_threads = get_num_threads()
     words = min(_FUSED_WORDS, W)
-    serial = preds.nbytes + gts.nbytes < _SERIAL_PACK_BYTES
-    n_chunks = 1
-    if not serial and B < 4 * n_threads and W > 4096:
-        n_chunks = min(max(1, (4 * n_threads + B - 1) // B), max(1, W // 1024))
+    threaded = preds.nbytes + gts.nbytes >= _SERIAL_PACK_BYTES
+    n_chunks = _n_chunks(B, W) if threaded else 1
     partial = np.empty((B, n_chunks, K * K + 3), dtype=np.int64)
     bad_p = np.empty((B, n_chunks, N), dtype=np.int64)
     bad_g = np.empty((B, n_chunks, M), dtype=np.int64)
     tp = preds.dtype.type(tp) if preds.dtype.kind == "f" else np.float64(0.0)
     tg = gts.dtype.type(tg) if gts.dtype.kind == "f" else np.float64(0.0)
-    if serial:
-        _fused_serial(preds, gts, tp, tg, words, partial, bad_p, bad_g)
-    else:
-        with _PARALLEL_LOCK:
-            _fused(preds, gts, tp, tg, n_chunks, words, partial, bad_p, bad_g)
+    _run_tasks(_fused_tasks, (preds, gts, tp, tg, n_chunks, words, partial, bad_p, bad_g), B * n_chunks,
+               threaded)
     total = partial.sum(axis=1) if n_chunks > 1 else partial[:, 0]
     upper = np.triu(total[:, : K * K].reshape(B, K, K))
     inter = upper + np.triu(upper, 1).transpose(0, 2, 1)
