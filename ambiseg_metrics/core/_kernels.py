@@ -381,6 +381,16 @@ def _gram_tasks(packed, n_pred, n_chunks, tile, partial, task0, task1):  # pragm
         _gram_task(packed[b], n_pred, c * chunk, min(c * chunk + chunk, W), tile, partial[b, c])
 
 
+def _symmetric(total: np.ndarray, K: int) -> np.ndarray:
+    """(B, K, K) counts from the kernels' (B, K*K + 3) sums, whose lower triangle is 0 (only pairs j >= i
+    are counted): ``upper + upperᵀ`` with the diagonal taken once."""
+    upper = total[:, : K * K].reshape(-1, K, K)
+    inter = upper + upper.transpose(0, 2, 1)
+    idx = np.arange(K)
+    inter[:, idx, idx] = upper[:, idx, idx]
+    return inter
+
+
 #: Below this many word pairs (B·K(K+1)/2·W) the Gram counts run on the calling thread.
 _SERIAL_GRAM_PAIRS = 1 << 16
 
@@ -411,10 +421,7 @@ def gram_counts(packed: np.ndarray, n_pred: int) -> tuple[np.ndarray, np.ndarray
     partial = np.empty((B, n_chunks, K * K + 3), dtype=np.int64)
     _run_tasks(_gram_tasks, (packed, n_pred, n_chunks, _TILE, partial), B * n_chunks, threaded)
     total = partial.sum(axis=1) if partial.shape[1] > 1 else partial[:, 0]
-    upper = np.triu(total[:, : K * K].reshape(B, K, K))
-    inter = upper + np.triu(upper, 1).transpose(0, 2, 1)
-    union = np.ascontiguousarray(total[:, K * K :])
-    return inter, union
+    return _symmetric(total, K), np.ascontiguousarray(total[:, K * K :])
 
 
 # ------------------------------------------------------------------------------ fused pack + Gram
@@ -519,10 +526,7 @@ def fused_counts(
     _run_tasks(_fused_tasks, (preds, gts, tp, tg, n_chunks, words, partial, bad_p, bad_g), B * n_chunks,
                threaded)
     total = partial.sum(axis=1) if n_chunks > 1 else partial[:, 0]
-    upper = np.triu(total[:, : K * K].reshape(B, K, K))
-    inter = upper + np.triu(upper, 1).transpose(0, 2, 1)
-    union = np.ascontiguousarray(total[:, K * K :])
-    return inter, union, _first_bad(bad_p), _first_bad(bad_g)
+    return _symmetric(total, K), np.ascontiguousarray(total[:, K * K :]), _first_bad(bad_p), _first_bad(bad_g)
 
 
 # ------------------------------------------------------------------------------ batched assignment
