@@ -38,3 +38,22 @@ def test_blocked_gram_equals_brute_force(k, words):
             masks[:, :n_pred].view(np.uint8), masks[:, n_pred:].view(np.uint8), 0.5, 0.5)
         assert np.array_equal(f_inter, inter)
         assert np.array_equal(f_union, union)
+
+
+def test_thread_count_can_be_set_per_process():
+    """One thread (a process-pool worker) or several: the same counts; bad values are refused."""
+    rng = np.random.default_rng(9)
+    masks = rng.random((6, 9, 70, 70)) < 0.3  # > 1 MB of word pairs: the threaded path
+    packed = np.zeros((6, 9, (70 * 70 + 63) // 64), dtype=np.uint64)
+    _kernels.pack_rows(masks.reshape(6, 9, -1).view(np.uint8), packed, 0, None)
+    try:
+        _kernels.set_threads(1)
+        one = _kernels.gram_counts(packed, 5)
+        _kernels.set_threads(3)
+        three = _kernels.gram_counts(packed, 5)
+    finally:
+        _kernels.set_threads(None)
+    assert np.array_equal(one[0], three[0]) and np.array_equal(one[1], three[1])
+    assert np.array_equal(one[0], brute(masks, 5)[0])
+    with pytest.raises(ValueError, match="positive integer"):
+        _kernels.set_threads(0)

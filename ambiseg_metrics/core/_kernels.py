@@ -39,7 +39,8 @@ from numba.extending import intrinsic, overload
 
 from ._assign import assign_image
 
-__all__ = ["pack_rows", "gram_counts", "fused_counts", "assignment_kernel", "similarity_matrices"]
+__all__ = ["pack_rows", "gram_counts", "fused_counts", "assignment_kernel", "similarity_matrices",
+           "set_threads"]
 
 #: Words per Gram tile: K rows of ``_TILE`` uint64 words (K=20: 40 KiB) stay in the L1/L2 cache.
 _TILE = 256
@@ -125,9 +126,24 @@ _POOL_KEY: tuple[int, int] = (0, 0)
 _POOL_LOCK = threading.Lock()
 
 
+_THREADS: int | None = None
+
+
+def set_threads(n: int | None) -> None:
+    """Use ``n`` threads for large calls in this process (None: back to ``NUMBA_NUM_THREADS``); e.g. 1 in
+    each worker of a process pool, so that workers do not compete for the same cores."""
+    global _THREADS
+    if n is not None and (not isinstance(n, int) or n < 1):
+        raise ValueError(f"threads must be a positive integer or None; got {n!r}")
+    _THREADS = n
+
+
 def _n_threads() -> int:
-    """Threads for the kernels: ``NUMBA_NUM_THREADS`` (default: the cores), read from numba's
-    configuration without starting numba's own thread team (the kernels are serial, ``nogil``)."""
+    """Threads for the kernels: :func:`set_threads`, else ``NUMBA_NUM_THREADS`` (default: the cores),
+    read from numba's configuration without starting numba's own thread team (the kernels are serial,
+    ``nogil``)."""
+    if _THREADS is not None:
+        return _THREADS
     return max(1, int(numba_config.NUMBA_NUM_THREADS))
 
 
