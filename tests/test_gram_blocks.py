@@ -43,8 +43,9 @@ def test_blocked_gram_equals_brute_force(k, words):
 def test_thread_count_can_be_set_per_process():
     """One thread (a process-pool worker) or several: the same counts; bad values are refused."""
     rng = np.random.default_rng(9)
-    masks = rng.random((6, 9, 70, 70)) < 0.3  # > 1 MB of word pairs: the threaded path
-    packed = np.zeros((6, 9, (70 * 70 + 63) // 64), dtype=np.uint64)
+    masks = rng.random((6, 9, 200, 200)) < 0.3
+    packed = np.zeros((6, 9, (200 * 200 + 63) // 64), dtype=np.uint64)
+    assert 6 * 45 * packed.shape[2] >= _kernels._SERIAL_GRAM_PAIRS  # the threaded path
     _kernels.pack_rows(masks.reshape(6, 9, -1).view(np.uint8), packed, 0, None)
     try:
         _kernels.set_threads(1)
