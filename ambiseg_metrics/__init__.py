@@ -14,10 +14,12 @@ True
 
 from .accumulate import AccumulatedMetrics, MetricAccumulator
 from .conventions import PRESETS, Conventions, get_convention
-from .core.counts import CountBlock, PairCounts, pair_counts
+from .core._validate import InputError
+from .core.counts import CountBlock, PairCounts, VoteCounts, pair_and_vote_counts, pair_counts, vote_counts
 from .core.pairwise import dice_from_counts, iou_from_counts
-from .evaluation import METRICS, evaluate, evaluate_counts
+from .evaluation import ALL_METRICS, METRICS, evaluate, evaluate_counts
 from .files.cases import CaseTable, EvalOptions, evaluate_case, evaluate_cases
+from .files.compare import ComparisonTable, compare_runs
 from .files.io import InputFileError, discover_cases
 from .metrics.collective_insight import (
     CollectiveInsight,
@@ -50,6 +52,18 @@ from .metrics.multiclass import (
     multiclass_similarity,
 )
 from .metrics.ncc import dice_soft, ncc
+from .metrics.raters import (
+    RATER_METRICS,
+    RaterCalibration,
+    UncertaintyErrorOverlap,
+    consensus_dice,
+    qubiq_score,
+    rater_calibration,
+    rater_metrics,
+    soft_dice,
+    uncertainty_error_overlap,
+    volume_crps,
+)
 
 __version__ = "0.1.0"
 
@@ -60,6 +74,8 @@ __all__ = [
     "discover_cases",
     "evaluate_case",
     "evaluate_cases",
+    "ComparisonTable",
+    "compare_runs",
     "CollectiveInsight",
     "Conventions",
     "CountBlock",
@@ -98,4 +114,20 @@ __all__ = [
     "pair_counts",
     "sample_diversity",
     "similarity_matrix",
+    # rater-vote metrics (issue 17)
+    "ALL_METRICS",
+    "RATER_METRICS",
+    "RaterCalibration",
+    "UncertaintyErrorOverlap",
+    "VoteCounts",
+    "consensus_dice",
+    "pair_and_vote_counts",
+    "qubiq_score",
+    "rater_calibration",
+    "rater_metrics",
+    "soft_dice",
+    "uncertainty_error_overlap",
+    "volume_crps",
+    "vote_counts",
+    "InputError",
 ]

@@ -23,8 +23,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .conventions import Conventions
-from .evaluation import _check_metrics, evaluate
+from .conventions import Conventions, Options
+from .core.docfill import fill_doc
+from .evaluation import evaluate, resolve_evaluation
+from .options import CONVENTIONS_DOC, options_doc
+from .summary import nan_summary
 
 __all__ = ["AccumulatedMetrics", "MetricAccumulator", "summarise"]
 
@@ -54,18 +57,14 @@ class AccumulatedMetrics:
 
 def summarise(per_image: dict[str, np.ndarray]) -> AccumulatedMetrics:
     """Data-set means (NaN-aware) of per-image metric arrays."""
-    means: dict[str, float] = {}
-    undefined: dict[str, int] = {}
-    n_images = 0
-    for name, values in per_image.items():
-        values = np.asarray(values, dtype=np.float64)
-        n_images = len(values)
-        ok = ~np.isnan(values)
-        undefined[name] = int((~ok).sum())
-        means[name] = float(values[ok].mean()) if ok.any() else float("nan")
+    summaries = {name: nan_summary(values) for name, values in per_image.items()}
+    n_images = next((s.n + s.n_undefined for s in reversed(summaries.values())), 0)
+    means = {name: s.mean for name, s in summaries.items()}
+    undefined = {name: s.n_undefined for name, s in summaries.items()}
     return AccumulatedMetrics(dict(per_image), means, n_images, undefined)
 
 
+@fill_doc(conventions=CONVENTIONS_DOC, options=options_doc())
 class MetricAccumulator:
     """Stateful metric collection over a data set: ``update`` per batch, ``compute``, ``reset``.
 
@@ -74,10 +73,8 @@ class MetricAccumulator:
     metrics : iterable of str or str, optional
         Names from :data:`ambiseg_metrics.METRICS` (default: all). ``ci``, ``ci_harmonic`` and
         ``diversity_agreement`` need N, M >= 2 in every image.
-    conventions : str or Conventions, optional
-        Preset name or :class:`~ambiseg_metrics.Conventions` (see :func:`~ambiseg_metrics.evaluate`).
-    threshold, estimator, distance, variance
-        Passed to :func:`~ambiseg_metrics.evaluate`.
+    {conventions}
+    {options}
 
     Notes
     -----
@@ -90,19 +87,12 @@ class MetricAccumulator:
         metrics: Iterable[str] | str | None = None,
         *,
         conventions: str | Conventions | None = None,
-        threshold: float = 0.5,
-        estimator: str = "v-statistic",
-        distance: str = "iou",
-        variance: str = "dice",
+        **options: object,
     ) -> None:
-        self.metrics = tuple(_check_metrics(metrics))
-        self.options = {
-            "conventions": conventions,
-            "threshold": threshold,
-            "estimator": estimator,
-            "distance": distance,
-            "variance": variance,
-        }
+        chosen, resolved = resolve_evaluation(metrics, conventions, options, "MetricAccumulator()")
+        self.metrics = tuple(chosen)
+        #: The resolved options (every option's value), checked before any batch is seen.
+        self.options: Options = resolved
         self._parts: dict[str, list[np.ndarray]] = {name: [] for name in self.metrics}
 
     @property
@@ -127,7 +117,7 @@ class MetricAccumulator:
         dict of str -> ndarray
             This batch's per-image values (B,), e.g. for logging.
         """
-        values = evaluate(preds, gts, batch=batch, metrics=self.metrics, **self.options)
+        values = evaluate(preds, gts, batch=batch, metrics=self.metrics, conventions=self.options)
         out = {name: np.atleast_1d(np.asarray(values[name], dtype=np.float64)) for name in self.metrics}
         for name, v in out.items():
             self._parts[name].append(v)

@@ -20,107 +20,25 @@ where the published code has behaviour this library does not reproduce, ``notes`
 
 from __future__ import annotations
 
-import math
-import numbers
-from dataclasses import dataclass, field, fields, replace
-
-from .core._validate import check_choice, check_threshold
-from .metrics.ged import EMPTY_PAIRS
+from .options import Conventions, Options, check_option, choices, given, option
 
 __all__ = [
     "CI_FORMS",
     "EMPTY_PAIRS",
     "Conventions",
+    "Options",
     "PRESETS",
     "get_convention",
     "resolve_conventions",
+    "resolve_options",
 ]
 
-# EMPTY_PAIRS: how a pair of masks that are both empty (or a class absent from both label maps) is
-# scored. "one": IoU = Dice = 1 (perfect agreement, d = 0); "zero": IoU = 0 (d = 1); "skip": the pair
-# (class) is left out of the average it would enter.
+#: How a pair of masks that are both empty (or a class absent from both label maps) is scored:
+#: ``"one"``: IoU = Dice = 1 (perfect agreement, d = 0); ``"zero"``: IoU = 0 (d = 1); ``"skip"``: the pair
+#: (class) is left out of the average it would enter.
+EMPTY_PAIRS = choices("empty_pair")
 #: ``"paper"``: CI = 3 S D A / (S + D + A) as published; ``"harmonic"``: 3 / (1/S + 1/D + 1/A).
-CI_FORMS = ("paper", "harmonic")
-
-
-@dataclass(frozen=True)
-class Conventions:
-    """The choices that make two "GED" (or HM-IoU, CI) numbers comparable.
-
-    Attributes
-    ----------
-    name : str
-        Preset name (or ``"custom"``).
-    empty_pair : {"one", "zero", "skip"}, default "one"
-        IoU of two empty masks in the GED distance and in HM-IoU: 1 (``"one"``, d = 0), 0 (``"zero"``,
-        d = 1, also for a mask compared with itself) or left out of the mean (``"skip"``; a GED term
-        whose every pair is skipped is NaN). Dice-based readouts (CI components, Dice matrices,
-        ``dice_soft``) always use Dice(∅, ∅) = 1, as every source below does.
-    estimator : {"v-statistic", "unbiased"}, default "v-statistic"
-        GED within-set terms with self-pairs (N², M² pairs) or without (N(N-1), M(M-1)).
-    distance : {"iou", "dice"}, default "iou"
-        GED distance d = 1 - IoU or d = 1 - Dice.
-    ci_form : {"paper", "harmonic"}, default "paper"
-        What the ``ci`` metric reports.
-    variance : {"dice", "pixel"}, default "dice"
-        Reading of the pairwise variance in the diversity agreement D_a.
-    threshold : float, default 0.5
-        Foreground threshold for float inputs.
-    class_absent : {"one", "zero", "skip"}, default "one"
-        Multi-class label maps: per-class IoU when the class is absent from both maps.
-    include_background : bool, default False
-        Multi-class label maps: whether class 0 enters the class average.
-    source : str
-        Paper, repository and file the preset was read from.
-    notes : str
-        Differences between this preset and the published code, if any.
-    """
-
-    name: str = "custom"
-    empty_pair: str = "one"
-    estimator: str = "v-statistic"
-    distance: str = "iou"
-    ci_form: str = "paper"
-    variance: str = "dice"
-    threshold: float = 0.5
-    class_absent: str = "one"
-    include_background: bool = False
-    source: str = ""
-    notes: str = field(default="", compare=False)
-
-    def __post_init__(self) -> None:
-        from .metrics.collective_insight import VARIANCES
-        from .metrics.ged import DISTANCES, ESTIMATORS
-
-        check_choice("empty_pair", self.empty_pair, EMPTY_PAIRS)
-        check_choice("estimator", self.estimator, ESTIMATORS)
-        check_choice("distance", self.distance, DISTANCES)
-        check_choice("ci_form", self.ci_form, CI_FORMS)
-        check_choice("variance", self.variance, VARIANCES)
-        check_choice("class_absent", self.class_absent, EMPTY_PAIRS)
-        check_threshold(self.threshold)
-        if not isinstance(self.include_background, bool):
-            raise TypeError(f"include_background must be True or False; got {self.include_background!r}")
-
-    @property
-    def empty_value(self) -> float:
-        """``empty_pair`` as the similarity value of two empty masks (NaN for ``"skip"``)."""
-        return empty_pair_value(self.empty_pair)
-
-    def with_options(self, **changes: object) -> Conventions:
-        """A copy with some choices changed (named ``"<name>+custom"``)."""
-        known = {f.name for f in fields(self)}
-        unknown = sorted(set(changes) - known)
-        if unknown:
-            raise TypeError(f"unknown convention option(s) {unknown}; choose from {sorted(known)}")
-        name = changes.pop("name", f"{self.name}+custom")
-        return replace(self, name=name, **changes)
-
-
-def empty_pair_value(empty_pair: str) -> float:
-    """Similarity (IoU/Dice) given to two empty masks: 1.0, 0.0 or NaN (``"skip"``)."""
-    check_choice("empty_pair", empty_pair, EMPTY_PAIRS)
-    return {"one": 1.0, "zero": 0.0, "skip": math.nan}[empty_pair]
+CI_FORMS = choices("ci_form")
 
 
 PRESETS: dict[str, Conventions] = {
@@ -137,11 +55,14 @@ PRESETS: dict[str, Conventions] = {
     ),
     "phiseg": Conventions(
         name="phiseg",
+        requires_classes=True,
         source="Baumgartner et al., MICCAI 2019 (PHiSeg), github.com/baumgach/PHiSeg-code utils.py "
         "(generalised_energy_distance, variance_ncc_dist) and phiseg_test_quantitative.py",
         notes="Per-label IoU is 1 when the label is absent from both maps, averaged over the foreground "
         "labels 1..nlabels-1 (label_range=range(1, nlabels)); all N², M² pairs (V-statistic). NCC: "
-        "ε = 1e-8 inside the log, population std.",
+        "ε = 1e-8 inside the log, population std. Multi-class functions need classes= under this preset: "
+        "with classes=None the classes absent from an image would be dropped instead of scoring 1 (a "
+        "documented example gives 0.606 where the code gives 0.404).",
     ),
     "kohl": Conventions(
         name="kohl",
@@ -153,7 +74,10 @@ PRESETS: dict[str, Conventions] = {
         notes="A class absent from both maps has IoU NaN and is dropped by a nanmean over the evaluated "
         "classes (their Cityscapes setting evaluates the 10 switchable classes: pass them as classes=). "
         "The published script is multi-class only; for binary masks this preset drops both-empty pairs "
-        "from every GED term (their d_YS/d_SS use np.mean and would turn NaN instead).",
+        "from every GED term (their d_YS/d_SS use np.mean and would turn NaN instead). Reproduced: "
+        "ignore_label=255 (their ignore_mask from the annotation, applied to every pair) and "
+        "probability_weighted=True (pass the mode probabilities as gt_weights= to multiclass_ged); the "
+        "d matrices are float32 there (differences up to ~3e-7 from the float64 values here).",
     ),
     "mose": Conventions(
         name="mose",
@@ -161,19 +85,23 @@ PRESETS: dict[str, Conventions] = {
         source="Gao et al., ICLR 2023 (MoSE), github.com/gaozhitong/MoSE-AUSeg utils/metrics.py "
         "(iou_dist, cal_metrics_batch)",
         notes="IoU is (|A∩B| + ε)/(|A∪B| + ε) with ε = 1e-8, so two empty masks give 1; this library "
-        "uses the exact ratio (differences below ε/|A∪B|). Multi-class (Cityscapes): a class with "
+        "uses the exact ratio (the ε moves an IoU by less than ε/|A∪B|; the code's float32 arithmetic moves "
+        "the GED by up to ~1e-7, benchmarks/float32_ged.py). Multi-class (Cityscapes): a class with "
         "|A| + |B| = 0 is NaN and dropped by a nanmean. GED with uniform weights over all pairs "
         "(V-statistic). HM-IoU: Hungarian matching after repeating the annotations when M divides N, "
         "optimal transport with uniform weights otherwise; both equal the lcm duplication used here.",
     ),
     "ccdm": Conventions(
         name="ccdm",
+        requires_classes=True,
         source="Zbinden et al., ICCV 2023 (CCDM), github.com/LarsDoorenbos/ccdm-stochastic-segmentation "
         "evaluation/evaluate_lidc_uncertainty.py (iou, batched_distance, "
         "calc_batched_generalised_energy_distance, batched_hungarian_matching)",
         notes="Per-class IoU with NaN (0/0) set to 1, averaged over the classes except background "
         "(per_class_iou[..., 1:]); V-statistic GED; HM-IoU after repeat_interleave to lcm(N, M) and "
-        "scipy linear_sum_assignment, as here.",
+        "scipy linear_sum_assignment, as here. Multi-class functions need classes= under this preset "
+        "(the code averages over the fixed classes 1..L-1, absent classes scoring 1; classes=None would "
+        "drop them).",
     ),
     "mbh": Conventions(
         name="mbh",
@@ -187,6 +115,43 @@ PRESETS: dict[str, Conventions] = {
         "(here that case also gives 2·1 - 1 - 1 = 0) and GED = 1.0 when only one side is all "
         "background (here 1 - E[d(S,S')] or 1 - E[d(Y,Y')]). Their Dice uses (2|A∩B| + ε)/(|A|+|B| + ε), "
         "so Dice(∅, ∅) = 1 as here; Dice_soft = dice_soft() with thresholds 0.1, 0.3, 0.5, 0.7, 0.9.",
+    ),
+    "qubiq": Conventions(
+        name="qubiq",
+        source="QUBIQ challenge (MICCAI 2020/2021), qubiq.grand-challenge.org and Li et al., "
+        "arXiv:2405.18435 (score: Dice of the predicted and the rater frequency maps binarised at "
+        "0.1, 0.2, ..., 0.9, "
+        "averaged over the levels)",
+        notes="qubiq_score with thresholds 0.1..0.9 and the strict comparison (> τ); Dice(∅, ∅) = 1. The "
+        "official scoring script was not found in the public code index, so the strict comparison and the "
+        "empty-map value follow the challenge description and the teams' public re-implementations; "
+        "qubiq_score(comparison='>=') gives the inclusive variant. The GED options are the defaults.",
+    ),
+    "ssn": Conventions(
+        name="ssn",
+        calibration_classes="both",
+        requires_classes=True,
+        source="Monteiro et al., NeurIPS 2020 (Stochastic Segmentation Networks), the SSN fork of PHiSeg's "
+        "evaluation, github.com/MiguelMonteiro/PHiSeg-code phiseg_full_evaluation.py "
+        "(calc_class_wise_expected_calibration_error, test(num_samples=100)) and utils.py",
+        notes="PHiSeg's GED (fixed foreground classes, V-statistic) on 100 samples per image; ECE with 10 "
+        "equal-width bins (np.linspace edges, last bin closed) of the mean sample probability against the "
+        "mean rater frequency, computed for class 0 and class 1 and averaged (calibration_classes='both'). "
+        "The number of samples is the caller's (pass 100).",
+    ),
+    "values": Conventions(
+        name="values",
+        distance="dice",
+        empty_pair="zero",
+        pair_average="pooled",
+        source="Kahl et al., ICLR 2024 (ValUES), github.com/IML-DKFZ/values uncertainty_modeling/test_3D.py "
+        "(calculate_ged) with torchmetrics==0.11.4 (its requirements.txt) functional dice",
+        notes="d = 1 - Dice with torchmetrics' micro average over the stacked pairs: each GED term is one "
+        "ratio 1 - 2ΣI/Σ(|A|+|B|) over all N·M (N², M²) pairs, not a mean of per-pair distances; "
+        "zero_division=0, so a term whose pairs are all empty has d = 1; ignore_index=0 (background). "
+        "Predictions are argmax'ed (p > 0.5 for two classes, a tie goes to background). Worked example "
+        "(tests/test_presets.py): 37/84; torchmetrics 0.11.4 gives 0.44047612 (float32). An earlier "
+        "version of that file averaged per-pair distances (pair_average='mean').",
     ),
 }
 
@@ -211,15 +176,55 @@ def get_convention(name: str | Conventions) -> Conventions:
     return PRESETS[key]
 
 
-def resolve_conventions(conventions: str | Conventions | None, **explicit: object) -> Conventions:
-    """The conventions to use: a preset/object, or the defaults, with explicitly passed options on top.
+def resolve_options(
+    conventions: str | Conventions | None = None,
+    *,
+    accepted: tuple[str, ...] | None = None,
+    caller: str = "this function",
+    **explicit: object,
+) -> Options:
+    """The single resolver: a preset (or the defaults) with the explicitly passed options on top.
 
-    ``explicit`` maps option names to values; ``None`` values mean "not passed" and are ignored.
+    Parameters
+    ----------
+    conventions : str, Conventions or None
+        A preset name of :data:`PRESETS`, a :class:`Conventions` (e.g. an already resolved one), or None
+        for the library defaults (preset ``cimd``).
+    accepted : tuple of str, optional
+        The option names the caller takes; any other name in ``explicit`` is a TypeError.
+    caller : str
+        Named in that TypeError.
+    **explicit
+        Option values passed by the caller. A :class:`~ambiseg_metrics.options.Default` marker means "not
+        passed"; every other value — ``0.0``, ``False`` and ``None`` included — is explicit and wins over
+        the preset.
+
+    Returns
+    -------
+    Options
+        Every option's value, each checked; the preset itself when nothing changes it, else a copy named
+        ``"<preset>+custom"``.
+
+    Raises
+    ------
+    TypeError, ValueError
+        Unknown preset or option, or a value the option does not allow. Nothing has read a pixel yet.
     """
     base = PRESETS["cimd"] if conventions is None else get_convention(conventions)
-    changes = {k: v for k, v in explicit.items() if v is not None}
-    if not changes:
+    passed = given(explicit)
+    for name in passed:
+        option(name)  # TypeError for a name that is no option at all
+        if accepted is not None and name not in accepted:
+            raise TypeError(f"{caller} takes no option {name!r}; its options are {', '.join(accepted)}")
+    changes = {k: check_option(k, v) for k, v in passed.items()}
+    if all(getattr(base, k) == v and type(getattr(base, k)) is type(v) for k, v in changes.items()):
         return base
-    if isinstance(changes.get("threshold"), numbers.Real):
-        changes["threshold"] = float(changes["threshold"])
     return base.with_options(**changes)
+
+
+def resolve_conventions(conventions: str | Conventions | None, **explicit: object) -> Conventions:
+    """Like :func:`resolve_options`, for callers that mark "not passed" with ``None`` (e.g. the CLI).
+
+    Only ``None`` means "not passed" here: a falsy value such as ``threshold=0.0`` is explicit and wins.
+    """
+    return resolve_options(conventions, **{k: v for k, v in explicit.items() if v is not None})

@@ -13,18 +13,22 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .conventions import Conventions, get_convention, resolve_conventions
-from .core._validate import INPUT_RULES_DOC
-from .core.counts import PairCounts, pair_counts
+from .conventions import Conventions, Options, resolve_options
+from .core._validate import INPUT_RULES_DOC, prepare_inputs
+from .core.counts import PairCounts, VoteCounts, pair_and_vote_counts, pair_counts
+from .core.docfill import fill_doc
 from .metrics.collective_insight import (
-    _dmax_block,
-    _sensitivity_block,
     collective_insight_from_counts,
+    combined_sensitivity_from_counts,
+    max_dice_matching_from_counts,
 )
 from .metrics.ged import ged_terms_from_counts
 from .metrics.matching import hungarian_iou_from_counts
+from .metrics.raters import RATER_METRICS, rater_metrics_from_counts, rater_metrics_from_votes, rater_votes
+from .options import CONVENTIONS_DOC, evaluate_options, options_doc
 
-__all__ = ["METRICS", "MetricFamily", "evaluate", "evaluate_counts"]
+__all__ = ["ALL_METRICS", "METRICS", "MetricFamily", "check_metrics", "evaluate", "evaluate_counts",
+           "resolve_evaluation"]
 
 @dataclass(frozen=True)
 class MetricFamily:
@@ -35,20 +39,18 @@ class MetricFamily:
     names : tuple of str
         The metric names this family produces, in report order.
     compute : callable
-        ``compute(counts, wanted, conventions) -> {name: value}`` for the wanted subset of ``names``.
+        ``compute(counts, wanted, options) -> {name: value}`` for the wanted subset of ``names``.
     needs_pairs : frozenset of str
         The names among ``names`` that need N >= 2 and M >= 2.
     """
 
     names: tuple[str, ...]
-    compute: Callable[[PairCounts, set[str], Conventions], dict[str, object]]
+    compute: Callable[[PairCounts, set[str], Options], dict[str, object]]
     needs_pairs: frozenset[str] = frozenset()
 
 
-def _ged_family(counts: PairCounts, wanted: set[str], conv: Conventions) -> dict[str, object]:
-    t = ged_terms_from_counts(
-        counts, estimator=conv.estimator, distance=conv.distance, empty_pair=conv.empty_pair
-    )
+def _ged_family(counts: PairCounts, wanted: set[str], conv: Options) -> dict[str, object]:
+    t = ged_terms_from_counts(counts, conventions=conv)
     return {
         "ged": t.ged,
         "ged_cross": t.cross,
@@ -57,9 +59,9 @@ def _ged_family(counts: PairCounts, wanted: set[str], conv: Conventions) -> dict
     }
 
 
-def _ci_family(counts: PairCounts, wanted: set[str], conv: Conventions) -> dict[str, object]:
+def _ci_family(counts: PairCounts, wanted: set[str], conv: Options) -> dict[str, object]:
     if wanted & {"ci", "ci_harmonic", "diversity_agreement"}:
-        r = collective_insight_from_counts(counts, variance=conv.variance)
+        r = collective_insight_from_counts(counts, conventions=conv)
         return {
             "ci": r.ci_harmonic if conv.ci_form == "harmonic" else r.ci,
             "ci_harmonic": r.ci_harmonic,
@@ -69,14 +71,15 @@ def _ci_family(counts: PairCounts, wanted: set[str], conv: Conventions) -> dict[
         }
     out: dict[str, object] = {}
     if "combined_sensitivity" in wanted:
-        out["combined_sensitivity"] = counts.map(_sensitivity_block)
+        out["combined_sensitivity"] = combined_sensitivity_from_counts(counts)
     if "max_dice_matching" in wanted:
-        out["max_dice_matching"] = counts.map(_dmax_block)
+        out["max_dice_matching"] = max_dice_matching_from_counts(counts)
     return out
 
 
-def _matching_family(counts: PairCounts, wanted: set[str], conv: Conventions) -> dict[str, object]:
-    return {"hm_iou": hungarian_iou_from_counts(counts, empty_pair=conv.empty_pair)}
+def _matching_family(counts: PairCounts, wanted: set[str], conv: Options) -> dict[str, object]:
+    # HM-IoU matches on IoU whatever the similarity option says (that option is the matching functions')
+    return {"hm_iou": hungarian_iou_from_counts(counts, similarity="iou", conventions=conv)}
 
 
 #: Families of metrics known to :func:`evaluate`, in report order.
@@ -92,90 +95,121 @@ FAMILIES: list[MetricFamily] = [
     MetricFamily(("hm_iou",), _matching_family),
 ]
 
-#: Every metric name :func:`evaluate` knows, in report order.
+#: The metrics :func:`evaluate` computes by default (``metrics=None``), in report order.
 METRICS: tuple[str, ...] = tuple(name for family in FAMILIES for name in family.names)
 
+# ---- the rater-vote family (issue 17): read the vote table (binary inputs, same pass as the pairwise
+# counts) or the per-pixel frequencies (soft inputs); asked for by name, or all of it as "raters".
+#: Every metric name :func:`evaluate` accepts: :data:`METRICS` and the rater-vote metrics.
+ALL_METRICS: tuple[str, ...] = METRICS + RATER_METRICS
 
-def _check_metrics(metrics: Iterable[str] | None) -> list[str]:
+
+def _raters_family(votes: object, wanted: set[str], conv: Options, batch: bool) -> dict[str, object]:
+    """``votes``: vote tables (:class:`~ambiseg_metrics.VoteCounts`, binary inputs) or per-image groups."""
+    if isinstance(votes, VoteCounts):
+        return rater_metrics_from_counts(votes, classes=conv.calibration_classes, wanted=wanted)
+    return rater_metrics_from_votes(votes, batch=batch, classes=conv.calibration_classes, wanted=wanted)
+
+
+def check_metrics(metrics: Iterable[str] | str | None) -> list[str]:
+    """The chosen metric names, checked (None: all of :data:`METRICS`; a comma-separated string works;
+    ``"raters"`` stands for every rater-vote metric)."""
     if metrics is None:
         return list(METRICS)
     if isinstance(metrics, str):
         metrics = [m.strip() for m in metrics.split(",") if m.strip()]
-    chosen = list(dict.fromkeys(metrics))
-    unknown = [m for m in chosen if m not in METRICS]
+    expanded = [n for m in metrics for n in (RATER_METRICS if m == "raters" else (m,))]
+    chosen = list(dict.fromkeys(expanded))
+    unknown = [m for m in chosen if m not in ALL_METRICS]
     if unknown:
-        raise ValueError(f"unknown metric(s) {unknown}; choose from {', '.join(METRICS)}")
+        raise ValueError(f"unknown metric(s) {unknown}; choose from {', '.join(ALL_METRICS)} (or 'raters')")
     if not chosen:
-        raise ValueError("metrics is empty; choose at least one of " + ", ".join(METRICS))
+        raise ValueError("metrics is empty; choose at least one of " + ", ".join(ALL_METRICS))
     return chosen
 
 
-_DEFAULTS = {"estimator": "v-statistic", "distance": "iou", "variance": "dice", "threshold": 0.5}
+def resolve_evaluation(
+    metrics: Iterable[str] | str | None,
+    conventions: str | Conventions | None,
+    options: dict[str, object],
+    caller: str = "evaluate()",
+) -> tuple[list[str], Options]:
+    """The checked metric names and the resolved options of an :func:`evaluate`-like entry point.
+
+    ``options`` are the keyword arguments the caller received (names from
+    :func:`~ambiseg_metrics.options.evaluate_options`); any other name is a TypeError. Raises before any
+    pixel is read.
+    """
+    chosen = check_metrics(metrics)
+    resolved = resolve_options(conventions, accepted=evaluate_options(), caller=caller, **options)
+    return chosen, resolved
 
 
-def _resolve(
-    conventions: str | Conventions | None, estimator: str, distance: str, variance: str
-) -> Conventions:
-    """The conventions in force: ``conventions`` (the defaults when None) with every argument passed with
-    a value other than its default on top (:func:`~ambiseg_metrics.conventions.resolve_conventions`,
-    which also validates every choice)."""
-    passed = {"estimator": estimator, "distance": distance, "variance": variance}
-    return resolve_conventions(conventions, **{k: v for k, v in passed.items() if v != _DEFAULTS[k]})
-
-
+@fill_doc(conventions=CONVENTIONS_DOC)
 def evaluate_counts(
     counts: PairCounts,
     *,
-    metrics: Iterable[str] | None = None,
-    estimator: str = "v-statistic",
-    distance: str = "iou",
-    variance: str = "dice",
+    metrics: Iterable[str] | str | None = None,
     conventions: str | Conventions | None = None,
+    votes: object = None,
+    **options: object,
 ) -> dict[str, float | np.ndarray]:
     """Like :func:`evaluate`, from precomputed :func:`~ambiseg_metrics.pair_counts`.
 
-    The conventions' ``threshold`` is not used here (the counts are already binarised).
+    Parameters
+    ----------
+    counts : PairCounts
+    metrics : iterable of str or str, optional
+        As for :func:`evaluate`.
+    {conventions}
+    votes : VoteCounts or per-image pixel groups, optional
+        Needed by the rater-vote metrics: :func:`~ambiseg_metrics.vote_counts` of the same binary inputs,
+        or the per-image pixel groups of :func:`~ambiseg_metrics.metrics.raters.rater_votes` (soft inputs).
+    **options
+        The options of :func:`evaluate`; ``threshold`` is not used here (the counts are already binarised).
     """
-    chosen = _check_metrics(metrics)
-    conv = _resolve(conventions, estimator, distance, variance)
+    chosen, conv = resolve_evaluation(metrics, conventions, options, "evaluate_counts()")
     wanted = set(chosen)
+    rater_wanted = wanted & set(RATER_METRICS)
+    if rater_wanted and votes is None:
+        raise ValueError("rater-vote metrics need votes= (use evaluate(), or pass rater_votes(...))")
     values: dict[str, object] = {}
     for family in FAMILIES:
         subset = wanted & set(family.names)
         if subset:
             values.update(family.compute(counts, subset, conv))
+    if rater_wanted:
+        values.update(_raters_family(votes, rater_wanted, conv, counts.batch))
     return {name: values[name] for name in chosen}
 
 
+@fill_doc(inputs=INPUT_RULES_DOC, conventions=CONVENTIONS_DOC,
+          options=options_doc(n for n in evaluate_options() if n != "threshold"))  # threshold: in inputs
 def evaluate(
     preds: object,
     gts: object,
     *,
     batch: bool = False,
-    metrics: Iterable[str] | None = None,
-    threshold: float = 0.5,
-    estimator: str = "v-statistic",
-    distance: str = "iou",
-    variance: str = "dice",
+    metrics: Iterable[str] | str | None = None,
     conventions: str | Conventions | None = None,
+    **options: object,
 ) -> dict[str, float | np.ndarray]:
     """Compute several metrics of one image (or a batch) from a single pass over the pixels.
+
+    Every option is checked (and the preset resolved) before any pixel is read.
 
     Parameters
     ----------
     {inputs}
     metrics : iterable of str or str, optional
-        Names from :data:`METRICS` (a comma-separated string works too); default: all of them.
-        ``ci``, ``ci_harmonic`` and ``diversity_agreement`` need N >= 2 and M >= 2.
-    estimator, distance : str
-        GED options, see :func:`~ambiseg_metrics.ged`.
-    variance : str
-        D_a option, see :func:`~ambiseg_metrics.diversity_agreement`.
-    conventions : str or Conventions, optional
-        A preset name from :data:`~ambiseg_metrics.PRESETS` (``"cimd"``, ``"phiseg"``, ``"kohl"``,
-        ``"mose"``, ``"ccdm"``, ``"mbh"``) or a :class:`~ambiseg_metrics.Conventions`: sets the
-        empty-pair value, estimator, distance, variance, threshold and what ``ci`` reports (paper form
-        or harmonic mean). An argument given with a value other than its default overrides the preset.
+        Names from :data:`ALL_METRICS` (a comma-separated string works too); default: :data:`METRICS`.
+        ``ci``, ``ci_harmonic`` and ``diversity_agreement`` need N >= 2 and M >= 2. The rater-vote
+        metrics (:data:`~ambiseg_metrics.RATER_METRICS`, all of them with the name ``"raters"``) are
+        computed only when asked for; they read float samples as probabilities (averaged, not
+        thresholded, see :mod:`ambiseg_metrics.metrics.raters`), and for bool/integer inputs their vote
+        tables come from the same pass as the pairwise counts.
+    {conventions}
+    {options}
 
     Returns
     -------
@@ -191,13 +225,19 @@ def evaluate(
     >>> r["ged"], r["ci"]
     (0.0, 1.0)
     """
-    if conventions is not None and threshold == _DEFAULTS["threshold"]:
-        threshold = get_convention(conventions).threshold
-    counts = pair_counts(preds, gts, batch=batch, threshold=threshold)
-    return evaluate_counts(
-        counts, metrics=metrics, estimator=estimator, distance=distance, variance=variance,
-        conventions=conventions,
-    )
-
-
-evaluate.__doc__ = evaluate.__doc__.replace("{inputs}", INPUT_RULES_DOC)
+    chosen, conv = resolve_evaluation(metrics, conventions, options)
+    votes = None
+    if set(chosen) & set(RATER_METRICS):
+        if isinstance(preds, np.ndarray) and isinstance(gts, np.ndarray):
+            binary = preds.dtype.kind in "biu" and gts.dtype.kind in "biu"
+        else:  # lists, tensors: the validated views tell which dtypes came in
+            _, groups = prepare_inputs(preds, gts, batch)
+            binary = all(c.dtype.kind == "u" for g in groups for c in (*g.preds, *g.gts))
+        if binary:  # one fused pass: pairwise counts and vote tables
+            counts, votes = pair_and_vote_counts(preds, gts, batch=batch, threshold=conv.threshold)
+        else:  # soft samples are averaged, not thresholded: the per-pixel path
+            counts = pair_counts(preds, gts, batch=batch, threshold=conv.threshold)
+            votes = rater_votes(preds, gts, batch=batch)
+    else:
+        counts = pair_counts(preds, gts, batch=batch, threshold=conv.threshold)
+    return evaluate_counts(counts, metrics=chosen, conventions=conv, votes=votes)

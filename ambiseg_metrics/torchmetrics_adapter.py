@@ -18,6 +18,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
+from .conventions import Conventions
+from .evaluation import evaluate, resolve_evaluation
+from .options import evaluate_options
+from .summary import nan_summary
+
 __all__ = ["AmbiSegMetric", "build_metric_class"]  # noqa: F822 - AmbiSegMetric is built by __getattr__
 
 _CLASS: Any = None
@@ -43,11 +50,6 @@ def build_metric_class() -> type:
             "AmbiSegMetric needs torch and torchmetrics: pip install torchmetrics "
             "(or pip install 'ambiseg-metrics[model]')"
         ) from exc
-    import numpy as np
-
-    from .conventions import Conventions
-    from .evaluation import _check_metrics, evaluate
-
     class AmbiSegMetric(Metric):
         """Ambiguous-segmentation metrics accumulated over batches (torchmetrics ``Metric``).
 
@@ -56,10 +58,9 @@ def build_metric_class() -> type:
         metrics : iterable of str or str, optional
             Names from :data:`ambiseg_metrics.METRICS` (default: all).
         conventions : str or Conventions, optional
-            Preset name or :class:`~ambiseg_metrics.Conventions`.
-        threshold, estimator, distance, variance
-            Passed to :func:`~ambiseg_metrics.evaluate`.
+            Preset name or :class:`~ambiseg_metrics.Conventions`; an option passed explicitly wins.
         **kwargs
+            The options of :func:`~ambiseg_metrics.evaluate` (``threshold``, ``estimator``, ...), and
             torchmetrics ``Metric`` options (``dist_sync_on_step``, ``process_group``, ...).
 
         Notes
@@ -79,26 +80,21 @@ def build_metric_class() -> type:
             metrics: Any = None,
             *,
             conventions: str | Conventions | None = None,
-            threshold: float = 0.5,
-            estimator: str = "v-statistic",
-            distance: str = "iou",
-            variance: str = "dice",
             **kwargs: Any,
         ) -> None:
+            options = {k: kwargs.pop(k) for k in evaluate_options() if k in kwargs}
+            chosen, resolved = resolve_evaluation(metrics, conventions, options, "AmbiSegMetric()")
             super().__init__(**kwargs)
-            self.metric_names = tuple(_check_metrics(metrics))
-            self.eval_options = {
-                "conventions": conventions,
-                "threshold": threshold,
-                "estimator": estimator,
-                "distance": distance,
-                "variance": variance,
-            }
+            self.metric_names = tuple(chosen)
+            #: The resolved options (:class:`~ambiseg_metrics.Conventions`), checked before any batch.
+            self.eval_options = resolved
             for name in self.metric_names:
                 self.add_state(f"per_image_{name}", default=[], dist_reduce_fx="cat")
 
         def update(self, preds: Any, gts: Any, batch: bool = True) -> None:  # type: ignore[override]
-            values = evaluate(preds, gts, batch=batch, metrics=self.metric_names, **self.eval_options)
+            values = evaluate(
+                preds, gts, batch=batch, metrics=self.metric_names, conventions=self.eval_options
+            )
             for name in self.metric_names:
                 v = torch.as_tensor(np.atleast_1d(np.asarray(values[name], dtype=np.float64)))
                 getattr(self, f"per_image_{name}").append(v.to(self.device))
@@ -122,8 +118,8 @@ def build_metric_class() -> type:
         def compute(self) -> dict[str, torch.Tensor]:  # type: ignore[override]
             out = {}
             for name, v in self._per_image().items():
-                ok = ~torch.isnan(v)
-                out[name] = v[ok].mean() if bool(ok.any()) else torch.tensor(float("nan"), dtype=v.dtype)
+                mean = nan_summary(v.detach().cpu().numpy()).mean
+                out[name] = torch.tensor(mean, dtype=v.dtype, device=v.device)
             return out
 
     AmbiSegMetric.__module__ = __name__

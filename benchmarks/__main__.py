@@ -1,9 +1,13 @@
-"""``python -m benchmarks``: run the workloads, print the tables and write ``benchmarks/RESULTS.md``.
+"""``python -m benchmarks``: run the workloads, print the tables (``--write``: into benchmarks/RESULTS.md).
+
+The tracked ``benchmarks/RESULTS.md`` is rewritten only when asked for (``--write``), so a trial run on
+another machine does not silently replace the committed results.
 
 Examples
 --------
-python -m benchmarks                          # everything (about 4 minutes on 2 cores)
-python -m benchmarks --quick --out ""         # tiny sizes, no file: checks the harness works
+python -m benchmarks                          # everything (about 4 minutes on 2 cores), printed only
+python -m benchmarks --write                  # ... and rewrite benchmarks/RESULTS.md
+python -m benchmarks --quick                  # tiny sizes: checks the harness works
 python -m benchmarks --workloads 1,3 --skip-peers monai
 """
 
@@ -16,6 +20,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from ambiseg_metrics.files.atomic import atomic_write
 
 from .harness import Table
 from .machine import copy_bandwidth, machine_info
@@ -32,8 +38,10 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="tiny sizes and budgets (a smoke run)")
     p.add_argument("--workloads", default="1,2,3,4", help="comma-separated subset of 1,2,3,4")
-    p.add_argument("--out", default=str(DEFAULT_OUT),
-                   help="Markdown file for the results ('' to write none); default benchmarks/RESULTS.md")
+    p.add_argument("--write", action="store_true",
+                   help="write the results to benchmarks/RESULTS.md (or to --out)")
+    p.add_argument("--out", default=None,
+                   help="Markdown file for the results (default: none; benchmarks/RESULTS.md with --write)")
     p.add_argument("--repeats", type=int, default=None, help="repeats of our timings (default 5; quick 2)")
     p.add_argument("--budget", type=float, default=None,
                    help="seconds per slow method (reference, each peer) per workload (default 8; quick 0.2)")
@@ -42,6 +50,8 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--skip-peers", default="",
                    help="comma-separated peers not to run: monai,torchmetrics,medpy")
     args = p.parse_args(argv)
+    if args.out is None and args.write:
+        args.out = str(DEFAULT_OUT)
     unknown = sorted(set(args.workloads.split(",")) - set(WORKLOADS))
     if unknown:
         p.error(f"--workloads: unknown workload(s) {unknown}; choose from 1,2,3,4")
@@ -128,6 +138,8 @@ def run(argv: list[str] | None = None) -> dict[str, object]:
         _write_markdown(Path(args.out), command.strip(), info, start, bw, tables, targets, load_end,
                         elapsed)
         print(f"wrote {args.out}")
+    else:
+        print("results not written (pass --write to update benchmarks/RESULTS.md)")
     return {"tables": tables, "figures": figures, "targets": targets}
 
 
@@ -180,8 +192,9 @@ def _noise_note(info: dict[str, str], load_end: str) -> list[str]:
 def _write_markdown(path: Path, command: str, info: dict[str, str], start: dict[str, float], bw,
                     tables: list, targets: list[str], load_end: str, elapsed: float) -> None:
     lines = ["# Benchmark results", "",
-             "Written by `python -m benchmarks`; rerun it to refresh. Times are wall-clock on the machine "
-             "below; ratios are measured in the same run, on the same arrays, with results checked equal.",
+             "Written by `python -m benchmarks --write`; rerun it to refresh. Times are wall-clock on the "
+             "machine below; ratios are measured in the same run, on the same arrays, with results checked "
+             "equal.",
              "", f"Command: `{command}` — total run time {elapsed:.0f} s.", "", "## Machine", "",
              "| | |", "|---|---|"]
     lines += [f"| {k} | {v} |" for k, v in info.items()]
@@ -198,7 +211,7 @@ def _write_markdown(path: Path, command: str, info: dict[str, str], start: dict[
     lines += [METHODS, "## Workloads", ""]
     for table in tables:
         lines += [table.to_markdown(), ""]
-    path.write_text("\n".join(lines) + "\n")
+    atomic_write(path, "\n".join(lines) + "\n")
 
 
 def main(argv: list[str] | None = None) -> int:

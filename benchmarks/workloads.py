@@ -67,7 +67,7 @@ def ours_breakdown(preds: np.ndarray, gts: np.ndarray, repeats: int,
     """
     from ambiseg_metrics.core import _kernels
     from ambiseg_metrics.core._validate import prepare_inputs
-    from ambiseg_metrics.core.counts import PairCounts, _count_group, _pack_into
+    from ambiseg_metrics.core.counts import PairCounts, count_group, pack_into
 
     stages: dict[str, list[float]] = {"validation + grouping": [], "pack + count (fused kernel)": [],
                                       "readouts (all metrics)": [], "packing alone": [],
@@ -76,7 +76,7 @@ def ours_breakdown(preds: np.ndarray, gts: np.ndarray, repeats: int,
         t0 = clock()
         n_images, groups = prepare_inputs(preds, gts, True)
         t1 = clock()
-        blocks = tuple(_count_group(g, 0.5, True) for g in groups)
+        blocks = tuple(count_group(g, 0.5, True) for g in groups)
         t2 = clock()
         am.evaluate_counts(PairCounts(blocks, n_images, True))
         t3 = clock()
@@ -86,8 +86,8 @@ def ours_breakdown(preds: np.ndarray, gts: np.ndarray, repeats: int,
             packed = np.empty((len(g.index), k, (g.n_pixels + 63) // 64), dtype=np.uint64)
             packed[...] = 0  # fault the pages in outside the timing, as the fused kernel needs none
             t4 = clock()
-            _pack_into("preds", g.preds, packed, 0, 0.5, g.index, True)
-            _pack_into("gts", g.gts, packed, g.n_pred, 0.5, g.index, True)
+            pack_into("preds", g.preds, packed, 0, 0.5, g.index, True)
+            pack_into("gts", g.gts, packed, g.n_pred, 0.5, g.index, True)
             packed_all.append((clock() - t4, packed, g.n_pred))
         t5 = clock()
         for _, packed, n_pred in packed_all:

@@ -1,5 +1,5 @@
 """Command-line entry points: ``cimd-train``, ``cimd-sample`` (and ``cimd-table1``, which lives in
-:mod:`cimd_model.table1`).
+:mod:`cimd_model.table1.cli`). Model configs and ``--set`` parsing come from :mod:`cimd_model.registry`.
 
 Examples
 --------
@@ -14,60 +14,10 @@ Examples
 from __future__ import annotations
 
 import argparse
-import importlib
-import json
 import sys
 from pathlib import Path
-from typing import Any
 
-from .registry import MODELS
-
-
-def _parse_value(text: str) -> Any:
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return text
-
-
-def parse_assignments(items: list[str] | None, what: str) -> dict[str, Any]:
-    """``["a=1", "b=[1,2]", "c=x"]`` -> ``{"a": 1, "b": [1, 2], "c": "x"}`` (JSON values, else strings)."""
-    out: dict[str, Any] = {}
-    for item in items or []:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise ValueError(f"{what} expects key=value, got {item!r}")
-        out[key.strip()] = _parse_value(value)
-    return out
-
-
-def model_configs(name: str) -> dict[str, dict[str, Any]]:
-    """The ``CONFIGS`` dict of a registered model."""
-    if name not in MODELS:
-        raise ValueError(f"unknown model {name!r}; choose one of {sorted(MODELS)}")
-    module = importlib.import_module(MODELS[name].split(":")[0])
-    return module.CONFIGS
-
-
-def resolve_config(
-    name: str, config_name: str, overrides: dict[str, Any], steps: int | None, batch_size: int | None
-) -> dict[str, Any]:
-    """Named config of a model + ``--set`` overrides (keys must exist) + ``--steps`` / ``--batch-size``."""
-    configs = model_configs(name)
-    if config_name not in configs:
-        raise ValueError(f"model {name!r} has no config {config_name!r}; choose one of {sorted(configs)}")
-    config = json.loads(json.dumps(configs[config_name]))
-    unknown = sorted(set(overrides) - set(config))
-    if unknown:
-        raise ValueError(
-            f"--set: unknown config key(s) {unknown} for {name}/{config_name}; known: {sorted(config)}"
-        )
-    config.update(overrides)
-    if steps is not None:
-        config["steps"] = int(steps)
-    if batch_size is not None:
-        config["batch_size"] = int(batch_size)
-    return config
+from .registry import MODELS, parse_assignments, resolve_config
 
 
 def _device(name: str | None) -> str:
@@ -221,8 +171,7 @@ def sample_main(argv: list[str] | None = None) -> int:
                 int(args.sampling_steps or model.config.get("sampling_steps")),
                 eta=args.eta,
             )
-        if args.no_progress and "progress" in model.config:
-            model.config["progress"] = False  # the diffusion sampler's per-step bar
+        model.set_progress(not args.no_progress)  # e.g. the diffusion sampler's per-step bar
         dataset = load_dataset(data_spec, args.split, seed=int(run.get("seed", 0)), **data_kw)
         ids = write_samples(
             model,
@@ -245,7 +194,7 @@ def sample_main(argv: list[str] | None = None) -> int:
 
 # ------------------------------------------------------------------------------------------ cimd-table1
 def table1_main(argv: list[str] | None = None) -> int | None:
-    """``cimd-table1``: delegates to :func:`cimd_model.table1.main` (imported lazily)."""
-    from .table1 import main
+    """``cimd-table1``: delegates to :func:`cimd_model.table1.cli.main` (imported lazily)."""
+    from .table1.cli import main
 
     return main(argv)

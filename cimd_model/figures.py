@@ -29,11 +29,11 @@ def _figure(width: float, height: float):
 
 
 def _save(fig, path: str | os.PathLike, dpi: int) -> Path:
+    from ambiseg_metrics.files.atomic import atomic_write
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=dpi, bbox_inches="tight", metadata={"Software": None})
-    os.replace(tmp, path)
+    atomic_write(path, lambda fh: fig.savefig(fh, format="png", dpi=dpi, bbox_inches="tight",
+                                              metadata={"Software": None}), mkdir=True)
     return path
 
 

@@ -10,7 +10,6 @@ Sampling is deterministic for a given ``(seed, batch_size)``: batch ``b`` uses a
 
 from __future__ import annotations
 
-import io
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +19,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .base import AmbiguousSegModel
-from .train import atomic_write_bytes
+from .fileio import save_npy
 
 
 def _generator(seed: int, batch: int, device: torch.device) -> torch.Generator:
@@ -83,13 +82,6 @@ def sample_dataset(
             bar.update(len(items))
     finally:
         bar.close()
-
-
-def save_npy(path: str | os.PathLike, array: np.ndarray) -> None:
-    """``np.save`` atomically (temporary file + ``os.replace``)."""
-    buf = io.BytesIO()
-    np.save(buf, array, allow_pickle=False)
-    atomic_write_bytes(path, buf.getvalue())
 
 
 def write_samples(

@@ -7,10 +7,13 @@ Batches
 -------
 Step ``t`` (0-based) takes images ``t*B … (t+1)*B - 1`` of an endless sequence of per-epoch permutations
 (epoch ``e`` is ``randperm(N)`` seeded by ``(seed, e)``), and for every image one of its ``M`` annotations
-chosen uniformly at random with a generator seeded by ``(seed, t)``. Both depend only on ``(seed, t)``, so a
+chosen uniformly at random with a generator seeded by ``(seed, t)`` (``config["annotation"] = "per-batch"``:
+one annotator index for the whole batch); the same generator then draws the augmentation of
+``config["augment"]`` (:mod:`cimd_model.augment`). All of it depends only on ``(seed, t)``, so a
 resumed run sees exactly the batches an uninterrupted run would. Randomness inside the model (posterior
 samples, diffusion noise, dropout) uses the global torch RNG, seeded once from ``seed`` and saved in every
 checkpoint; a resumed run therefore reproduces an uninterrupted one bit for bit (on the same device).
+The learning rate of step ``t`` is ``model.learning_rate(t)`` when the config has an ``lr_schedule``.
 
 Checkpoint format (``torch.save`` of a plain dict, loadable with ``weights_only=True``)
 -------------------------------------------------------------------------------------
@@ -31,14 +34,14 @@ Checkpoint format (``torch.save`` of a plain dict, loadable with ``weights_only=
 Files written under the output folder: ``checkpoint.pt`` (latest, rewritten every ``ckpt_every`` steps and
 at the end), ``checkpoint_step<NNNNNNN>.pt`` (periodic snapshots, the ``keep`` most recent kept),
 ``config.json`` (run description) and ``train_log.jsonl`` (one JSON object per logged step). All files are
-written atomically (temporary file + ``os.replace``).
+written atomically (:func:`ambiseg_metrics.files.atomic.atomic_write`: temporary file, fsync,
+``os.replace``).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -46,45 +49,17 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
+from ambiseg_metrics.files.atomic import atomic_write
+
+from .augment import augment_batch, check_spec
 from .base import AmbiguousSegModel
+from .fileio import write_json
 
 CHECKPOINT_FORMAT = "cimd_model-checkpoint/1"
 LATEST = "checkpoint.pt"
 
 
 # ------------------------------------------------------------------------------------------ file helpers
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and ``os.replace``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
-    """``torch.save`` to ``path`` atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def write_json(path: str | os.PathLike, obj: Any) -> None:
-    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
 
 
 # ------------------------------------------------------------------------------------------ checkpoints
@@ -120,7 +95,8 @@ def make_checkpoint(
 
 def save_checkpoint(path: str | os.PathLike, model, optimizer, step: int, seed: int, run=None) -> Path:
     """Write a checkpoint atomically; returns its path."""
-    atomic_torch_save(make_checkpoint(model, optimizer, step, seed, run), path)
+    ckpt = make_checkpoint(model, optimizer, step, seed, run)
+    atomic_write(path, lambda fh: torch.save(ckpt, fh), mkdir=True)
     return Path(path)
 
 
@@ -159,13 +135,26 @@ def _epoch_perm(n: int, seed: int, epoch: int) -> torch.Tensor:
 
 
 class _Batcher:
-    """Builds training batches (one random annotation per image) from any dataset of the interface."""
+    """Builds training batches from any dataset of the interface: one random annotation per image
+    (``annotation="per-image"``) or one random annotator index shared by the batch (``"per-batch"``, as
+    Bhat et al.'s ``scripts/train.py``), then the model's ``augment`` spec (:mod:`cimd_model.augment`)."""
 
-    def __init__(self, dataset, batch_size: int, seed: int, device: torch.device) -> None:
+    def __init__(
+        self,
+        dataset,
+        batch_size: int,
+        seed: int,
+        device: torch.device,
+        augment: dict[str, Any] | None = None,
+        annotation: str = "per-image",
+    ) -> None:
         if len(dataset) == 0:
             raise ValueError("training dataset is empty")
+        if annotation not in ("per-image", "per-batch"):
+            raise ValueError(f"annotation choice must be 'per-image' or 'per-batch', got {annotation!r}")
         self.dataset, self.batch_size, self.seed, self.device = dataset, int(batch_size), int(seed), device
         self.n, self.m = len(dataset), int(dataset.n_annotators)
+        self.augment, self.annotation = check_spec(augment), annotation
         self._perms: dict[int, torch.Tensor] = {}
 
     def _index(self, pos: int) -> int:
@@ -179,9 +168,13 @@ class _Batcher:
         idx = [self._index(p) for p in range(start, start + self.batch_size)]
         g = torch.Generator().manual_seed(self.seed * 7_919 + 104_729 * int(step) + 1)
         ann = torch.randint(self.m, (self.batch_size,), generator=g)
+        if self.annotation == "per-batch":
+            ann = ann[:1].expand(self.batch_size)
         items = [self.dataset[i] for i in idx]
         images = torch.stack([it["image"] for it in items])
         masks = torch.stack([it["masks"][a] for it, a in zip(items, ann.tolist(), strict=True)])[:, None]
+        if self.augment is not None:  # drawn after the annotation choice: same batches as before when off
+            images, masks = augment_batch(images, masks, self.augment, g)
         return images.to(self.device), masks.to(self.device)
 
 
@@ -197,7 +190,7 @@ def _trim_log(path: Path, step: int) -> None:
                 kept.append(line)
         except (ValueError, KeyError, TypeError):
             continue
-    atomic_write_bytes(path, "".join(x + "\n" for x in kept).encode())
+    atomic_write(path, "".join(x + "\n" for x in kept))
 
 
 def seed_everything(seed: int) -> None:
@@ -284,7 +277,15 @@ def train(
         seed_everything(seed)
     write_json(out / "config.json", {**run, "config": model.config, "in_channels": model.in_channels})
 
-    batcher = _Batcher(dataset, batch_size, seed, device)
+    batcher = _Batcher(
+        dataset,
+        batch_size,
+        seed,
+        device,
+        augment=model.config.get("augment"),
+        annotation=str(model.config.get("annotation", "per-image")),
+    )
+    scheduled = bool(model.config.get("lr_schedule"))
     log_path = out / "train_log.jsonl"
     _trim_log(log_path, step)
     window: dict[str, list[float]] = {}
@@ -302,6 +303,9 @@ def train(
                 raise FloatingPointError(f"non-finite loss {float(loss)} at step {step}: {logs}")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            if scheduled:
+                for group in optimizer.param_groups:
+                    group["lr"] = model.learning_rate(step)
             optimizer.step()
             model.on_train_step_end()
             step += 1

@@ -18,9 +18,10 @@ and only the sample term is estimated from the N samples: by default without the
 :math:`\\mathbb{E}[d(S, S')]` for independent draws), or over all N² pairs (``"v-statistic"``, the
 default of :func:`ambiseg_metrics.ged`).
 
-All IoUs come from one Gram matrix of pairwise intersection counts per image
-(:func:`ambiseg_metrics.pair_counts` of the K = N + J masks, then
-:func:`ambiseg_metrics.iou_from_counts` with the empty-pair convention IoU(∅, ∅) = 1).
+This module does no GED arithmetic of its own: it is the weighted GED of :mod:`ambiseg_metrics`
+(:func:`ambiseg_metrics.ged_terms_from_counts` with ``gt_weights`` = the mode probabilities, a
+V-statistic, so the annotation term is exactly Σ_jk w_j w_k d(Y_j, Y_k)); the unbiased sample term is
+the V-statistic's times N/(N−1) (the diagonal d(S, S) is 0).
 """
 
 from __future__ import annotations
@@ -29,35 +30,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["ESTIMATORS", "true_ged", "true_ged_batch", "true_ged_from_distances"]
+__all__ = ["ESTIMATORS", "true_ged", "true_ged_batch"]
 
 #: estimators of the sample-diversity term
 ESTIMATORS = ("unbiased", "v-statistic")
-
-
-def true_ged_from_distances(dist: np.ndarray, n_samples: int, weights: np.ndarray, estimator: str) -> float:
-    """The true-distribution GED from the K×K distance matrix of ``n_samples`` samples followed by J modes.
-
-    Parameters
-    ----------
-    dist : (K, K) float array, ``1 - IoU``; samples first, then the J = K - n_samples modes
-    n_samples : int
-    weights : (J,) mode probabilities (normalised to sum 1 here)
-    estimator : {"unbiased", "v-statistic"}
-    """
-    n = int(n_samples)
-    w = np.asarray(weights, dtype=np.float64)
-    w = w / w.sum()
-    d_sy = dist[:n, n:]  # (N, J)
-    d_ss = dist[:n, :n]
-    d_yy = dist[n:, n:]
-    cross = float(d_sy.mean(axis=0) @ w)
-    if estimator == "unbiased" and n >= 2:
-        sample_div = float(d_ss.sum() - np.trace(d_ss)) / (n * (n - 1))
-    else:  # v-statistic, or a single sample (its only pair is itself: 0)
-        sample_div = float(d_ss.mean())
-    annot_div = float(w @ d_yy @ w)
-    return 2.0 * cross - sample_div - annot_div
 
 
 def _check(samples: np.ndarray, modes: np.ndarray, weights: np.ndarray, estimator: str) -> None:
@@ -117,7 +93,7 @@ def true_ged_batch(
     -------
     (B,) float64 array
     """
-    from ambiseg_metrics import iou_from_counts, pair_counts
+    from ambiseg_metrics import ged_terms_from_counts, pair_counts
 
     if not (len(samples) == len(modes) == len(weights)):
         raise ValueError(
@@ -132,9 +108,9 @@ def true_ged_batch(
     if not samples:
         return np.zeros(0)
     counts = pair_counts(samples, modes, batch=True, threshold=threshold)
-    out = np.empty(len(samples), dtype=np.float64)
-    for block in counts.blocks:
-        dist = 1.0 - iou_from_counts(block.inter)  # (B, K, K); IoU(∅, ∅) = 1 -> d = 0
-        for row, image in enumerate(block.index):
-            out[image] = true_ged_from_distances(dist[row], block.n_pred, weights[image], estimator)
-    return out
+    terms = ged_terms_from_counts(counts, gt_weights=[w / w.sum() for w in weights])
+    n = np.array([len(s) for s in samples], dtype=np.float64)
+    sample_div = np.asarray(terms.sample_diversity, dtype=np.float64)
+    if estimator == "unbiased":  # N(N-1) ordered pairs instead of N²; a single sample keeps its 0
+        sample_div = np.where(n >= 2, sample_div * n / np.maximum(n - 1, 1), sample_div)
+    return 2.0 * np.asarray(terms.cross) - sample_div - np.asarray(terms.annotator_diversity)

@@ -54,7 +54,7 @@ root_doc = "index"
 # -- autodoc / napoleon (numpy-style docstrings) -----------------------------------------------------
 autodoc_default_options = {"member-order": "bysource"}
 autodoc_typehints = "signature"
-autodoc_preserve_defaults = True
+autodoc_preserve_defaults = False  # option defaults are markers whose repr is the default
 napoleon_google_docstring = False
 napoleon_numpy_docstring = True
 napoleon_use_rtype = False
@@ -73,6 +73,7 @@ optional_include_pages = {
     "RESULTS.md": "benchmarks",
     "cimd_sampling.md": "cimd_model",
     "table1.md": "cimd_model",
+    "baselines.md": "baselines",
 }
 
 # -- matplotlib plot directive: figures are made at build time from docs/figures/*.py ----------------

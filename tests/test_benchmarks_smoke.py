@@ -138,3 +138,11 @@ def test_comparison_workloads_report_both_bounds_and_the_load(quick_run):
         assert any(n.startswith("ratios of this run (load average") for n in table.notes)
     for key in ("1", "2", "3"):
         assert result["figures"][key]["popcount_bound_s"] > 0
+
+
+def test_results_file_is_written_only_when_asked(monkeypatch, tmp_path):
+    """Issue 13: ``python -m benchmarks`` must not rewrite the tracked RESULTS.md unless given --write."""
+    monkeypatch.setattr(bench, "DEFAULT_OUT", tmp_path / "RESULTS.md")
+    assert bench._parse([]).out is None
+    assert bench._parse(["--write"]).out == str(tmp_path / "RESULTS.md")
+    assert bench._parse(["--out", "x.md"]).out == "x.md"

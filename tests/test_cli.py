@@ -130,7 +130,7 @@ def test_single_sample_case_default_and_explicit_metrics(tmp_path, capsys):
     assert float(row["max_dice_matching"]) == dmax
     code, _, err = run(capsys, preds, gts, "--out", tmp_path / "x.csv", "--metrics", "ged,ci")
     assert code == 2
-    assert "case01.npy" in err and "ci need at least 2 samples" in err and "N=1" in err
+    assert "case01.npy" in err and "ci needs at least 2 predictions and 2 annotations" in err and "N=1" in err
     assert_no_output(tmp_path, "x.csv")
 
 
@@ -272,7 +272,8 @@ def test_failure_while_writing_leaves_no_partial_output(tmp_path, capsys, monkey
     monkeypatch.setattr(os, "replace", no_space)
     code, _, err = run(capsys, preds, gts, "--out", tmp_path / "r.csv", "--json", tmp_path / "s.json",
                        "--bootstrap", BOOT)
-    assert code == 1 and "No space left" in err
+    # a full disk is not our bug: exit 2 naming the files (issue 13, item 7), nothing written
+    assert code == 2 and "No space left" in err and "r.csv" in err and "s.json" in err
     assert_no_output(tmp_path, "r.csv", "s.json")
 
 

@@ -101,7 +101,7 @@ def test_worker_killed_mid_run_loses_and_duplicates_nothing(client, tmp_path):
     killed = None
     deadline = time.monotonic() + DEADLINE
     while killed is None and thread.is_alive() and time.monotonic() < deadline:
-        done = client.run_on_scheduler(_count_done, prefix="ambiseg-eval-")
+        done = client.run_on_scheduler(_count_done, prefix="ambiseg-case-")
         busy = [w for w, keys in client.processing().items() if keys]
         if done >= 1 and busy:
             box["done_at_kill"] = done
@@ -205,3 +205,40 @@ def test_cli_on_a_running_scheduler_address(client, tmp_path, capsys):
         texts.append(out.read_text())
     assert texts[0] == texts[1]
     assert len(client.scheduler_info()["workers"]) == 2  # the CLI did not close someone else's cluster
+
+
+def test_cluster_tasks_take_explicit_options_over_the_preset(client):
+    # every evaluate() option, explicit (falsy where it can be) against a preset that sets another value
+    from option_cases import PRESET_VS_EXPLICIT, binary_case, preset_with
+
+    from ambiseg_metrics.options import evaluate_options
+
+    p, g = binary_case()
+    for name in evaluate_options():
+        base = preset_with(name)
+        explicit = PRESET_VS_EXPLICIT[name][1]
+        options = EvalOptions(conventions=base, **{name: explicit})
+        remote = evaluate_cases({"c": (p, g)}, options, client=client, progress=False)
+        local = evaluate_cases({"c": (p, g)}, EvalOptions(conventions=base.with_options(**{name: explicit})),
+                               progress=False)
+        preset_only = evaluate_cases({"c": (p, g)}, EvalOptions(conventions=base), progress=False)
+        same_table(remote, local)
+        assert remote.rows != preset_only.rows, name
+def test_cli_dask_bad_file_is_one_clean_line_and_clean_exit_is_quiet(tmp_path):
+    """Issue 13: a bad file on a Dask worker prints the local run's one-line error (no "Compute Failed"
+    traceback from the worker first); a clean run prints no ERROR line."""
+    import subprocess
+    import sys
+
+    preds, gts, _ = write_dataset(tmp_path, "file", ".npy", n_cases=3)
+    argv = [sys.executable, "-m", "ambiseg_metrics", str(preds), str(gts), "--scheduler", "local:1",
+            "--bootstrap", "20"]
+    clean = subprocess.run(argv, capture_output=True, text=True, timeout=300)
+    assert clean.returncode == 0, clean.stderr
+    assert "ERROR" not in clean.stderr and "Traceback" not in clean.stderr, clean.stderr
+    (preds / "case01.npy").write_bytes(b"junk")
+    bad = subprocess.run(argv, capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 2
+    lines = [line for line in bad.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("ambiseg-eval: error: ") and "case01.npy" in lines[0]

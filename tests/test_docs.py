@@ -323,7 +323,13 @@ def check_command(command: str, readme: list[str]) -> str:
                               timeout=300, check=False)
         assert proc.returncode == 0, f"`{command}` failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
         return "run"
-    parser = command_parser(prog)
+    if prog == "ambiseg-eval" and args[:1] == ["compare"]:  # the subcommand has its own parser
+        from ambiseg_metrics.files.cli_report import build_compare_parser
+
+        prog, args = "ambiseg-eval compare", args[1:]
+        parser = build_compare_parser()
+    else:
+        parser = command_parser(prog)
     if parser is None:
         return "needs torch"
     try:  # needs data or hours: check it against the command's real parser (flags, choices, types)

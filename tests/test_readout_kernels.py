@@ -115,7 +115,7 @@ def test_diversity_counts_one_side_and_equals_the_ged_term(n, b, seed, empty_pai
     other = rng.random((b, 2, 3, 7)) < 0.5
     kw = {"estimator": estimator, "empty_pair": empty_pair}
     if estimator == "unbiased" and n < 2:
-        with pytest.raises(ValueError, match="at least 2 masks"):
+        with pytest.raises(ValueError, match="at least 2 predictions and 2 annotations"):
             am.sample_diversity(masks, batch=True, **kw)
         return
     want_s = am.ged_terms(masks, other, batch=True, **kw).sample_diversity

@@ -6,15 +6,12 @@ import csv
 import io
 import json
 import math
-import os
 
 import numpy as np
 import pytest
 
 from ambiseg_metrics.files.cases import CaseTable
 from ambiseg_metrics.files.report import (
-    atomic_write_many,
-    atomic_write_text,
     bootstrap_ci,
     csv_text,
     format_summary,
@@ -41,6 +38,19 @@ def test_bootstrap_is_seeded_and_brackets_the_mean():
     # the percentile interval of the mean is close to mean +- 1.96 standard errors
     se = x.std(ddof=1) / math.sqrt(x.size)
     assert abs((hi - lo) - 2 * 1.96 * se) < 0.25 * (2 * 1.96 * se)
+
+
+def test_bootstrap_interval_is_pinned_at_its_percentiles():
+    """Issue 22: the 95% interval is exactly the 2.5th and 97.5th percentile of the resampled means
+    (a 90% interval at 5/95 passed the width check above)."""
+    x = np.random.default_rng(11).random(23)
+    n_boot = 4000
+    idx = np.random.default_rng(5).integers(0, x.size, size=(n_boot, x.size))  # the documented stream
+    means = x[idx].mean(axis=1)
+    expected = tuple(float(v) for v in np.quantile(means, (0.025, 0.975)))
+    assert bootstrap_ci(x, n_boot=n_boot, confidence=0.95, seed=5) == expected
+    assert bootstrap_ci(x, n_boot=n_boot, seed=5) == expected  # the default is 95%
+    assert expected != tuple(float(v) for v in np.quantile(means, (0.05, 0.95)))
 
 
 def test_bootstrap_does_not_depend_on_chunking():
@@ -97,44 +107,3 @@ def test_format_summary_has_every_metric():
     assert lines[3].startswith("ci") and "—" in lines[3]
 
 
-def test_atomic_write_replaces_and_leaves_no_temp(tmp_path):
-    target = tmp_path / "out.csv"
-    atomic_write_text(target, "first\n")
-    atomic_write_text(target, "second\n")
-    assert target.read_text() == "second\n"
-    assert os.listdir(tmp_path) == ["out.csv"]
-
-
-def test_failed_write_keeps_old_files_and_removes_temps(tmp_path, monkeypatch):
-    a, b = tmp_path / "a.csv", tmp_path / "b.json"
-    a.write_text("old a")
-    calls = []
-    real_replace = os.replace
-
-    def failing_replace(src, dst):
-        calls.append(dst)
-        raise OSError("disk full")
-
-    monkeypatch.setattr(os, "replace", failing_replace)
-    with pytest.raises(OSError, match="disk full"):
-        atomic_write_many({a: "new a", b: "new b"})
-    monkeypatch.setattr(os, "replace", real_replace)
-    assert a.read_text() == "old a" and not b.exists()
-    assert sorted(os.listdir(tmp_path)) == ["a.csv"]
-
-
-def test_interrupted_staging_writes_nothing(tmp_path, monkeypatch):
-    a, b = tmp_path / "a.csv", tmp_path / "b.json"
-    real_fsync = os.fsync
-    count = []
-
-    def interrupt_second(fd):
-        count.append(fd)
-        if len(count) == 2:
-            raise KeyboardInterrupt
-        real_fsync(fd)
-
-    monkeypatch.setattr(os, "fsync", interrupt_second)
-    with pytest.raises(KeyboardInterrupt):
-        atomic_write_many({a: "x" * 10000, b: "y"})
-    assert os.listdir(tmp_path) == []

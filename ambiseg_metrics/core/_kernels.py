@@ -1,8 +1,12 @@
-"""Numba kernels: bit-packing of masks and the pairwise intersection (Gram) counts. Nothing else.
+"""Numba kernels: bit-packing of masks, the pairwise intersection (Gram) counts, the vote table, the
+batched assignment and the Dice/IoU readout.
 
 This is the only module that imports numba. Every kernel is compiled lazily on first use and cached on
-disk (``cache=True``), so a second process does not recompile. The kernels are serial and release the
-GIL; a large call is split into ranges of tasks run by a small thread pool (``NUMBA_NUM_THREADS``
+disk (``cache=True``), so a second process does not recompile. Where numba finds no writable cache folder
+(a read-only install and an unwritable ``HOME``, and no ``NUMBA_CACHE_DIR``), :func:`_cache_setting`
+points numba at a private per-user folder in the temporary directory, or, failing that, compiles without
+a cache (one warning); see "Numba's cache" in ``docs/getting_started.rst``. The kernels are serial and
+release the GIL; a large call is split into ranges of tasks run by a small thread pool (``NUMBA_NUM_THREADS``
 threads), so one compiled function per input type serves both small and large calls (no ``parallel=True``
 specialisations to compile, no numba thread team to start).
 
@@ -28,7 +32,10 @@ Speed notes
 from __future__ import annotations
 
 import os
+import stat
+import tempfile
 import threading
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -39,8 +46,54 @@ from numba.extending import intrinsic, overload
 
 from ._assign import assign_image
 
-__all__ = ["pack_rows", "gram_counts", "fused_counts", "assignment_kernel", "similarity_matrices",
-           "set_threads"]
+__all__ = ["pack_rows", "gram_counts", "fused_counts", "vote_counts", "assignment_kernel",
+           "similarity_matrices", "set_threads"]
+
+
+def _probe():  # pragma: no cover - only used to ask numba where it would cache
+    return 0
+
+
+def _cache_setting() -> bool:
+    """True if numba can cache the kernels on disk, after falling back to a private folder if needed.
+
+    numba looks in ``NUMBA_CACHE_DIR``, the package's ``__pycache__`` and the user's cache folder, and
+    raises "no locator available" when none is writable. Then the kernels are cached in
+    ``<tmp>/ambiseg-numba-<uid>`` (created 0700; used only if it is ours and private, since numba loads
+    pickled code from it), and when that fails too they are compiled in every process without a cache.
+    """
+    try:
+        njit(cache=True)(_probe)
+        return True
+    except RuntimeError:
+        pass
+    from numba.core import config
+
+    uid = os.getuid() if hasattr(os, "getuid") else None
+    folder = os.path.join(tempfile.gettempdir(), f"ambiseg-numba-{uid if uid is not None else 'user'}")
+    try:
+        os.makedirs(folder, mode=0o700, exist_ok=True)
+        st = os.lstat(folder)
+        private = stat.S_ISDIR(st.st_mode) and not st.st_mode & 0o077 and (uid is None or st.st_uid == uid)
+        if private:
+            old, config.CACHE_DIR = config.CACHE_DIR, folder
+            try:
+                njit(cache=True)(_probe)
+                return True
+            except RuntimeError:
+                config.CACHE_DIR = old
+    except OSError:
+        pass
+    warnings.warn(
+        "numba found no writable cache folder (set NUMBA_CACHE_DIR to one): the ambiseg_metrics kernels "
+        "are compiled in every process, which costs a few seconds at the first call",
+        RuntimeWarning, stacklevel=2,
+    )
+    return False
+
+
+#: Whether the kernels are cached on disk (see :func:`_cache_setting`).
+_CACHE = _cache_setting()
 
 #: Words per Gram tile: K rows of ``_TILE`` uint64 words (K=20: 40 KiB) stay in the L1/L2 cache.
 _TILE = 256
@@ -189,7 +242,7 @@ def _pack_words(row, w0, w1, t, dst):  # pragma: no cover - replaced by the over
     raise NotImplementedError
 
 
-@overload(_pack_words, jit_options={"cache": True})
+@overload(_pack_words, jit_options={"cache": _CACHE})
 def _pack_words_impl(row, w0, w1, t, dst):  # pragma: no cover - compiled by numba
     if isinstance(row.dtype, types.Float):
 
@@ -236,7 +289,7 @@ def _pack_words_impl(row, w0, w1, t, dst):  # pragma: no cover - compiled by num
     return impl_int
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=_CACHE, nogil=True)
 def _pack_tasks(src, t, out, row0, bad, task0, task1):  # pragma: no cover - compiled by numba
     """Pack rows ``src[b, r, :]`` into ``out[b, row0 + r, :]`` for the (image, mask) tasks
     ``task0 .. task1-1`` (task = b·R + r); ``bad[b, r]`` gets that row's first invalid float (see
@@ -282,7 +335,7 @@ def pack_rows(src: np.ndarray, out: np.ndarray, col0: int, threshold: float | No
 
 
 # ------------------------------------------------------------------------------------------ Gram
-@njit(cache=True, nogil=True)
+@njit(cache=_CACHE, nogil=True)
 def _count_block4(rows, t0, t1, i0, j0, K, acc):  # pragma: no cover - compiled by numba
     """Counts of the 16 pairs (i0..i0+3) × (j0..j0+3) over words ``t0 .. t1-1``, added to
     ``acc[i*K + j]`` for j >= i (a diagonal block, i0 == j0, computes and drops its lower pairs)."""
@@ -329,7 +382,7 @@ def _count_block4(rows, t0, t1, i0, j0, K, acc):  # pragma: no cover - compiled 
                 acc[(i0 + di) * K + j0 + dj] += np.int64(block[di][dj])
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=_CACHE, nogil=True)
 def _count_tile(rows, t0, t1, n_pred, up, ug, acc):  # pragma: no cover - compiled by numba
     """Add the counts of words ``t0 .. t1-1`` of the (K, ·) bit rows ``rows`` to ``acc``: upper-triangle
     Gram counts at ``acc[i*K + j]`` (j >= i) and the three union counts at ``acc[K*K : K*K + 3]``.
@@ -373,7 +426,7 @@ def _count_tile(rows, t0, t1, n_pred, up, ug, acc):  # pragma: no cover - compil
     acc[K * K + 2] += np.int64(sb)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=_CACHE, nogil=True)
 def _gram_task(rows, n_pred, w_begin, w_end, tile, acc):  # pragma: no cover - compiled by numba
     """Upper-triangle Gram counts (``acc[i*K + j]``, j >= i) and the three union counts
     (``acc[K*K : K*K + 3]``) of words ``w_begin .. w_end - 1`` of one image's (K, W) bit rows."""
@@ -385,7 +438,7 @@ def _gram_task(rows, n_pred, w_begin, w_end, tile, acc):  # pragma: no cover - c
         _count_tile(rows, t0, min(t0 + tile, w_end), n_pred, up, ug, acc)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=_CACHE, nogil=True)
 def _gram_tasks(packed, n_pred, n_chunks, tile, partial, task0, task1):  # pragma: no cover
     """Partial counts of the (image, word chunk) tasks ``task0 .. task1-1`` (task = b·n_chunks + c);
     ``partial`` is (B, n_chunks, K*K + 3)."""
@@ -441,7 +494,7 @@ def gram_counts(packed: np.ndarray, n_pred: int) -> tuple[np.ndarray, np.ndarray
 
 
 # ------------------------------------------------------------------------------ fused pack + Gram
-@njit(cache=True, nogil=True)
+@njit(cache=_CACHE, nogil=True)
 def _fused_task(preds, gts, tp, tg, b, w_begin, w_end, buf, bad_p, bad_g, acc):  # pragma: no cover
     """Pack words ``w_begin .. w_end-1`` of image ``b``'s N + M masks tile by tile into ``buf`` (K, T)
     and count them while they are in cache: upper-triangle Gram into ``acc[:K*K]``, unions into
@@ -471,7 +524,7 @@ def _fused_task(preds, gts, tp, tg, b, w_begin, w_end, buf, bad_p, bad_g, acc): 
             _count_tile(buf, t0, min(t0 + _TILE, p1 - p0), N, up, ug, acc)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=_CACHE, nogil=True)
 def _fused_tasks(preds, gts, tp, tg, n_chunks, words, partial, bad_p, bad_g,
                  task0, task1):  # pragma: no cover
     """:func:`_fused_task` for the (image, word chunk) tasks ``task0 .. task1-1``."""
@@ -545,12 +598,239 @@ def fused_counts(
     return _symmetric(total, K), np.ascontiguousarray(total[:, K * K :]), _first_bad(bad_p), _first_bad(bad_g)
 
 
+# ------------------------------------------------------------------------------ vote table T[a, b]
+# T[a, b] = number of pixels marked by exactly a of the N predictions and b of the M annotations.
+# Per 64-pixel word, the N prediction bits of each pixel are summed into bit-sliced counters (plane k
+# holds bit k of the per-pixel count; adding a mask word is a ripple-carry over the planes), the same for
+# the M annotations; then the pixels whose count equals a are ``AND_k (plane_k or ~plane_k)`` and
+# ``T[a, b] += popcount(eq_a & eq_b)``. A word whose masks are all empty adds 64 to T[0, 0] at once.
+# The padding bits of the last word are zeros of every mask and are taken off T[0, 0] by the caller.
+
+#: Bit planes of a counter: enough for counts up to 2**_PLANES - 1 masks per side.
+_PLANES = 16
+
+
+@njit(cache=_CACHE, nogil=True)
+def _n_planes(n):  # pragma: no cover - compiled by numba
+    """Planes needed to hold counts 0..n."""
+    k = 1
+    while (1 << k) <= n:
+        k += 1
+    return k
+
+
+@njit(cache=_CACHE, nogil=True)
+def _slice_counts(sc, r0, r1, n, n_planes, planes, carry, eq):  # pragma: no cover - compiled by numba
+    """Bit-sliced counts of rows ``r0 .. r1-1`` of the gathered words ``sc[:, :n]`` into ``planes[:, :n]``
+    (plane k = bit k of the per-pixel count), then ``eq[c, :n]`` = pixels whose count is exactly c. Every
+    inner loop runs over the n words, so LLVM vectorises it."""
+    for k in range(n_planes):
+        for i in range(n):
+            planes[k, i] = 0
+    for r in range(r0, r1):
+        for i in range(n):
+            carry[i] = sc[r, i]
+        for k in range(n_planes):  # ripple-carry add of one mask word into the planes
+            for i in range(n):
+                t = planes[k, i] & carry[i]
+                planes[k, i] ^= carry[i]
+                carry[i] = t
+    for c in range(r1 - r0 + 1):
+        for i in range(n):
+            eq[c, i] = _ALL
+        for k in range(n_planes):
+            if (c >> k) & 1:
+                for i in range(n):
+                    eq[c, i] &= planes[k, i]
+            else:
+                for i in range(n):
+                    eq[c, i] &= ~planes[k, i]
+
+
+@njit(cache=_CACHE, nogil=True)
+def _vote_words(rows, t0, t1, n_pred, acc, up, ug, scratch):  # pragma: no cover - compiled by numba
+    """Add the vote table of words ``t0 .. t1-1`` of the (K, ·) bit rows to ``acc[:(N+1)*(M+1)]``
+    (row-major T[a, b]); ``up[w - t0] | ug[w - t0]`` must be the OR of all rows at word w (the Gram tile
+    leaves exactly that in its union buffers).
+
+    Words whose masks are all empty add 64 to T[0, 0] at once. The others are gathered into
+    ``scratch`` (a :func:`_vote_scratch` tuple), bit-slice-counted side by side, and
+    ``T[a, b] += Σ popcount(eq_a & eq_b)`` is a vectorised reduction over them, as in the Gram kernel."""
+    sc, idx, carry, planes, eq_p, eq_g = scratch
+    K = rows.shape[0]
+    N = n_pred
+    M = K - N
+    n = 0
+    for w in range(t0, t1):
+        if (up[w - t0] | ug[w - t0]) == 0:
+            acc[0] += 64
+        else:
+            idx[n] = w
+            n += 1
+    if n == 0:
+        return
+    for r in range(K):
+        for i in range(n):
+            sc[r, i] = rows[r, idx[i]]
+    _slice_counts(sc, 0, N, n, _n_planes(N), planes, carry, eq_p)
+    _slice_counts(sc, N, K, n, _n_planes(M), planes, carry, eq_g)
+    for a in range(N + 1):
+        seen = np.uint64(0)
+        for i in range(n):
+            seen |= eq_p[a, i]
+        if seen == 0:
+            continue
+        for b in range(M + 1):
+            s = np.uint64(0)
+            for i in range(n):
+                s += _popcount(eq_p[a, i] & eq_g[b, i])
+            acc[a * (M + 1) + b] += np.int64(s)
+
+
+@njit(cache=_CACHE, nogil=True)
+def _vote_scratch(n_pred, n_gt, words):  # pragma: no cover - compiled by numba
+    """Scratch of :func:`_vote_words` for tiles of up to ``words`` words."""
+    K = n_pred + n_gt
+    return (np.empty((K, words), dtype=np.uint64), np.empty(words, dtype=np.int64),
+            np.empty(words, dtype=np.uint64), np.empty((_PLANES, words), dtype=np.uint64),
+            np.empty((n_pred + 1, words), dtype=np.uint64), np.empty((n_gt + 1, words), dtype=np.uint64))
+
+
+@njit(cache=_CACHE, nogil=True)
+def _vote_tile(rows, t0, t1, n_pred, acc, up, ug, scratch):  # pragma: no cover - compiled by numba
+    """:func:`_vote_words` without a Gram pass: computes the ORs into ``up``/``ug`` (scratch of at least
+    ``t1 - t0`` words) and adds the mask areas to ``acc[(N+1)*(M+1) : (N+1)*(M+1) + K]``."""
+    K = rows.shape[0]
+    base = (n_pred + 1) * (K - n_pred + 1)
+    n = t1 - t0
+    for w in range(n):
+        up[w] = 0
+        ug[w] = 0
+    for k in range(K):
+        row = rows[k, t0:t1]
+        s = np.uint64(0)
+        for w in range(n):
+            s += _popcount(row[w])
+            up[w] |= row[w]
+        acc[base + k] += np.int64(s)
+    _vote_words(rows, t0, t1, n_pred, acc, up, ug, scratch)
+
+
+@njit(cache=_CACHE, nogil=True)
+def _votes_task(preds, gts, tp, tg, b, w_begin, w_end, buf, bad_p, bad_g, with_gram, acc_g, acc_v):
+    # pragma: no cover - compiled by numba
+    """:func:`_fused_task` that also (or only, ``with_gram=False``) adds the vote table into ``acc_v``."""
+    N = preds.shape[1]
+    M = gts.shape[1]
+    T = buf.shape[1]
+    up = np.empty(_TILE, dtype=np.uint64)
+    ug = np.empty(_TILE, dtype=np.uint64)
+    scratch = _vote_scratch(N, M, _TILE)
+    for q in range(acc_g.shape[0]):
+        acc_g[q] = 0
+    for q in range(acc_v.shape[0]):
+        acc_v[q] = 0
+    for r in range(N):
+        bad_p[r] = 0
+    for r in range(M):
+        bad_g[r] = 0
+    for p0 in range(w_begin, w_end, T):
+        p1 = min(p0 + T, w_end)
+        for r in range(N):
+            fb = _pack_words(preds[b, r], p0, p1, tp, buf[r])
+            if fb != 0 and bad_p[r] == 0:
+                bad_p[r] = fb
+        for r in range(M):
+            fb = _pack_words(gts[b, r], p0, p1, tg, buf[N + r])
+            if fb != 0 and bad_g[r] == 0:
+                bad_g[r] = fb
+        for t0 in range(0, p1 - p0, _TILE):
+            t1 = min(t0 + _TILE, p1 - p0)
+            if with_gram:  # the Gram tile leaves the ORs of the tile's words in up/ug
+                _count_tile(buf, t0, t1, N, up, ug, acc_g)
+                _vote_words(buf, t0, t1, N, acc_v, up, ug, scratch)
+            else:
+                _vote_tile(buf, t0, t1, N, acc_v, up, ug, scratch)
+
+
+@njit(cache=_CACHE, nogil=True)
+def _votes_tasks(preds, gts, tp, tg, n_chunks, words, with_gram, part_g, part_v, bad_p, bad_g, task0, task1):
+    # pragma: no cover - compiled by numba
+    """:func:`_votes_task` for the (image, word chunk) tasks ``task0 .. task1-1`` (task = b·n_chunks + c)."""
+    K = preds.shape[1] + gts.shape[1]
+    W = (preds.shape[2] + 63) // 64
+    chunk = (W + n_chunks - 1) // n_chunks
+    buf = np.empty((K, words), dtype=np.uint64)
+    for task in range(task0, task1):
+        b = task // n_chunks
+        c = task - b * n_chunks
+        _votes_task(preds, gts, tp, tg, b, c * chunk, min(c * chunk + chunk, W), buf, bad_p[b, c],
+                    bad_g[b, c], with_gram, part_g[b, c], part_v[b, c])
+
+
+def vote_counts(
+    preds: np.ndarray, gts: np.ndarray, tp: float, tg: float, with_gram: bool = False
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None, np.ndarray, np.ndarray]:
+    """The per-image vote table (and, with ``with_gram``, the Gram counts) in one pass over the pixels.
+
+    Parameters
+    ----------
+    preds, gts : ndarray, shape (B, N, P) and (B, M, P), C-contiguous
+        As :func:`fused_counts`; N, M <= 2**16 - 1.
+    tp, tg : float
+        Thresholds of float inputs.
+    with_gram : bool, default False
+        Also return :func:`fused_counts`' ``inter`` and ``union`` (same pass, same packed tiles).
+
+    Returns
+    -------
+    table : ndarray of int64, shape (B, N + 1, M + 1)
+        ``table[b, a, c]`` = pixels of image b marked by exactly a predictions and c annotations.
+    areas : ndarray of int64, shape (B, N + M)
+        Mask areas, predictions first.
+    inter, union : ndarray or None
+        As :func:`fused_counts` when ``with_gram``, else None.
+    bad_p, bad_g : ndarray of int64, shape (B, N) and (B, M)
+        First invalid float of each mask (1-based, 0 = valid), as :func:`pack_rows`.
+    """
+    B, N, P = preds.shape
+    M = gts.shape[1]
+    if N >= (1 << _PLANES) or M >= (1 << _PLANES):
+        raise ValueError(f"the vote table supports at most {(1 << _PLANES) - 1} masks per side")
+    K = N + M
+    W = (P + 63) // 64
+    words = min(_FUSED_WORDS, W)
+    threaded = preds.nbytes + gts.nbytes >= _SERIAL_PACK_BYTES
+    n_chunks = _n_chunks(B, W) if threaded else 1
+    n_cells = (N + 1) * (M + 1)
+    part_g = np.empty((B, n_chunks, K * K + 3 if with_gram else 0), dtype=np.int64)
+    part_v = np.empty((B, n_chunks, n_cells + (0 if with_gram else K)), dtype=np.int64)
+    bad_p = np.empty((B, n_chunks, N), dtype=np.int64)
+    bad_g = np.empty((B, n_chunks, M), dtype=np.int64)
+    tp = preds.dtype.type(tp) if preds.dtype.kind == "f" else np.float64(0.0)
+    tg = gts.dtype.type(tg) if gts.dtype.kind == "f" else np.float64(0.0)
+    _run_tasks(_votes_tasks, (preds, gts, tp, tg, n_chunks, words, with_gram, part_g, part_v, bad_p, bad_g),
+               B * n_chunks, threaded)
+    votes = part_v.sum(axis=1) if n_chunks > 1 else part_v[:, 0]
+    table = votes[:, :n_cells].reshape(B, N + 1, M + 1).copy()
+    table[:, 0, 0] -= W * 64 - P  # the zero padding of the last word
+    inter = union = None
+    if with_gram:
+        total = part_g.sum(axis=1) if n_chunks > 1 else part_g[:, 0]
+        inter = _symmetric(total, K)
+        union = np.ascontiguousarray(total[:, K * K :])
+        areas = np.ascontiguousarray(np.diagonal(inter, axis1=1, axis2=2))  # not counted twice
+    else:
+        areas = np.ascontiguousarray(votes[:, n_cells:])
+    return table, areas, inter, union, _first_bad(bad_p), _first_bad(bad_g)
+
+
 # ------------------------------------------------------------------------------ batched assignment
 #: The assignment of one image (plain Python source in :mod:`._assign`, compiled here).
-_assign_image = njit(cache=True, nogil=True)(assign_image)
+_assign_image = njit(cache=_CACHE, nogil=True)(assign_image)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=_CACHE, nogil=True)
 def assignment_kernel(sim, a, cap, out):  # pragma: no cover - compiled by numba
     """``out[b]`` = max over assignments of the mean of ``sim[b]`` on the duplicated L × L problem."""
     B, R, C = sim.shape
@@ -577,7 +857,7 @@ def assignment_kernel(sim, a, cap, out):  # pragma: no cover - compiled by numba
 
 
 # ------------------------------------------------------------------------------ similarity readout
-@njit(cache=True, nogil=True)
+@njit(cache=_CACHE, nogil=True)
 def _similarity(inter, dice, empty_value, out):  # pragma: no cover - compiled by numba
     """Dice (``dice``) or IoU of every pair from the (B, K, K) counts, in one pass (formulas of
     :mod:`ambiseg_metrics.core.pairwise`, the same floating-point operations)."""

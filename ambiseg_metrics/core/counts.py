@@ -19,10 +19,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ._validate import INPUT_RULES_DOC, ImageGroup, check_threshold, prepare_inputs, raise_bad_values
+from ..options import DEFAULT, value_of
+from ._validate import INPUT_RULES_DOC, ImageGroup, pairs_error, prepare_inputs, raise_bad_values
+from .docfill import fill_doc
 from .pairwise import cross_similarity, similarity_from_counts
 
-__all__ = ["CountBlock", "PairCounts", "pair_counts"]
+__all__ = ["CountBlock", "PairCounts", "VoteBlock", "VoteCounts", "count_group", "pack_into",
+           "pair_and_vote_counts", "pair_counts", "vote_counts"]
 
 
 @dataclass(frozen=True)
@@ -112,21 +115,22 @@ class PairCounts:
             return [values[:, j] for j in range(values.shape[1])]
         return [float(v) for v in values]
 
-    def check_min_masks(self, what: str, n_min: int = 2) -> None:
-        """Raise ValueError when some image has fewer than ``n_min`` predictions or annotations."""
+    def check_min_masks(self, what: str) -> None:
+        """Raise :class:`~ambiseg_metrics.core._validate.InputError` when some image has fewer than 2
+        predictions or annotations (:func:`~ambiseg_metrics.core._validate.pairs_error`)."""
         for block in self.blocks:
-            if block.n_pred < n_min or block.n_gt < n_min:
-                where = f" (image {int(block.index[0])})" if self.batch else ""
-                raise ValueError(
-                    f"{what} needs at least {n_min} predictions and {n_min} annotations per image; "
-                    f"got N={block.n_pred}, M={block.n_gt}{where}"
-                )
+            error = pairs_error(what, block.n_pred, block.n_gt, int(block.index[0]) if self.batch else None)
+            if error is not None:
+                raise error
 
 
-def _pack_into(name: str, chunks: list[np.ndarray], packed: np.ndarray, col0: int, threshold: float,
-               index: np.ndarray, batch: bool) -> None:
-    """Pack every chunk (b, R, *spatial) into ``packed[row:row+b, col0:col0+R, :]``, validating floats."""
-    from . import _kernels
+def pack_into(name: str, chunks: list[np.ndarray], packed: np.ndarray, col0: int, threshold: float,
+              index: np.ndarray, batch: bool) -> None:
+    """Pack every chunk (b, R, *spatial) into ``packed[row:row+b, col0:col0+R, :]``, validating floats.
+
+    The unfused path of :func:`count_group` (also timed on its own by the benchmarks).
+    """
+    from . import _kernels  # numba: imported on first use only
 
     row = 0
     for chunk in chunks:
@@ -175,7 +179,7 @@ def _binary_rows(name: str, chunks: list[np.ndarray], threshold: float, index: n
 
 
 def _count_small(group: ImageGroup, threshold: float, batch: bool) -> CountBlock:
-    """:func:`_count_group` with numpy: ``inter = X Xᵀ`` of the 0/1 masks in float32, exact (every
+    """:func:`count_group` with numpy: ``inter = X Xᵀ`` of the 0/1 masks in float32, exact (every
     partial sum is an integer below 2**24, as P is far smaller in this path)."""
     p = _binary_rows("preds", group.preds, threshold, group.index, batch)
     g = _binary_rows("gts", group.gts, threshold, group.index, batch)
@@ -186,11 +190,13 @@ def _count_small(group: ImageGroup, threshold: float, batch: bool) -> CountBlock
     return CountBlock(group.index, inter, union, group.n_pred, group.n_gt, group.n_pixels)
 
 
-def _count_group(group: ImageGroup, threshold: float, batch: bool) -> CountBlock:
+def count_group(group: ImageGroup, threshold: float, batch: bool) -> CountBlock:
+    """The counts of one :class:`~ambiseg_metrics.core._validate.ImageGroup`: numpy for small groups,
+    else one kernel call."""
     nbytes = sum(a.nbytes for a in group.preds) + sum(a.nbytes for a in group.gts)
     if nbytes < _NUMPY_COUNT_BYTES and group.n_pixels < 1 << 22:
         return _count_small(group, threshold, batch)
-    from . import _kernels
+    from . import _kernels  # numba: imported on first use only
 
     n_images = len(group.index)
     if len(group.preds) == 1 and len(group.gts) == 1 and all(
@@ -207,13 +213,16 @@ def _count_group(group: ImageGroup, threshold: float, batch: bool) -> CountBlock
     k = group.n_pred + group.n_gt
     n_words = (group.n_pixels + 63) // 64
     packed = np.empty((n_images, k, n_words), dtype=np.uint64)
-    _pack_into("preds", group.preds, packed, 0, threshold, group.index, batch)
-    _pack_into("gts", group.gts, packed, group.n_pred, threshold, group.index, batch)
+    pack_into("preds", group.preds, packed, 0, threshold, group.index, batch)
+    pack_into("gts", group.gts, packed, group.n_pred, threshold, group.index, batch)
     inter, union = _kernels.gram_counts(packed, group.n_pred)
     return CountBlock(group.index, inter, union, group.n_pred, group.n_gt, group.n_pixels)
 
 
-def pair_counts(preds: object, gts: object, *, batch: bool = False, threshold: float = 0.5) -> PairCounts:
+@fill_doc(inputs=INPUT_RULES_DOC)
+def pair_counts(
+    preds: object, gts: object, *, batch: bool = False, threshold: float = DEFAULT.threshold
+) -> PairCounts:
     """Pairwise intersection and union counts of the N + M masks of each image.
 
     Parameters
@@ -244,10 +253,138 @@ def pair_counts(preds: object, gts: object, *, batch: bool = False, threshold: f
            [1, 1, 1],
            [2, 1, 3]])
     """
-    threshold = check_threshold(threshold)
+    t = float(value_of("threshold", threshold))  # type: ignore[arg-type]
     n_images, groups = prepare_inputs(preds, gts, batch)
-    blocks = tuple(_count_group(g, threshold, bool(batch)) for g in groups)
+    blocks = tuple(count_group(g, t, bool(batch)) for g in groups)
     return PairCounts(blocks, n_images, bool(batch))
 
 
-pair_counts.__doc__ = pair_counts.__doc__.replace("{inputs}", INPUT_RULES_DOC)
+# ------------------------------------------------------------------------------------ vote tables
+@dataclass(frozen=True)
+class VoteBlock:
+    """Vote tables of images that share N, M and the number of pixels P.
+
+    Attributes
+    ----------
+    index : ndarray of int64, shape (B,)
+        Positions of these images in the batch.
+    table : ndarray of int64, shape (B, N + 1, M + 1)
+        ``table[i, a, b]`` = number of pixels of image i marked by exactly a of the N predictions and b
+        of the M annotations (the cells sum to P).
+    areas : ndarray of int64, shape (B, N + M)
+        Mask areas, predictions first.
+    n_pred, n_gt, n_pixels : int
+        N, M and P.
+    """
+
+    index: np.ndarray
+    table: np.ndarray
+    areas: np.ndarray
+    n_pred: int
+    n_gt: int
+    n_pixels: int
+
+
+@dataclass(frozen=True)
+class VoteCounts:
+    """Vote tables of a single image or of a batch, grouped into :class:`VoteBlock` s."""
+
+    blocks: tuple[VoteBlock, ...]
+    n_images: int
+    batch: bool
+
+    def per_image(self) -> list[VoteBlock]:
+        """One single-image :class:`VoteBlock` per image, in input order."""
+        out: list[VoteBlock | None] = [None] * self.n_images
+        for blk in self.blocks:
+            for i, image in enumerate(blk.index):
+                out[int(image)] = VoteBlock(blk.index[i : i + 1], blk.table[i : i + 1], blk.areas[i : i + 1],
+                                            blk.n_pred, blk.n_gt, blk.n_pixels)
+        return out  # type: ignore[return-value]
+
+
+def _vote_group(group: ImageGroup, threshold: float, batch: bool, with_gram: bool
+                ) -> tuple[VoteBlock, CountBlock | None]:
+    """Vote table (and Gram counts with ``with_gram``) of one group, one fused pass per contiguous chunk.
+
+    A chunk that is not C-contiguous (a transposed view) is copied one image at a time."""
+    from . import _kernels
+
+    tables, areas, inters, unions = [], [], [], []
+    row = 0
+    for pc, gc in zip(group.preds, group.gts, strict=True):
+        b = pc.shape[0]
+        for i0, i1 in ([(0, b)] if pc.flags.c_contiguous and gc.flags.c_contiguous else
+                       [(i, i + 1) for i in range(b)]):
+            src_p = np.ascontiguousarray(pc[i0:i1]).reshape(i1 - i0, group.n_pred, -1)
+            src_g = np.ascontiguousarray(gc[i0:i1]).reshape(i1 - i0, group.n_gt, -1)
+            t, a, inter, union, bad_p, bad_g = _kernels.vote_counts(src_p, src_g, threshold, threshold,
+                                                                     with_gram)
+            image = group.index[row + i0 : row + i1] if batch else None
+            raise_bad_values("preds", src_p, bad_p, image)
+            raise_bad_values("gts", src_g, bad_g, image)
+            tables.append(t)
+            areas.append(a)
+            inters.append(inter)
+            unions.append(union)
+        row += b
+    def join(parts: list) -> np.ndarray:
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+    votes = VoteBlock(group.index, join(tables), join(areas), group.n_pred, group.n_gt, group.n_pixels)
+    pairs = None
+    if with_gram:
+        pairs = CountBlock(group.index, join(inters), join(unions), group.n_pred, group.n_gt, group.n_pixels)
+    return votes, pairs
+
+
+@fill_doc(inputs=INPUT_RULES_DOC)
+def vote_counts(
+    preds: object, gts: object, *, batch: bool = False, threshold: float = DEFAULT.threshold
+) -> VoteCounts:
+    """The vote table of each image: T[a, b] = pixels marked by exactly a of the N predictions and b of
+    the M annotations.
+
+    Parameters
+    ----------
+    {inputs}
+
+    Returns
+    -------
+    VoteCounts
+        The tables (and mask areas) that the rater-vote metrics of :mod:`ambiseg_metrics.metrics.raters`
+        read for binary inputs.
+
+    Notes
+    -----
+    Computed in the same kind of fused pass as :func:`pair_counts`: masks are bit-packed tile by tile
+    and, per 64-pixel word, the prediction bits and the annotation bits are added up in bit-sliced
+    counters; the pixels with count exactly a (b) are then one AND per counter plane, and
+    ``T[a, b] += popcount(eq_a & eq_b)``. Work O(K·P/64 · log K + (N+1)(M+1)·P/64) and memory O(N·M).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from ambiseg_metrics import vote_counts
+    >>> preds = np.array([[[1, 1, 0, 0]], [[1, 0, 0, 0]]], dtype=bool)   # N = 2
+    >>> gts = np.array([[[1, 0, 1, 0]]], dtype=bool)                       # M = 1
+    >>> vote_counts(preds, gts).blocks[0].table[0]
+    array([[1, 1],
+           [1, 0],
+           [0, 1]])
+    """
+    t = float(value_of("threshold", threshold))  # type: ignore[arg-type]
+    n_images, groups = prepare_inputs(preds, gts, batch)
+    blocks = tuple(_vote_group(g, t, bool(batch), False)[0] for g in groups)
+    return VoteCounts(blocks, n_images, bool(batch))
+
+
+def pair_and_vote_counts(
+    preds: object, gts: object, *, batch: bool = False, threshold: float = DEFAULT.threshold
+) -> tuple[PairCounts, VoteCounts]:
+    """:func:`pair_counts` and :func:`vote_counts` from one pass over the pixels (same arguments)."""
+    t = float(value_of("threshold", threshold))  # type: ignore[arg-type]
+    n_images, groups = prepare_inputs(preds, gts, batch)
+    both = [_vote_group(g, t, bool(batch), True) for g in groups]
+    pairs = PairCounts(tuple(p for _, p in both), n_images, bool(batch))  # type: ignore[misc]
+    return pairs, VoteCounts(tuple(v for v, _ in both), n_images, bool(batch))

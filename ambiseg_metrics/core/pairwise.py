@@ -10,13 +10,40 @@ For masks A and B,
 and when both masks are empty the ratio is 0/0: this library then uses ``empty_value`` (default 1.0,
 "both empty = perfect agreement", the convention of PHiSeg (Baumgartner et al., 2019), of the CIMD
 derivatives and of most published code). One empty and one non-empty mask give 0.
+
+This module is the only place that computes a Dice or an IoU, and :data:`EMPTY_PAIR_VALUES` the only
+place that maps the ``empty_pair`` / ``class_absent`` choices to a value.
 """
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
-__all__ = ["cross_similarity", "dice_from_counts", "iou_from_counts", "similarity_from_counts"]
+__all__ = [
+    "EMPTY_PAIR_VALUES",
+    "cross_similarity",
+    "dice_from_counts",
+    "dice_of_masks",
+    "empty_pair_value",
+    "iou_from_counts",
+    "similarity_from_counts",
+]
+
+#: Similarity (IoU/Dice) of two empty masks for each ``empty_pair`` (and ``class_absent``) choice:
+#: ``"one"`` = perfect agreement, ``"zero"`` = none, ``"skip"`` = NaN (the pair is left out of its mean).
+EMPTY_PAIR_VALUES: dict[str, float] = {"one": 1.0, "zero": 0.0, "skip": math.nan}
+
+
+def empty_pair_value(choice: str) -> float:
+    """The value of :data:`EMPTY_PAIR_VALUES` for ``choice`` (``"one"``, ``"zero"`` or ``"skip"``)."""
+    try:
+        return EMPTY_PAIR_VALUES[choice]
+    except (KeyError, TypeError):
+        raise ValueError(
+            f"empty_pair must be one of {', '.join(map(repr, EMPTY_PAIR_VALUES))}; got {choice!r}"
+        ) from None
 
 
 def _sums(inter: np.ndarray) -> np.ndarray:
@@ -108,3 +135,10 @@ def cross_similarity(inter: np.ndarray, n: int, kind: str, empty_value: float = 
     else:
         np.divide(2.0 * cross, sums, out=out, where=sums > 0)
     return out
+
+
+def dice_of_masks(a: np.ndarray, b: np.ndarray, empty_value: float = 1.0) -> float:
+    """Dice of two boolean masks of the same shape (``empty_value`` when both are empty)."""
+    both = int(np.count_nonzero(a & b))
+    inter = np.array([[int(np.count_nonzero(a)), both], [both, int(np.count_nonzero(b))]])
+    return float(dice_from_counts(inter, empty_value)[0, 1])

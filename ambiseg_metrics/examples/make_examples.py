@@ -10,6 +10,11 @@ Each case is a synthetic lesion-like image of 64 x 64 pixels:
   follows one annotator style (or a style of its own), with a shifted centre, noisy boundary and
   sometimes a spurious blob.
 
+A second, deliberately worse model (``data/preds_worse/<case>.npz``, same layout) is derived from the first
+with its own seeded generator (:func:`make_worse`): every sample is shifted by 2-3 pixels, grown or shrunk
+by one pixel, and a third of them get a spurious blob. ``ambiseg-eval compare`` uses the two to show a
+comparison that must find the worse one.
+
 Layouts (both shipped, to show both): predictions as one compressed NPZ stack per case
 (``data/preds/<case>.npz``, array ``masks`` of shape (16, 64, 64), uint8 0/1), annotations as one PNG per
 annotator (``data/gts/<case>/rater_<k>.png``, 0/255).
@@ -86,20 +91,46 @@ def make_case(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     return np.stack(preds).astype(np.uint8), gts.astype(np.uint8)
 
 
+def _grow(m: np.ndarray) -> np.ndarray:
+    """Binary dilation by the 4-neighbourhood (one pixel)."""
+    out = m.copy()
+    out[1:] |= m[:-1]
+    out[:-1] |= m[1:]
+    out[:, 1:] |= m[:, :-1]
+    out[:, :-1] |= m[:, 1:]
+    return out
+
+
+def make_worse(preds: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A worse model's samples from a good one's: shifted 2-3 px, grown or shrunk a pixel, spurious blobs."""
+    out = []
+    for m in preds.astype(bool):
+        dy, dx = rng.integers(2, 4, size=2) * rng.choice([-1, 1], size=2)
+        m = np.roll(m, (int(dy), int(dx)), axis=(0, 1))
+        m = _grow(m) if rng.random() < 0.5 else ~_grow(~m)
+        if rng.random() < 1 / 3:
+            m |= _blob(m.shape, tuple(rng.uniform(6, 58, 2)), rng.uniform(2, 4), rng, 0.1)
+        out.append(m)
+    return np.stack(out).astype(np.uint8)
+
+
 def generate(out_dir: str | Path, *, n_cases: int = N_CASES, seed: int = SEED) -> None:
-    """Write ``out_dir/preds/<case>.npz`` and ``out_dir/gts/<case>/rater_<k>.png`` (replacing old data)."""
+    """Write ``out_dir/preds/<case>.npz``, ``out_dir/gts/<case>/rater_<k>.png`` and the worse model's
+    ``out_dir/preds_worse/<case>.npz`` (replacing old data)."""
     import imageio.v3 as iio
 
     out = Path(out_dir)
-    for sub in ("preds", "gts"):
+    for sub in ("preds", "gts", "preds_worse"):
         if (out / sub).exists():
             shutil.rmtree(out / sub)
         (out / sub).mkdir(parents=True)
     rng = np.random.default_rng(seed)
+    worse_rng = np.random.default_rng(seed + 1)  # its own stream: the first model's data do not change
     for i in range(n_cases):
         name = f"case_{i + 1:03d}"
         preds, gts = make_case(rng)
         np.savez_compressed(out / "preds" / f"{name}.npz", masks=preds)
+        np.savez_compressed(out / "preds_worse" / f"{name}.npz", masks=make_worse(preds, worse_rng))
         (out / "gts" / name).mkdir()
         for k, g in enumerate(gts, start=1):
             iio.imwrite(out / "gts" / name / f"rater_{k}.png", (g * 255).astype(np.uint8))

@@ -18,21 +18,22 @@ from __future__ import annotations
 
 import math
 import os
-import re
 import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import closing
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 
-from ..conventions import Conventions, resolve_conventions
-from ..core._validate import check_choice, check_threshold
-from ..evaluation import FAMILIES, METRICS, _check_metrics, evaluate
-from ..metrics.collective_insight import VARIANCES
-from ..metrics.ged import DISTANCES, ESTIMATORS
-from .io import Case, InputFileError, Source, case_name, read_source
+from ..conventions import Conventions, resolve_options
+from ..core._validate import InputError, pairs_error
+from ..evaluation import FAMILIES, METRICS, check_metrics, evaluate
+from ..options import evaluate_options
+from . import distributed
+from .io import Case, InputFileError, Source, case_name, mask_files, read_source
+from .masks import ReadOptions
 
 __all__ = ["CaseTable", "EvalOptions", "InputWarning", "evaluate_case", "evaluate_cases", "to_cases"]
 
@@ -44,7 +45,24 @@ class InputWarning(UserWarning):
     """A non-fatal finding about the inputs (lossy JPEG masks, skipped cases, undefined metrics)."""
 
 
+def _option_fields(cls: type) -> type:
+    """One ``None``-defaulted field per option of :func:`~ambiseg_metrics.options.evaluate_options`: the
+    four of the first versions in their old positions (before ``conventions``), any other one after it."""
+    own = dict(cls.__dict__.get("__annotations__", {}))
+    legacy = ("threshold", "estimator", "distance", "variance")
+    names = evaluate_options()
+    annotations = {"metrics": own.pop("metrics")}
+    annotations.update({name: "object" for name in legacy if name in names})
+    annotations["conventions"] = own.pop("conventions")
+    annotations.update({name: "object" for name in names if name not in legacy})
+    for name in names:
+        setattr(cls, name, None)
+    cls.__annotations__ = {**annotations, **own}
+    return cls
+
+
 @dataclass(frozen=True)
+@_option_fields
 class EvalOptions:
     """What to compute for every case; the options of :func:`ambiseg_metrics.evaluate`.
 
@@ -53,36 +71,28 @@ class EvalOptions:
     metrics : tuple of str or None
         Metric names from :data:`~ambiseg_metrics.METRICS`; None = all of them, and metrics undefined for
         a case (N < 2 or M < 2) are then NaN instead of an error.
-    threshold, estimator, distance, variance : optional
-        As in :func:`ambiseg_metrics.evaluate`; None = the value of ``conventions``.
+    threshold, estimator, distance, variance, ... : optional
+        One field per option of :func:`ambiseg_metrics.evaluate` (the table
+        :data:`ambiseg_metrics.options.OPTIONS`); None = not given, the value of ``conventions`` applies.
+        Any other value, ``threshold=0.0`` included, is explicit and wins over the preset.
     conventions : str or Conventions or None
-        A preset name of :data:`~ambiseg_metrics.PRESETS` (None = the library defaults, preset ``cimd``);
-        the options given above override it. :meth:`checked` resolves everything into one
+        A preset name of :data:`~ambiseg_metrics.PRESETS` (None = the library defaults, preset ``cimd``).
+        :meth:`checked` resolves it with the options given above into one
         :class:`~ambiseg_metrics.Conventions`, the single thing passed on to :func:`evaluate`.
     """
 
     metrics: tuple[str, ...] | None = None
-    threshold: float | None = None
-    estimator: str | None = None
-    distance: str | None = None
-    variance: str | None = None
     conventions: str | Conventions | None = None
 
     def checked(self) -> EvalOptions:
         """Validate and resolve: ``metrics`` normalised, ``conventions`` a :class:`Conventions` carrying
-        every choice (and the four options filled in from it). Raises ValueError/TypeError."""
-        metrics = None if self.metrics is None else tuple(_check_metrics(self.metrics))
-        if self.threshold is not None:
-            check_threshold(self.threshold)
-        for name, value, choices in (("estimator", self.estimator, ESTIMATORS),
-                                     ("distance", self.distance, DISTANCES),
-                                     ("variance", self.variance, VARIANCES)):
-            if value is not None:
-                check_choice(name, value, choices)
-        conv = resolve_conventions(self.conventions, threshold=self.threshold, estimator=self.estimator,
-                                   distance=self.distance, variance=self.variance)
-        return replace(self, metrics=metrics, threshold=conv.threshold, estimator=conv.estimator,
-                       distance=conv.distance, variance=conv.variance, conventions=conv)
+        every choice (and every option field filled in from it). Raises ValueError/TypeError."""
+        metrics = None if self.metrics is None else tuple(check_metrics(self.metrics))
+        names = evaluate_options()
+        explicit = {name: getattr(self, name) for name in names if getattr(self, name) is not None}
+        conv = resolve_options(self.conventions, accepted=names, caller="EvalOptions", **explicit)
+        filled = {name: getattr(conv, name) for name in names}
+        return replace(self, metrics=metrics, conventions=conv, **filled)
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -138,38 +148,34 @@ def _describe(source: Source, name: str, side: str) -> str:
     return os.fspath(source)
 
 
-def _blame(exc: ValueError, pred: Source, gt: Source, name: str) -> InputFileError:
-    """Turn a library input error into an InputFileError naming the file it came from."""
-    message = str(exc)
-    if message.startswith("preds"):
-        source, side = pred, "predictions"
-    elif message.startswith("gts"):
-        source, side = gt, "annotations"
-    else:
+def _file_error(exc: InputError, pred: Source, gt: Source, name: str) -> InputFileError:
+    """Turn a library input error into an InputFileError naming the file it came from (by its fields)."""
+    if exc.side not in ("preds", "gts"):
         pair = f"{_describe(pred, name, 'predictions')} / {_describe(gt, name, 'annotations')}"
-        return InputFileError(f"case {name!r} ({pair}): {message}")
-    where = _describe(source, name, side)
-    path = None if isinstance(source, np.ndarray) else os.fspath(source)
-    hit = re.search(r"\bmask (\d+)", message)
-    if path is not None and hit and Path(path).is_dir():
-        from .io import _mask_files
+        return InputFileError(f"case {name!r} ({pair}): {exc}", exc.path)
+    source, what = (pred, "predictions") if exc.side == "preds" else (gt, "annotations")
+    where = _describe(source, name, what)
+    path = exc.path or (None if isinstance(source, np.ndarray) else os.fspath(source))
+    if exc.path is None and path is not None and exc.index is not None and Path(path).is_dir():
+        files = mask_files(Path(path))
+        if exc.index < len(files):  # in the folder layout mask k is the k-th file by name
+            where = path = os.fspath(files[exc.index])
+    error = InputFileError(f"{where}: {exc}", path)
+    error.side, error.index = exc.side, exc.index
+    return error
 
-        files = _mask_files(Path(path))
-        k = int(hit.group(1))
-        if k < len(files):  # in the folder layout mask k is the k-th file by name
-            where = path = os.fspath(files[k])
-    return InputFileError(f"{where}: {message}", path)
 
-
-def _run_case(name: str, pred: Source, gt: Source, options: EvalOptions) -> tuple[dict[str, object], list]:
+def _run_case(
+    name: str, pred: Source, gt: Source, options: EvalOptions, read: ReadOptions | None = None
+) -> tuple[dict[str, object], list]:
     """Evaluate one case; return its row and the non-fatal notes ``[(kind, message), ...]``."""
     notes: list[tuple[str, str]] = []
 
     def warn(kind: str, message: str) -> None:
         notes.append((kind, message))
 
-    preds = read_source(pred, warn)
-    gts = read_source(gt, warn)
+    preds = read_source(pred, warn, read)
+    gts = read_source(gt, warn, read)
     if preds.shape[1:] != gts.shape[1:]:
         raise InputFileError(
             f"case {name!r}: the predictions ({_describe(pred, name, 'predictions')}) have masks of shape "
@@ -180,15 +186,13 @@ def _run_case(name: str, pred: Source, gt: Source, options: EvalOptions) -> tupl
     n, m = int(preds.shape[0]), int(gts.shape[0])
     names = options.names
     undefined: list[str] = []
-    if n < 2 or m < 2:
+    if pairs_error("", n, m) is not None:
         undefined = [x for x in names if x in _pair_metrics()]
-        if undefined and options.metrics is not None:
+        error = pairs_error(", ".join(undefined), n, m)
+        if undefined and options.metrics is not None and error is not None:
             pair = f"{_describe(pred, name, 'predictions')}, {_describe(gt, name, 'annotations')}"
-            raise InputFileError(
-                f"case {name!r} ({pair}): {', '.join(undefined)} need at least 2 samples and 2 "
-                f"annotations; got N={n}, M={m}",
-                None if isinstance(pred, np.ndarray) else pred,
-            )
+            path = None if isinstance(pred, np.ndarray) else pred
+            raise InputFileError(f"case {name!r} ({pair}): {error}", path)
         if undefined:
             warn("undefined", f"case {name!r} has N={n}, M={m}: {', '.join(undefined)} left undefined (NaN)")
     wanted = [x for x in names if x not in undefined]
@@ -196,10 +200,8 @@ def _run_case(name: str, pred: Source, gt: Source, options: EvalOptions) -> tupl
         # every choice travels in the resolved Conventions (see EvalOptions.checked); the kernels serialise
         # their parallel sections themselves, so threaded Dask workers are safe
         values = evaluate(preds, gts, metrics=wanted, conventions=options.conventions)
-    except ValueError as exc:
-        raise _blame(exc, pred, gt, name) from exc
-    except TypeError as exc:  # e.g. a dtype the rules reject
-        raise _blame(ValueError(str(exc)), pred, gt, name) from exc
+    except InputError as exc:  # InputTypeError (a dtype the rules reject) included
+        raise _file_error(exc, pred, gt, name) from exc
     row: dict[str, object] = {"case": name, "n_pred": n, "n_gt": m}
     for x in names:
         row[x] = float(values[x]) if x in values else math.nan
@@ -233,7 +235,7 @@ def evaluate_case(
     options = (options or EvalOptions()).checked()
     if name is None:
         name = "case" if isinstance(pred_source, np.ndarray) else case_name(pred_source)
-    row, notes = _run_case(name, pred_source, gt_source, options)
+    row, notes = _run_case(name, pred_source, gt_source, options, ReadOptions())
     for _, message in notes:
         warnings.warn(message, InputWarning, stacklevel=2)
     return row
@@ -272,39 +274,26 @@ def to_cases(cases: Iterable[object] | Mapping[str, Sequence[Source]]) -> list[C
     return out
 
 
-def _evaluate_item(case: Case, options: EvalOptions) -> tuple[dict[str, object], list]:
+def _evaluate_item(
+    case: Case, options: EvalOptions, read: ReadOptions | None = None
+) -> tuple[dict[str, object], list]:
     """The task every runner executes (module level so that processes and Dask workers can import it)."""
-    return _run_case(case.name, case.pred, case.gt, options)
+    return _run_case(case.name, case.pred, case.gt, options, read)
 
 
-def _init_worker(numba_threads: int) -> None:
-    """Process-pool initializer: share the cores between processes (numba is not imported yet)."""
-    os.environ.setdefault("NUMBA_NUM_THREADS", str(numba_threads))
-
-
-def _run_local(items: list[Case], options: EvalOptions, jobs: int) -> Iterator[tuple[int, tuple]]:
+def _run_local(
+    items: list[Case], options: EvalOptions, jobs: int, read: ReadOptions | None
+) -> Iterator[tuple[int, tuple]]:
     if jobs == 1 or len(items) <= 1:
         for i, case in enumerate(items):
-            yield i, _evaluate_item(case, options)
+            yield i, _evaluate_item(case, options, read)
         return
-    import multiprocessing
-    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+    from .workers import run_in_processes
 
+    # share the cores between the processes (numba is not imported in them yet)
     threads = max(1, (os.cpu_count() or 1) // jobs)
-    # spawn: a forked child of a process that already runs numba's thread pool is not safe.
-    pool = ProcessPoolExecutor(
-        max_workers=min(jobs, len(items)), mp_context=multiprocessing.get_context("spawn"),
-        initializer=_init_worker, initargs=(threads,),
-    )
-    try:
-        pending = {pool.submit(_evaluate_item, case, options): i for i, case in enumerate(items)}
-        while pending:
-            done, _ = wait(pending, return_when=FIRST_COMPLETED)
-            for future in sorted(done, key=lambda f: pending[f]):
-                i = pending.pop(future)
-                yield i, future.result()  # re-raises the task's error: the finally cancels the rest
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+    yield from run_in_processes(_evaluate_item, [(case, options, read) for case in items], jobs,
+                                env={"NUMBA_NUM_THREADS": str(threads)})
 
 
 def _aggregate(notes: list[tuple[str, str]]) -> list[str]:
@@ -328,6 +317,7 @@ def evaluate_cases(
     jobs: int = 1,
     progress: bool = True,
     extra_notes: Sequence[tuple[str, str]] = (),
+    read: ReadOptions | None = None,
 ) -> CaseTable:
     """Evaluate many cases (files or arrays) and return the per-case table, sorted by case name.
 
@@ -348,6 +338,9 @@ def evaluate_cases(
         Show a progress bar over cases (tqdm, on stderr).
     extra_notes : sequence of (kind, message)
         Notes found before evaluation (e.g. by case discovery) to report with the others.
+    read : ReadOptions, optional
+        How mask files are read (label selection, 8-bit probabilities, multi-valued masks); default:
+        the library's rule, with a warning for multi-valued integer masks.
 
     Returns
     -------
@@ -359,6 +352,7 @@ def evaluate_cases(
         A case's file is bad (the message names it); the whole evaluation stops.
     """
     options = (options or EvalOptions()).checked()
+    read = ReadOptions() if read is None else read
     items = to_cases(cases)
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
         raise ValueError(f"jobs must be a positive integer; got {jobs!r}")
@@ -367,13 +361,11 @@ def evaluate_cases(
     from tqdm.auto import tqdm
 
     results: dict[int, tuple] = {}
-    with tqdm(total=len(items), disable=not progress, unit="case", desc="ambiseg-eval", leave=False) as bar:
+    with tqdm(total=len(items), disable=not progress, unit="case", desc="cases", leave=False) as bar:
         if client is not None:
-            from .distributed import run_on_client
-
-            stream = run_on_client(client, items, options, _evaluate_item)
+            stream = distributed.run_on_client(client, items, options, partial(_evaluate_item, read=read))
         else:
-            stream = _run_local(items, options, jobs)
+            stream = _run_local(items, options, jobs, read)
         with closing(stream):  # on any error: cancel what is still queued (pool / cluster) right away
             for i, result in stream:
                 if i in results:

@@ -3,17 +3,50 @@
 The command only reads files, runs :func:`ambiseg_metrics.files.cases.evaluate_cases` (which calls
 :func:`ambiseg_metrics.evaluate` once per case) and reports; it does no metric arithmetic itself. Heavy
 modules (numba, tqdm, imageio, nibabel, dask) are imported only once a run starts, so ``--help`` is instant.
+Its option flags are made from the option table (:data:`ambiseg_metrics.options.OPTIONS`): one flag
+``--<name>`` per option :func:`~ambiseg_metrics.evaluate` takes. The library's messages speak Python; the
+flag hints (``--allow-missing``, ``--scheduler``) are added here.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
+import threading
 import time
+import traceback
 import warnings
 from collections.abc import Sequence
-from pathlib import Path
+from dataclasses import asdict
+
+from .. import __version__
+from ..conventions import PRESETS, Conventions
+from ..evaluation import ALL_METRICS, FAMILIES
+from ..examples import example_paths
+from ..options import evaluate_options, option
+from .atomic import atomic_write_many
+from .cases import EvalOptions, InputWarning, evaluate_cases
+from .cli_report import (
+    ReportUsageError,
+    add_report_arguments,
+    check_report_arguments,
+    compare_main,
+    discover_cli_cases,
+    report_outputs,
+)
+from .distributed import (
+    DaskMissingError,
+    SchedulerUnreachableError,
+    parse_scheduler,
+    require_distributed,
+    scheduler_client,
+)
+from .io import InputFileError
+from .masks import ReadOptions
+from .outputs import OutputPathError, check_output, check_outputs
+from .report import csv_text, format_summary, json_text, summarize
 
 __all__ = ["main"]
 
@@ -27,6 +60,9 @@ formats: .png .jpg .jpeg .bmp (one 2D mask per file), .tif/.tiff (a multi-page T
   .npy, .npz (the only array, or the one named 'masks'), .nii/.nii.gz (NIfTI; in a stack file the mask
   index is the last axis, as in NIfTI).
   Integer/bool masks are foreground where nonzero, float masks where > --threshold (values in [0, 1]).
+  Integer masks with more than one foreground value (label maps, 8-bit probability images) or negative
+  values are reported (--strict: refused); choose --label K (value == K) or --grey-probability
+  (uint8 value/255 > --threshold). Palette PNGs are read by their index values; alpha is ignored.
   JPEG is lossy: such masks are read but a warning is printed (compression noise becomes foreground).
 
 cases with N < 2 samples or M < 2 annotations: {pair_metrics} are undefined there;
@@ -52,22 +88,17 @@ class UsageError(Exception):
     """Bad command-line usage (exit code 2)."""
 
 
-def _metric_names() -> tuple[str, ...]:
-    from ..evaluation import METRICS
-
-    return METRICS
-
-
-def _presets() -> list[str]:
-    from ..conventions import PRESETS
-
-    return list(PRESETS)
-
-
 def _pair_metric_names() -> list[str]:
-    from ..evaluation import FAMILIES
-
     return [name for family in FAMILIES for name in family.names if name in family.needs_pairs]
+
+
+def _add_option_flags(p: argparse.ArgumentParser) -> None:
+    """One flag per option of :func:`~ambiseg_metrics.evaluate`, from the option table (None = not given)."""
+    for name in evaluate_options():
+        o = option(name)
+        kind = {"choices": list(o.choices)} if o.choices else {"type": type(o.default)}
+        p.add_argument("--" + name.replace("_", "-"), dest=name, **kind,
+                       help=f"{o.doc} (default: the preset's; the library's is {o.default})")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -86,20 +117,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--example", action="store_true",
                    help="evaluate the example masks shipped with the package (instead of PREDS GTS)")
     p.add_argument("--metrics", metavar="LIST",
-                   help="comma-separated metric names (default: all): " + ", ".join(_metric_names()))
-    p.add_argument("--conventions", metavar="PRESET", choices=_presets(),
-                   help="conventions of a published code: " + ", ".join(_presets())
-                   + " (default: the library's, = cimd); the four options below override it")
-    p.add_argument("--threshold", type=float,
-                   help="foreground threshold for float (probability) masks, in [0, 1) (default 0.5)")
-    p.add_argument("--estimator", choices=["v-statistic", "unbiased"],
-                   help="GED within-set terms: V-statistic with self-pairs (default) or unbiased")
-    p.add_argument("--distance", choices=["iou", "dice"],
-                   help="GED distance d = 1 - IoU (default) or 1 - Dice")
-    p.add_argument("--variance", choices=["dice", "pixel"],
-                   help="D_a pairwise variance: 1 - Dice (default) or pixel variance")
-    p.add_argument("--out", metavar="CSV", help="write one row per case (every metric, N and M) to this CSV")
-    p.add_argument("--json", metavar="JSON", help="write the summary (and per-case rows) to this JSON file")
+                   help="comma-separated metric names (default: the pairwise ones; 'raters' = every "
+                   "rater-vote metric): " + ", ".join(ALL_METRICS))
+    p.add_argument("--conventions", metavar="PRESET", choices=list(PRESETS),
+                   help="conventions of a published code: " + ", ".join(PRESETS)
+                   + " (default: the library's, = cimd); the options below override it")
+    _add_option_flags(p)  # --threshold applies to float masks (and to --grey-probability images)
+    p.add_argument("--label", type=int, metavar="K",
+                   help="integer label maps: foreground = value == K (one class; both preds and gts)")
+    p.add_argument("--grey-probability", action="store_true",
+                   help="read 8-bit (uint8) images as probabilities value/255, foreground = > --threshold")
+    p.add_argument("--strict", action="store_true",
+                   help="refuse (exit 2) integer masks with more than one foreground value or negative "
+                   "values, and a --threshold that cannot apply, instead of warning")
+    p.add_argument("--out", metavar="CSV",
+                   help="write one row per case (every metric, N and M) to this CSV ('-' = stdout)")
+    p.add_argument("--json", metavar="JSON",
+                   help="write the summary (and per-case rows) to this JSON file ('-' = stdout)")
     p.add_argument("--jobs", type=int, default=1, metavar="N",
                    help="read and evaluate cases in N parallel processes (default 1)")
     p.add_argument("--scheduler", metavar="ADDR",
@@ -110,15 +144,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bootstrap", type=int, default=10_000, metavar="B",
                    help="bootstrap resamples for the 95%% CI (default 10000)")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress bar (there is none when stderr is not a terminal)")
+    p.add_argument("-q", "--quiet", action="store_true",
+                   help="print nothing but errors (no table, no warnings, no progress)")
     p.add_argument("--debug", action="store_true", help="show the traceback of internal errors")
     p.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    add_report_arguments(p)  # --format, --html, --sample-curve
     return p
 
 
 def _version() -> str:
-    from .. import __version__
-
     return __version__
 
 
@@ -126,54 +162,29 @@ def _warn(message: str) -> None:
     print(f"ambiseg-eval: warning: {message}", file=sys.stderr)
 
 
-def _check_output(path: str | None, flag: str) -> Path | None:
-    if path is None:
-        return None
-    out = Path(path)
-    if out.is_dir():
-        raise UsageError(f"{flag} {path}: is a folder; give a file name")
-    parent = out.parent
-    if not parent.is_dir():
-        raise UsageError(f"{flag} {path}: folder {parent} does not exist")
-    if not os.access(parent, os.W_OK):
-        raise UsageError(f"{flag} {path}: folder {parent} is not writable")
-    return out
-
-
-def _options(args: argparse.Namespace):
-    from .cases import EvalOptions
-
+def _options(args: argparse.Namespace) -> EvalOptions:
     metrics = None
     if args.metrics is not None:
         metrics = tuple(m.strip() for m in args.metrics.split(",") if m.strip())
     try:
-        return EvalOptions(metrics, args.threshold, args.estimator, args.distance, args.variance,
-                           args.conventions).checked()
+        return EvalOptions(metrics=metrics, conventions=args.conventions,
+                           **{name: getattr(args, name) for name in evaluate_options()}).checked()
     except (ValueError, TypeError) as exc:
         raise UsageError(str(exc)) from exc
 
 
-_SHOWN = ("threshold", "estimator", "distance", "variance", "empty_pair", "ci_form")
+def _conventions_line(conv: Conventions) -> str:
+    return f"{conv.name} (" + ", ".join(f"{k}={getattr(conv, k)}" for k in evaluate_options()) + ")"
 
 
-def _conventions_line(conv) -> str:
-    return f"{conv.name} (" + ", ".join(f"{k}={getattr(conv, k)}" for k in _SHOWN) + ")"
-
-
-def _conventions_dict(conv) -> dict[str, object]:
-    from dataclasses import asdict
-
+def _conventions_dict(conv: Conventions) -> dict[str, object]:
     return {k: v for k, v in asdict(conv).items() if k != "notes"}
 
 
 def _run(args: argparse.Namespace) -> int:
-    from .io import discover_cases
-
     if args.example:
         if args.preds or args.gts:
             raise UsageError("give either --example or PREDS GTS, not both")
-        from ..examples import example_paths
-
         args.preds, args.gts = (str(p) for p in example_paths())
     elif not (args.preds and args.gts):
         raise UsageError("give the PREDS and GTS folders (or --example); see --help")
@@ -184,39 +195,51 @@ def _run(args: argparse.Namespace) -> int:
     if args.scheduler is not None and args.jobs != 1:
         raise UsageError("--jobs and --scheduler do not combine (size the Dask cluster instead)")
     if args.scheduler is not None:
-        from .distributed import DaskMissingError, parse_scheduler, require_distributed
-
         try:
             parse_scheduler(args.scheduler)
             require_distributed()
-        except (ValueError, DaskMissingError) as exc:
-            raise UsageError(str(exc)) from exc
+        except ValueError as exc:
+            raise UsageError(f"--scheduler {args.scheduler!r}: {exc}") from exc
+        except DaskMissingError as exc:
+            raise UsageError(f"--scheduler: {exc}") from exc
+    if args.seed < 0:
+        raise UsageError(f"--seed must be >= 0; got {args.seed}")
     options = _options(args)
-    out_csv = _check_output(args.out, "--out")
-    out_json = _check_output(args.json, "--json")
+    if args.label is not None and args.grey_probability:
+        raise UsageError("--label and --grey-probability do not combine (a label map is not a probability)")
+    read = ReadOptions(label=args.label, grey_probability=args.grey_probability, strict=args.strict,
+                       threshold=args.threshold)
+    try:
+        out_csv = check_output(args.out, "--out")
+        out_json = check_output(args.json, "--json")
+        check_outputs([(flag, given, target) for flag, given, target in
+                       (("--out", args.out, out_csv), ("--json", args.json, out_json)) if target is not None],
+                      [("predictions", args.preds), ("annotations", args.gts)])
+    except OutputPathError as exc:
+        raise UsageError(str(exc)) from exc
+    check_report_arguments(args)  # before any pixel is read
 
     found: list[tuple[str, str]] = []
-    cases = discover_cases(args.preds, args.gts, allow_missing=args.allow_missing,
-                           warn=lambda kind, msg: found.append((kind, msg)))
+    cases = discover_cli_cases(args.preds, args.gts, args.allow_missing, found)
 
-    from .cases import InputWarning, evaluate_cases
-    from .report import atomic_write_many, csv_text, format_summary, json_text, summarize
-
+    progress = not (args.no_progress or args.quiet) and sys.stderr.isatty()  # no \r lines in logs
     started = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", InputWarning)  # printed below, once, from table.notes
         if args.scheduler is not None:
-            from .distributed import scheduler_client
-
-            with scheduler_client(args.scheduler) as client:
-                table = evaluate_cases(cases, options, client=client, progress=not args.no_progress,
-                                       extra_notes=found)
+            try:
+                with scheduler_client(args.scheduler) as client:
+                    table = evaluate_cases(cases, options, client=client, progress=progress,
+                                           extra_notes=found, read=read)
+            except SchedulerUnreachableError as exc:
+                raise SchedulerUnreachableError(f"--scheduler {exc}") from exc
         else:
-            table = evaluate_cases(cases, options, jobs=args.jobs, progress=not args.no_progress,
-                                   extra_notes=found)
+            table = evaluate_cases(cases, options, jobs=args.jobs, progress=progress,
+                                   extra_notes=found, read=read)
     elapsed = time.perf_counter() - started
-    for note in table.notes:
-        _warn(note)
+    if not args.quiet:
+        for note in table.notes:
+            _warn(note)
 
     summary = summarize(table, n_boot=args.bootstrap, seed=args.seed)
     meta = {
@@ -229,7 +252,18 @@ def _run(args: argparse.Namespace) -> int:
         texts[out_csv] = csv_text(table)
     if out_json is not None:
         texts[out_json] = json_text(table, summary, meta)
-    atomic_write_many(texts)  # all or nothing, never a truncated file; before printing (stdout may close)
+    extra = report_outputs(args, cases, table, summary, meta, options)
+    texts.update(extra.texts)
+    try:  # all or nothing, never a truncated file; before printing (stdout may close)
+        atomic_write_many(texts)
+        args.written = bool(texts)
+    except OSError as exc:
+        names = ", ".join(str(p) for p in texts)
+        raise UsageError(f"cannot write {names}: {exc}") from exc
+    if args.quiet:
+        return 0
+    # the table goes to stdout unless stdout carries a written file
+    report = sys.stderr if "-" in texts else sys.stdout
 
     n_pred = sorted({int(r["n_pred"]) for r in table.rows})
     n_gt = sorted({int(r["n_gt"]) for r in table.rows})
@@ -237,48 +271,106 @@ def _run(args: argparse.Namespace) -> int:
     def span(v: list[int]) -> str:
         return str(v[0]) if len(v) == 1 else f"{v[0]}..{v[-1]}"
 
-    print(f"{len(table)} cases, N = {span(n_pred)} samples and M = {span(n_gt)} annotations per case")
-    print(f"preds: {args.preds}")
-    print(f"gts:   {args.gts}")
-    print(f"conventions: {_conventions_line(options.conventions)}")
-    print(f"statistics over cases: mean, std (ddof=1), median, percentile bootstrap of the mean "
-          f"({args.bootstrap} resamples, seed {args.seed})")
-    print()
-    print(format_summary(summary))
-    written = [str(p) for p in (out_csv, out_json) if p is not None]
-    print(f"\nevaluated in {elapsed:.1f} s" + (f"; wrote {', '.join(written)}" if written else ""))
+    def say(line: str = "") -> None:
+        print(line, file=report)
+
+    say(f"{len(table)} cases, N = {span(n_pred)} samples and M = {span(n_gt)} annotations per case")
+    say(f"preds: {args.preds}")
+    say(f"gts:   {args.gts}")
+    say(f"conventions: {_conventions_line(options.conventions)}")
+    say(f"statistics over cases: mean, std (ddof=1), median, percentile bootstrap of the mean "
+        f"({args.bootstrap} resamples, seed {args.seed})")
+    say()
+    say(format_summary(summary))
+    if report is sys.stdout:
+        extra.print()
+    say(f"\nevaluated in {elapsed:.1f} s")
+    for flag, given, target in (("--out", args.out, out_csv), ("--json", args.json, out_json)):
+        if target is None:
+            continue
+        what = f"{len(table)} rows" if flag == "--out" else f"summary and {len(table)} cases"
+        where = "standard output" if target == "-" else given
+        print(f"wrote {where} ({what})", file=sys.stderr if target == "-" else report)
+    for path in extra.texts:
+        print(f"wrote {path}", file=report)
+    if out_csv is None:
+        say("(the per-case table was not saved: add --out results.csv to write it)")
     return 0
 
 
+class _Stopped(KeyboardInterrupt):
+    """SIGINT or SIGTERM arrived; unwinds like Ctrl-C so that every ``finally`` (workers, clusters) runs."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+_FIRED: list[int] = []  # the signals that arrived during this main() call
+
+
+def _on_signal(signum: int, frame: object) -> None:
+    _FIRED.append(signum)
+    for sig in (signal.SIGINT, signal.SIGTERM):  # one signal is enough: the clean-up is not interrupted
+        signal.signal(sig, signal.SIG_IGN)
+    raise _Stopped(signum)
+
+
+def _catch_signals() -> dict[int, object]:
+    """Route SIGINT and SIGTERM through :func:`_on_signal` (main thread only; a signal the parent chose to
+    ignore, as for a background job, stays ignored); return the handlers replaced."""
+    _FIRED.clear()
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    sigs = [sig for sig in (signal.SIGINT, signal.SIGTERM) if signal.getsignal(sig) is not signal.SIG_IGN]
+    return {sig: signal.signal(sig, _on_signal) for sig in sigs}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run ``ambiseg-eval``; return the exit code (0 ok, 2 bad input/usage, 1 internal error)."""
+    """Run ``ambiseg-eval``; return the exit code (0 ok, 2 bad input/usage, 1 internal error,
+    130/143 interrupted by SIGINT/SIGTERM, 141 stdout closed)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["compare"]:  # ambiseg-eval compare A/ B/ gts/ (files/cli_report.py)
+        return compare_main(argv[1:])
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
+        args.command_line = ["ambiseg-eval", *argv]
     except SystemExit as exc:  # --help / --version (0) and usage errors (2)
         return int(exc.code or 0)
+    args.written = False
+    old = _catch_signals()
+    try:
+        return _main(args)
+    finally:
+        # after a signal the handlers stay ignored: a second Ctrl-C while the interpreter exits would
+        # otherwise end it with a traceback or a death by SIGINT instead of our exit code
+        if not _FIRED:
+            for sig, handler in old.items():
+                signal.signal(sig, handler)
+
+
+def _main(args: argparse.Namespace) -> int:
     try:
         return _run(args)
-    except UsageError as exc:
+    except (UsageError, ReportUsageError) as exc:
         print(f"ambiseg-eval: error: {exc}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # stdout closed early (e.g. piped into head): the files are already written
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 141
-    except KeyboardInterrupt:
-        print("ambiseg-eval: interrupted; no output written", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        signum = getattr(exc, "signum", signal.SIGINT)
+        what = "terminated" if signum == signal.SIGTERM else "interrupted"
+        done = "the output files were written" if args.written else "no output written"
+        print(f"ambiseg-eval: {what}, {done}", file=sys.stderr)
+        return 128 + int(signum)
     except Exception as exc:
-        from .distributed import SchedulerUnreachableError
-        from .io import InputFileError
-
         if isinstance(exc, (InputFileError, SchedulerUnreachableError)):
             print(f"ambiseg-eval: error: {exc}", file=sys.stderr)
             return 2
         if args.debug:
-            import traceback
-
             traceback.print_exc()
         else:
             print(f"ambiseg-eval: internal error: {type(exc).__name__}: {exc} (run with --debug for the "

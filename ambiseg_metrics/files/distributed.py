@@ -18,6 +18,7 @@ import uuid
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from functools import partial
 
 import numpy as np
 
@@ -55,7 +56,9 @@ def require_distributed():
 
 
 def parse_scheduler(spec: str) -> tuple[str, int | str]:
-    """Split ``--scheduler``: ``"local:N"`` -> ``("local", N)``; an address -> ``("address", spec)``.
+    """Split a scheduler spec (what ``ambiseg-eval --scheduler`` takes).
+
+    ``"local:N"`` -> ``("local", N)``; an address -> ``("address", spec)``.
 
     Raises
     ------
@@ -64,7 +67,7 @@ def parse_scheduler(spec: str) -> tuple[str, int | str]:
     """
     spec = spec.strip()
     if not spec:
-        raise ValueError("--scheduler is empty; give tcp://host:port or local:N")
+        raise ValueError("the scheduler spec is empty; give tcp://host:port or local:N")
     if spec.startswith("local"):
         _, _, count = spec.partition(":")
         try:
@@ -72,18 +75,16 @@ def parse_scheduler(spec: str) -> tuple[str, int | str]:
         except ValueError:
             n = 0
         if n < 1:
-            raise ValueError(f"--scheduler {spec!r}: use local:N with N >= 1 worker processes")
+            raise ValueError(f"scheduler {spec!r}: use local:N with N >= 1 worker processes")
         return "local", n
     if "://" not in spec and ":" not in spec:
-        raise ValueError(
-            f"--scheduler {spec!r}: give a scheduler address such as tcp://host:8786, or local:N"
-        )
+        raise ValueError(f"scheduler {spec!r}: give a scheduler address such as tcp://host:8786, or local:N")
     return "address", spec
 
 
 @contextmanager
 def scheduler_client(spec: str, *, timeout: float = 30.0) -> Iterator[object]:
-    """A :class:`dask.distributed.Client` for ``--scheduler``; a ``local:N`` cluster is closed on exit.
+    """A :class:`dask.distributed.Client` for a scheduler spec; a ``local:N`` cluster is closed on exit.
 
     ``local:N`` starts a :class:`~dask.distributed.LocalCluster` of N single-threaded worker processes on
     the loopback interface (no dashboard), each allowed ``cpu_count // N`` numba threads.
@@ -110,11 +111,26 @@ def scheduler_client(spec: str, *, timeout: float = 30.0) -> Iterator[object]:
             client = distributed.Client(value, timeout=timeout)
         except (OSError, TimeoutError) as exc:
             raise SchedulerUnreachableError(
-                f"--scheduler {value}: no Dask scheduler answered ({type(exc).__name__}: {exc}); start "
+                f"{value}: no Dask scheduler answered ({type(exc).__name__}: {exc}); start "
                 "one with `dask scheduler` and workers with `dask worker <address>`"
             ) from exc
         with client:
             yield client
+
+
+class _Failed:
+    """A task's input error, returned as a value: Dask would log a raised one as "Compute Failed" with a
+    traceback on the worker (printed locally for ``local:N``) before the client's clean one-line error."""
+
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+
+def _guarded(task: Callable, item: object, **kwargs: object) -> object:
+    try:
+        return task(item, **kwargs)
+    except ValueError as exc:  # bad input (InputFileError is one): the client raises it
+        return _Failed(exc)
 
 
 def _holds_array(case: object) -> bool:
@@ -122,25 +138,29 @@ def _holds_array(case: object) -> bool:
 
 
 def run_on_client(
-    client: object, items: Sequence[object], options: object, task: Callable
+    client: object, items: Sequence[object], options: object, task: Callable, *, label: str = "ambiseg-case"
 ) -> Iterator[tuple[int, object]]:
     """Run ``task(item, options)`` for every item on ``client``; yield ``(index, result)`` as they finish.
 
     Each case is one task with its own key; paths are opened by the workers themselves (they must see the
     same files), arrays are scattered to the cluster first. On any error the remaining tasks are cancelled.
+    Task keys are ``<label>-<run token>-<index>`` (what the Dask dashboard shows).
     """
     distributed = require_distributed()
     token = uuid.uuid4().hex[:12]
-    keys = [f"ambiseg-eval-{token}-{i}" for i in range(len(items))]
+    keys = [f"{label}-{token}-{i}" for i in range(len(items))]
     index = {key: i for i, key in enumerate(keys)}
     args = list(items)
     if any(_holds_array(c) for c in args):
-        args = client.scatter(args)
-    futures = client.map(task, args, options=options, key=keys, pure=False)
+        args = client.scatter(args, hash=False)  # own keys: two runs on the same arrays must not share them
+    futures = client.map(partial(_guarded, task), args, options=options, key=keys, pure=False)
     try:
         for future in distributed.as_completed(futures):
             # Future.result() goes through Client.gather, which reschedules a result whose worker died
             # between finishing the task and handing the result over.
-            yield index[future.key], future.result()
+            result = future.result()
+            if isinstance(result, _Failed):
+                raise result.error
+            yield index[future.key], result
     finally:
         client.cancel(futures)

@@ -32,20 +32,26 @@ Every problem with a user's file raises :class:`InputFileError`, whose message n
 from __future__ import annotations
 
 import os
+import unicodedata
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from .errors import InputFileError, UnmatchedCasesError
+from .masks import ReadOptions, interpret
+
 __all__ = [
     "IMAGE_EXTENSIONS",
     "MASK_EXTENSIONS",
     "Case",
     "InputFileError",
+    "UnmatchedCasesError",
     "case_name",
     "discover_cases",
     "mask_extension",
+    "mask_files",
     "read_file",
     "read_source",
 ]
@@ -59,23 +65,6 @@ MASK_EXTENSIONS: tuple[str, ...] = (*IMAGE_EXTENSIONS, ".tif", ".tiff", ".npy", 
 Warn = Callable[[str, str], None] | None
 
 Source = str | os.PathLike | np.ndarray
-
-
-class InputFileError(ValueError):
-    """A user's file (or case) cannot be used; the message names it.
-
-    Attributes
-    ----------
-    path : str or None
-        The offending file or folder, when there is one.
-    """
-
-    def __init__(self, message: str, path: str | os.PathLike | None = None) -> None:
-        super().__init__(message)
-        self.path = None if path is None else str(path)
-
-    def __reduce__(self):  # keep the path when the error crosses a process boundary
-        return (type(self), (str(self), self.path))
 
 
 @dataclass(frozen=True)
@@ -123,8 +112,15 @@ def _unknown_extension(path: Path) -> InputFileError:
 
 def _read_image(path: Path) -> np.ndarray:
     import imageio.v3 as iio
+    from PIL import Image
 
-    a = np.asarray(iio.imread(path, plugin="pillow"))
+    with Image.open(path) as im:
+        palette = im.mode in ("P", "PA")  # an index mask with a colour palette: the indices are the mask
+        if palette:
+            im.load()
+            a = np.asarray(im)
+    if not palette:
+        a = np.asarray(iio.imread(path, plugin="pillow"))
     if a.ndim == 3 and a.shape[-1] in (2, 3, 4):
         channels = a.shape[-1] if a.shape[-1] in (1, 3) else a.shape[-1] - 1  # drop alpha
         colour = a[..., :channels]
@@ -167,12 +163,15 @@ def _reason(exc: Exception) -> str:
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
     if any(s in text for s in ("backend", "can not handle", "cannot identify")):  # imageio/pillow
         return "not a valid image (corrupt, truncated, or another format under this extension)"
+    if "pickled" in text:  # numpy: no NPY header, so it took the bytes for a pickle
+        return "not a NumPy file (no .npy header: corrupt, or another format under this extension)"
     text = text if len(text) <= 200 else text[:197] + "..."
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-def read_file(path: str | os.PathLike, warn: Warn = None) -> np.ndarray:
-    """Read the array stored in one mask file, as stored (no binarisation, no axis changes).
+def read_file(path: str | os.PathLike, warn: Warn = None, read: ReadOptions | None = None) -> np.ndarray:
+    """Read the array stored in one mask file (no axis changes), as stored or as ``read`` says
+    (:class:`~ambiseg_metrics.files.masks.ReadOptions`: label, 8-bit probabilities, multi-valued masks).
 
     Raises
     ------
@@ -212,7 +211,12 @@ def read_file(path: str | os.PathLike, warn: Warn = None) -> np.ndarray:
             "foreground (a speckle halo). Prefer PNG/NPZ masks, or binarise the JPEGs first "
             "(e.g. value > 127) and save them losslessly.",
         )
-    return a
+    if read is None:
+        return a
+    try:
+        return interpret(a, read, warn, str(path))
+    except ValueError as exc:
+        raise InputFileError(f"{path}: {exc}", path) from exc
 
 
 def _as_stack(path: Path, a: np.ndarray) -> np.ndarray:
@@ -229,9 +233,18 @@ def _as_stack(path: Path, a: np.ndarray) -> np.ndarray:
     return a
 
 
-def _mask_files(folder: Path) -> list[Path]:
+def _entries(folder: Path) -> list[Path]:
+    """The entries of ``folder`` sorted by name; an unreadable folder is an :class:`InputFileError`."""
+    try:
+        return sorted(folder.iterdir(), key=lambda p: p.name)
+    except OSError as exc:
+        raise InputFileError(f"{folder}: cannot list this folder: {exc.strerror or exc}", folder) from exc
+
+
+def mask_files(folder: Path) -> list[Path]:
+    """The mask files of a case folder in the order they are stacked (by name, hidden ones left out)."""
     files = []
-    for entry in sorted(folder.iterdir(), key=lambda p: p.name):
+    for entry in _entries(folder):
         if _hidden(entry.name):
             continue
         if entry.is_dir():
@@ -244,11 +257,11 @@ def _mask_files(folder: Path) -> list[Path]:
     return files
 
 
-def _read_folder(folder: Path, warn: Warn) -> np.ndarray:
-    files = _mask_files(folder)
+def _read_folder(folder: Path, warn: Warn, read: ReadOptions | None) -> np.ndarray:
+    files = mask_files(folder)
     masks = []
     for f in files:
-        a = read_file(f, warn)
+        a = read_file(f, warn, read)
         if a.ndim not in (2, 3):
             raise InputFileError(
                 f"{f}: each file of a case folder must hold one 2D or 3D mask; got shape {a.shape}", f
@@ -270,7 +283,7 @@ def _read_folder(folder: Path, warn: Warn) -> np.ndarray:
     return np.stack(masks)
 
 
-def read_source(source: Source, warn: Warn = None) -> np.ndarray:
+def read_source(source: Source, warn: Warn = None, read: ReadOptions | None = None) -> np.ndarray:
     """The masks of one side of a case as an array of shape (R, *spatial), as stored (not binarised).
 
     Parameters
@@ -279,6 +292,8 @@ def read_source(source: Source, warn: Warn = None) -> np.ndarray:
         A case folder (one mask per file, sorted by name), a stack file, or an array (returned as is).
     warn : callable, optional
         ``warn(kind, message)`` receives non-fatal findings such as lossy JPEG masks.
+    read : ReadOptions, optional
+        How stored values become masks (label, 8-bit probabilities, strictness); None: as stored.
 
     Raises
     ------
@@ -289,10 +304,10 @@ def read_source(source: Source, warn: Warn = None) -> np.ndarray:
         return source
     path = Path(source)
     if path.is_dir():
-        return _read_folder(path, warn)
+        return _read_folder(path, warn, read)
     if not path.exists():
         raise InputFileError(f"{path}: no such file or folder", path)
-    return _as_stack(path, read_file(path, warn))
+    return _as_stack(path, read_file(path, warn, read))
 
 
 def _index_root(root: Path, what: str) -> dict[str, Path]:
@@ -302,12 +317,12 @@ def _index_root(root: Path, what: str) -> dict[str, Path]:
     if not root.is_dir():
         raise InputFileError(f"{root}: {what} must be a folder of cases (a folder or file per case)", root)
     cases: dict[str, Path] = {}
-    for entry in sorted(root.iterdir(), key=lambda p: p.name):
+    for entry in _entries(root):
         if _hidden(entry.name):
             continue
         if not entry.is_dir() and mask_extension(entry) is None:
             raise _unknown_extension(entry)
-        name = case_name(entry)
+        name = unicodedata.normalize("NFC", case_name(entry))  # macOS writes NFD names
         if name in cases:
             raise InputFileError(
                 f"{entry}: case {name!r} appears twice under {root} (also {cases[name].name})", entry
@@ -331,7 +346,7 @@ def discover_cases(
     allow_missing: bool = False,
     warn: Warn = None,
 ) -> list[Case]:
-    """Match the cases under ``pred_root`` and ``gt_root`` by name, sorted by name.
+    """Match the cases under ``pred_root`` and ``gt_root`` by name (Unicode NFC), sorted by name.
 
     Parameters
     ----------
@@ -362,7 +377,7 @@ def discover_cases(
                          + _listing(only_pred))
         message = "; ".join(parts)
         if not allow_missing:
-            raise InputFileError(message + " (pass --allow-missing to skip them)")
+            raise UnmatchedCasesError(message)
         if warn is not None:
             warn("missing", "skipping unmatched cases: " + message)
     common = sorted(set(preds) & set(gts))

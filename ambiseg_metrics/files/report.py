@@ -3,8 +3,8 @@
 * :func:`summarize`: for every metric the number of cases where it is defined, mean, sample standard
   deviation (``ddof=1``), median and a seeded percentile-bootstrap 95% confidence interval of the mean
   over cases (cases with an undefined value, NaN, are left out of that metric's statistics);
-* :func:`write_csv` / :func:`write_json`: written atomically (a temporary file in the target folder,
-  flushed and ``fsync``-ed, then :func:`os.replace`), so an interrupted run never leaves a truncated file;
+* :func:`csv_text` / :func:`json_text`: the texts of the files, written by
+  :mod:`ambiseg_metrics.files.atomic` (so an interrupted run never leaves a truncated file);
 * :func:`format_summary`: the plain-text table printed by the CLI.
 """
 
@@ -14,27 +14,22 @@ import csv
 import io
 import json
 import math
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
+from ..summary import bootstrap_ci, nan_summary
 from .cases import CaseTable
 
 __all__ = [
     "MetricSummary",
-    "atomic_write_many",
-    "atomic_write_text",
     "bootstrap_ci",
+    "csv_number",
     "csv_text",
     "format_summary",
     "json_text",
     "summarize",
-    "write_csv",
-    "write_json",
 ]
 
 
@@ -57,35 +52,6 @@ class MetricSummary:
         }
 
 
-def bootstrap_ci(
-    values: np.ndarray, *, n_boot: int = 10_000, confidence: float = 0.95, seed: int = 0, chunk: int = 1000
-) -> tuple[float, float]:
-    """Percentile bootstrap confidence interval of the mean of ``values``.
-
-    ``n_boot`` resamples of the cases with replacement, drawn from ``numpy.random.default_rng(seed)``
-    (so the interval is reproducible); the interval is the ``(1 - confidence) / 2`` and
-    ``(1 + confidence) / 2`` quantiles of the resampled means. One value gives ``(v, v)``; none gives NaNs.
-    """
-    x = np.asarray(values, dtype=np.float64)
-    if x.ndim != 1:
-        raise ValueError(f"values must be one-dimensional; got shape {x.shape}")
-    if not 0.0 < confidence < 1.0:
-        raise ValueError(f"confidence must lie in (0, 1); got {confidence!r}")
-    if n_boot < 1:
-        raise ValueError(f"n_boot must be >= 1; got {n_boot!r}")
-    if x.size == 0:
-        return math.nan, math.nan
-    rng = np.random.default_rng(seed)
-    means = np.empty(n_boot, dtype=np.float64)
-    for start in range(0, n_boot, chunk):  # bounded memory for large cohorts
-        stop = min(start + chunk, n_boot)
-        idx = rng.integers(0, x.size, size=(stop - start, x.size))
-        means[start:stop] = x[idx].mean(axis=1)
-    alpha = (1.0 - confidence) / 2.0
-    low, high = np.quantile(means, [alpha, 1.0 - alpha])
-    return float(low), float(high)
-
-
 def summarize(
     table: CaseTable, *, n_boot: int = 10_000, confidence: float = 0.95, seed: int = 0
 ) -> list[MetricSummary]:
@@ -94,21 +60,12 @@ def summarize(
     Each metric uses its own ``numpy.random.default_rng(seed)`` stream, so its interval does not depend
     on which other metrics were computed.
     """
+    if n_boot < 1:
+        raise ValueError(f"n_boot must be >= 1; got {n_boot!r}")
     out = []
     for name in table.metrics:
-        x = table.column(name)
-        x = x[~np.isnan(x)]
-        n = int(x.size)
-        low, high = bootstrap_ci(x, n_boot=n_boot, confidence=confidence, seed=seed)
-        out.append(
-            MetricSummary(
-                name, n,
-                float(x.mean()) if n else math.nan,
-                float(x.std(ddof=1)) if n > 1 else math.nan,
-                float(np.median(x)) if n else math.nan,
-                low, high,
-            )
-        )
+        s = nan_summary(table.column(name), n_boot=n_boot, confidence=confidence, seed=seed)
+        out.append(MetricSummary(name, s.n, s.mean, s.std, s.median, s.ci_low, s.ci_high))
     return out
 
 
@@ -121,9 +78,10 @@ def _json_float(v: object) -> object:
     return v
 
 
-def _csv_cell(v: object) -> str:
+def csv_number(v: object) -> str:
+    """The CSV text of a cell: floats as ``repr`` (round-trips exactly; NaN -> ``nan``), others as ``str``."""
     if isinstance(v, (float, np.floating)):
-        return repr(float(v))  # round-trips exactly; NaN -> "nan"
+        return repr(float(v))
     return str(v)
 
 
@@ -133,7 +91,7 @@ def csv_text(table: CaseTable) -> str:
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(table.columns)
     for row in table.rows:
-        writer.writerow([_csv_cell(row[c]) for c in table.columns])
+        writer.writerow([csv_number(row[c]) for c in table.columns])
     return buf.getvalue()
 
 
@@ -150,54 +108,6 @@ def json_text(
         "cases": [{k: _json_float(v) for k, v in row.items()} for row in table.rows],
     }
     return json.dumps(doc, indent=2, allow_nan=False) + "\n"
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    """Write ``text`` to ``path`` atomically: a temporary file next to it, fsync, then os.replace.
-
-    Either the old file (or none) or the complete new file exists at every moment; the temporary file is
-    removed if anything fails.
-    """
-    atomic_write_many({path: text})
-
-
-def atomic_write_many(texts: Mapping[str | os.PathLike, str]) -> None:
-    """Write several files so that a failure before the last rename leaves none of them changed.
-
-    Every text goes to a temporary file next to its target first (fsync-ed); only when all are written
-    are they renamed into place, one :func:`os.replace` each.
-    """
-    staged: list[tuple[str, Path]] = []
-    try:
-        for path, text in texts.items():
-            path = Path(path)
-            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-            staged.append((tmp, path))
-            with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-                f.write(text)
-                f.flush()
-                os.fsync(f.fileno())
-        for tmp, path in staged:
-            os.replace(tmp, path)
-    finally:
-        for tmp, _ in staged:
-            try:
-                os.unlink(tmp)
-            except FileNotFoundError:
-                pass
-
-
-def write_csv(path: str | os.PathLike, table: CaseTable) -> None:
-    """Write the per-case table (one row per case, every metric, N and M) atomically."""
-    atomic_write_text(path, csv_text(table))
-
-
-def write_json(
-    path: str | os.PathLike, table: CaseTable, summary: Sequence[MetricSummary],
-    meta: Mapping[str, object] | None = None,
-) -> None:
-    """Write the summary and the per-case rows as JSON, atomically."""
-    atomic_write_text(path, json_text(table, summary, meta))
 
 
 # ------------------------------------------------------------------------------------------------ printing

@@ -17,23 +17,34 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..core._validate import INPUT_RULES_DOC, check_choice
-from ..core.counts import CountBlock, PairCounts, pair_counts
+from ..conventions import Conventions, resolve_options
+from ..core._validate import INPUT_RULES_DOC, pairs_error
+from ..core.counts import PairCounts, pair_counts
+from ..core.docfill import fill_doc
+from ..core.weights import GT_WEIGHTS_DOC, block_gt_weights
+from ..options import CONVENTIONS_DOC, DEFAULT, choices
+from .ged_readouts import block_terms, terms_from_distance
 
 __all__ = [
     "DISTANCES",
     "EMPTY_PAIRS",
     "ESTIMATORS",
     "GEDTerms",
+    "PAIR_AVERAGES",
     "annotator_diversity",
     "ged",
     "ged_terms",
     "ged_terms_from_counts",
     "sample_diversity",
+    "terms_from_distance",
 ]
 
-ESTIMATORS = ("v-statistic", "unbiased")
-DISTANCES = ("iou", "dice")
+ESTIMATORS = choices("estimator")
+DISTANCES = choices("distance")
+EMPTY_PAIRS = choices("empty_pair")
+PAIR_AVERAGES = choices("pair_average")
+#: The options the GED functions take.
+GED_OPTIONS = ("threshold", "estimator", "distance", "empty_pair", "pair_average")
 
 
 @dataclass(frozen=True)
@@ -58,114 +69,69 @@ class GEDTerms:
     annotator_diversity: float | np.ndarray
 
 
-EMPTY_PAIRS = ("one", "zero", "skip")
-_EMPTY_VALUES = {"one": 1.0, "zero": 0.0, "skip": float("nan")}
-
-
-def _distance_matrix(block: CountBlock, distance: str, empty_value: float = 1.0) -> np.ndarray:
-    return 1.0 - block.similarity(distance, empty_value)
-
-
-def _nanmean_pairs(d: np.ndarray, exclude_diagonal: bool) -> np.ndarray:
-    """Mean over the last two axes ignoring NaN (skipped pairs); NaN where every pair is skipped."""
-    d = d.copy()
-    if exclude_diagonal:
-        idx = np.arange(d.shape[-1])
-        d[:, idx, idx] = np.nan
-    valid = ~np.isnan(d)
-    total = np.where(valid, d, 0.0).sum(axis=(1, 2))
-    count = valid.sum(axis=(1, 2))
-    out = np.full(total.shape, np.nan)
-    np.divide(total, count, out=out, where=count > 0)
-    return out
-
-
-def _mean_distance(sim: np.ndarray, exclude_diagonal: bool) -> np.ndarray:
-    """Mean of ``1 - sim`` over the last two axes of a (B, a, b) block view holding no NaN.
-
-    The same numbers, summed in the same order, as :func:`_nanmean_pairs` of ``1 - sim`` (a skipped
-    pair is never present here), without its masks and copies of the whole matrix."""
-    d = 1.0 - sim  # a new C-contiguous (B, a, b) array
-    n_pairs = d.shape[1] * d.shape[2]
-    if exclude_diagonal:
-        idx = np.arange(d.shape[-1])
-        d[:, idx, idx] = 0.0
-        n_pairs -= d.shape[-1]
-    if n_pairs == 0:
-        return np.full(d.shape[0], np.nan)
-    return d.sum(axis=(1, 2)) / n_pairs
-
-
-def _terms_from_distance(d: np.ndarray, n: int, estimator: str) -> np.ndarray:
-    """(B, 4) GED terms from distance matrices d (B, K, K), predictions first; NaN entries are skipped.
-
-    With the default empty pair (d(∅, ∅) = 0) no entry is NaN and d(A, A) = 0, so the two estimators
-    differ only by the number of pairs they average over (N² or N(N-1)).
-    """
-    unbiased = estimator == "unbiased"
-    cross = _nanmean_pairs(d[:, :n, n:], exclude_diagonal=False)
-    ss = _nanmean_pairs(d[:, :n, :n], exclude_diagonal=unbiased)
-    yy = _nanmean_pairs(d[:, n:, n:], exclude_diagonal=unbiased)
-    return np.stack([2.0 * cross - ss - yy, cross, ss, yy], axis=1)
-
-
-def _block_terms(block: CountBlock, estimator: str, distance: str, empty_pair: str = "one") -> np.ndarray:
-    """(B, 4) array: ged, cross, sample diversity, annotator diversity."""
-    if empty_pair == "skip":
-        d = _distance_matrix(block, distance, _EMPTY_VALUES[empty_pair])
-        return _terms_from_distance(d, block.n_pred, estimator)
-    # No pair is skipped: the three means straight from the (shared) similarity matrices.
-    sim = block.similarity(distance, _EMPTY_VALUES[empty_pair])
-    n, unbiased = block.n_pred, estimator == "unbiased"
-    cross = _mean_distance(sim[:, :n, n:], exclude_diagonal=False)
-    ss = _mean_distance(sim[:, :n, :n], exclude_diagonal=unbiased)
-    yy = _mean_distance(sim[:, n:, n:], exclude_diagonal=unbiased)
-    return np.stack([2.0 * cross - ss - yy, cross, ss, yy], axis=1)
-
-
 def ged_terms_from_counts(
-    counts: PairCounts, *, estimator: str = "v-statistic", distance: str = "iou", empty_pair: str = "one"
+    counts: PairCounts,
+    *,
+    estimator: str = DEFAULT.estimator,
+    distance: str = DEFAULT.distance,
+    empty_pair: str = DEFAULT.empty_pair,
+    pair_average: str = DEFAULT.pair_average,
+    gt_weights: object = None,
+    conventions: str | Conventions | None = None,
 ) -> GEDTerms:
     """GED and its terms from precomputed :func:`~ambiseg_metrics.pair_counts` (see :func:`ged_terms`)."""
-    check_choice("estimator", estimator, ESTIMATORS)
-    check_choice("distance", distance, DISTANCES)
-    check_choice("empty_pair", empty_pair, EMPTY_PAIRS)
-    if estimator == "unbiased":
+    o = resolve_options(conventions, accepted=GED_OPTIONS[1:], caller="ged_terms_from_counts()",
+                        estimator=estimator, distance=distance, empty_pair=empty_pair,
+                        pair_average=pair_average)
+    if o.estimator == "unbiased":
         counts.check_min_masks('ged with estimator="unbiased"')
-    return GEDTerms(*counts.columns(lambda block: _block_terms(block, estimator, distance, empty_pair)))
+    return GEDTerms(*counts.columns(lambda block: block_terms(
+        block, o.estimator, o.distance, o.empty_pair, block_gt_weights(counts, block, gt_weights),
+        o.pair_average)))
 
 
+@fill_doc(inputs=INPUT_RULES_DOC, conventions=CONVENTIONS_DOC, weights=GT_WEIGHTS_DOC)
 def ged_terms(
     preds: object,
     gts: object,
     *,
     batch: bool = False,
-    threshold: float = 0.5,
-    estimator: str = "v-statistic",
-    distance: str = "iou",
-    empty_pair: str = "one",
+    threshold: float = DEFAULT.threshold,
+    estimator: str = DEFAULT.estimator,
+    distance: str = DEFAULT.distance,
+    empty_pair: str = DEFAULT.empty_pair,
+    pair_average: str = DEFAULT.pair_average,
+    gt_weights: object = None,
+    conventions: str | Conventions | None = None,
 ) -> GEDTerms:
     """Squared generalized energy distance and its three terms.
 
     .. math::
 
-        D^2_{GED} = 2\\,\\mathbb{{E}}[d(S, Y)] - \\mathbb{{E}}[d(S, S')] - \\mathbb{{E}}[d(Y, Y')]
+        D^2_{GED} = 2\\,\\mathbb{E}[d(S, Y)] - \\mathbb{E}[d(S, S')] - \\mathbb{E}[d(Y, Y')]
 
     Parameters
     ----------
     {inputs}
-    estimator : {{"v-statistic", "unbiased"}}, default "v-statistic"
+    estimator : {"v-statistic", "unbiased"}, default "v-statistic"
         ``"v-statistic"`` averages the within-set terms over all N² (M²) ordered pairs, self-pairs
         included (d(A, A) = 0), as PHiSeg, the Probabilistic U-Net and CCDM compute it; it is always
         >= 0 for d = 1 - IoU. ``"unbiased"`` averages over the N(N-1) (M(M-1)) pairs of distinct
         masks (a U-statistic); it needs N >= 2 and M >= 2 and can be slightly negative.
-    distance : {{"iou", "dice"}}, default "iou"
+    distance : {"iou", "dice"}, default "iou"
         ``d = 1 - IoU`` (the published definition) or ``d = 1 - Dice``.
-    empty_pair : {{"one", "zero", "skip"}}, default "one"
+    empty_pair : {"one", "zero", "skip"}, default "one"
         Similarity of two empty masks: 1 (d = 0, PHiSeg, CCDM, MoSE, CIMD), 0 (d = 1, also for an empty
         mask compared with itself; the MBH-Seg 2025 code) or ``"skip"``: such pairs are left out of
         the mean of their term (a term with no pair left is NaN). See
         :mod:`ambiseg_metrics.conventions`.
+    pair_average : {"mean", "pooled"}, default "mean"
+        ``"mean"``: each term is the mean of the per-pair distances (every published code but one).
+        ``"pooled"``: each term is 1 - (Σ_pairs numerator) / (Σ_pairs denominator) of the similarity,
+        the pairs' counts pooled before the ratio, as ValUES computes it (one torchmetrics ``dice``
+        call on the stacked pairs, micro average); with weights, the pairs' counts are weighted.
+    {weights}
+    {conventions}
 
     Returns
     -------
@@ -183,36 +149,47 @@ def ged_terms(
     Baumgartner et al., "PHiSeg: Capturing Uncertainty in Medical Image Segmentation", MICCAI 2019.
     Székely & Rizzo, "Energy statistics", J. Stat. Plan. Inference, 2013.
     """
-    counts = pair_counts(preds, gts, batch=batch, threshold=threshold)
-    return ged_terms_from_counts(counts, estimator=estimator, distance=distance, empty_pair=empty_pair)
+    o = resolve_options(conventions, accepted=GED_OPTIONS, caller="ged_terms()", threshold=threshold,
+                        estimator=estimator, distance=distance, empty_pair=empty_pair,
+                        pair_average=pair_average)
+    counts = pair_counts(preds, gts, batch=batch, threshold=o.threshold)
+    return ged_terms_from_counts(counts, gt_weights=gt_weights, conventions=o)
 
 
+@fill_doc(inputs=INPUT_RULES_DOC, conventions=CONVENTIONS_DOC, weights=GT_WEIGHTS_DOC)
 def ged(
     preds: object,
     gts: object,
     *,
     batch: bool = False,
-    threshold: float = 0.5,
-    estimator: str = "v-statistic",
-    distance: str = "iou",
-    empty_pair: str = "one",
+    threshold: float = DEFAULT.threshold,
+    estimator: str = DEFAULT.estimator,
+    distance: str = DEFAULT.distance,
+    empty_pair: str = DEFAULT.empty_pair,
+    pair_average: str = DEFAULT.pair_average,
+    gt_weights: object = None,
+    conventions: str | Conventions | None = None,
 ) -> float | np.ndarray:
     """Squared generalized energy distance between predictions and annotations (lower is better).
 
     .. math::
 
-        D^2_{GED} = 2\\,\\mathbb{{E}}[d(S, Y)] - \\mathbb{{E}}[d(S, S')] - \\mathbb{{E}}[d(Y, Y')],
-        \\quad d = 1 - \\mathrm{{IoU}}
+        D^2_{GED} = 2\\,\\mathbb{E}[d(S, Y)] - \\mathbb{E}[d(S, S')] - \\mathbb{E}[d(Y, Y')],
+        \\quad d = 1 - \\mathrm{IoU}
 
     Parameters
     ----------
     {inputs}
-    estimator : {{"v-statistic", "unbiased"}}, default "v-statistic"
+    estimator : {"v-statistic", "unbiased"}, default "v-statistic"
         Self-pairs included (published codes) or excluded (needs N, M >= 2); see :func:`ged_terms`.
-    distance : {{"iou", "dice"}}, default "iou"
+    distance : {"iou", "dice"}, default "iou"
         ``d = 1 - IoU`` or ``d = 1 - Dice``.
-    empty_pair : {{"one", "zero", "skip"}}, default "one"
+    empty_pair : {"one", "zero", "skip"}, default "one"
         Similarity of two empty masks (1, 0, or pair left out); see :func:`ged_terms`.
+    pair_average : {"mean", "pooled"}, default "mean"
+        Per-pair or pooled averaging; see :func:`ged_terms`.
+    {weights}
+    {conventions}
 
     Returns
     -------
@@ -239,7 +216,7 @@ def ged(
     """
     return ged_terms(
         preds, gts, batch=batch, threshold=threshold, estimator=estimator, distance=distance,
-        empty_pair=empty_pair,
+        empty_pair=empty_pair, pair_average=pair_average, gt_weights=gt_weights, conventions=conventions,
     ).ged
 
 
@@ -255,33 +232,34 @@ def _first_masks(masks: object, batch: bool) -> object:
         return None
 
 
-def _diversity(
-    masks: object, *, batch: bool, threshold: float, estimator: str, distance: str, empty_pair: str, what: str
-) -> float | np.ndarray:
-    """Within-set term of ``masks``: the masks on the predictions' side, one of them as the other side
-    (its Gram of (N + 1)² pairs instead of (2N)²; the other terms are not used)."""
-    check_choice("estimator", estimator, ESTIMATORS)
-    check_choice("distance", distance, DISTANCES)
-    check_choice("empty_pair", empty_pair, EMPTY_PAIRS)
+def _diversity(masks: object, what: str, batch: bool, conventions: str | Conventions | None = None,
+               **options: object) -> float | np.ndarray:
+    """Within-set term of ``masks`` (``ged_terms(masks, masks).<what>``): the masks on the predictions'
+    side and only their first mask on the other side (a Gram of (N + 1)² pairs instead of (2N)²; the
+    other terms are not used)."""
+    o = resolve_options(conventions, accepted=GED_OPTIONS, caller=f"{what}()", **options)
     other = _first_masks(masks, batch)
-    counts = pair_counts(masks, masks if other is None else other, batch=batch, threshold=threshold)
-    if estimator == "unbiased":
+    counts = pair_counts(masks, masks if other is None else other, batch=batch, threshold=o.threshold)
+    if o.estimator == "unbiased":
         for block in counts.blocks:
-            if block.n_pred < 2:
-                where = f" (image {int(block.index[0])})" if counts.batch else ""
-                raise ValueError(f'{what} with estimator="unbiased" needs at least 2 masks per image; got '
-                                 f"{block.n_pred}{where}")
-    return counts.map(lambda block: _block_terms(block, estimator, distance, empty_pair)[:, 2])
+            error = pairs_error('ged with estimator="unbiased"', block.n_pred, block.n_pred,
+                                int(block.index[0]) if counts.batch else None)
+            if error is not None:
+                raise error
+    return counts.map(lambda block: block_terms(block, o.estimator, o.distance, o.empty_pair,
+                                                 pair_average=o.pair_average)[:, 2])
 
 
+@fill_doc(conventions=CONVENTIONS_DOC)
 def sample_diversity(
     preds: object,
     *,
     batch: bool = False,
-    threshold: float = 0.5,
-    estimator: str = "v-statistic",
-    distance: str = "iou",
-    empty_pair: str = "one",
+    threshold: float = DEFAULT.threshold,
+    estimator: str = DEFAULT.estimator,
+    distance: str = DEFAULT.distance,
+    empty_pair: str = DEFAULT.empty_pair,
+    conventions: str | Conventions | None = None,
 ) -> float | np.ndarray:
     """Diversity of the predictions, E[d(S, S')]: the GED's within-samples term.
 
@@ -291,12 +269,13 @@ def sample_diversity(
         The sampled masks (same input rules as every metric: bool/int nonzero, float ``> threshold``).
     batch, threshold
         As for :func:`ged`.
-    estimator : {{"v-statistic", "unbiased"}}, default "v-statistic"
+    estimator : {"v-statistic", "unbiased"}, default "v-statistic"
         Average over all N² ordered pairs (self-pairs included, as in the GED) or over the N(N-1)
         pairs of distinct masks (needs N >= 2).
-    distance : {{"iou", "dice"}}, default "iou"
-    empty_pair : {{"one", "zero", "skip"}}, default "one"
+    distance : {"iou", "dice"}, default "iou"
+    empty_pair : {"one", "zero", "skip"}, default "one"
         See :func:`ged_terms`.
+    {conventions}
 
     Returns
     -------
@@ -317,18 +296,20 @@ def sample_diversity(
     >>> sample_diversity(s, estimator="unbiased")
     0.5
     """
-    return _diversity(preds, batch=batch, threshold=threshold, estimator=estimator, distance=distance,
-                      empty_pair=empty_pair, what="sample_diversity")
+    return _diversity(preds, "sample_diversity", batch, threshold=threshold, estimator=estimator,
+                      distance=distance, empty_pair=empty_pair, conventions=conventions)
 
 
+@fill_doc(conventions=CONVENTIONS_DOC)
 def annotator_diversity(
     gts: object,
     *,
     batch: bool = False,
-    threshold: float = 0.5,
-    estimator: str = "v-statistic",
-    distance: str = "iou",
-    empty_pair: str = "one",
+    threshold: float = DEFAULT.threshold,
+    estimator: str = DEFAULT.estimator,
+    distance: str = DEFAULT.distance,
+    empty_pair: str = DEFAULT.empty_pair,
+    conventions: str | Conventions | None = None,
 ) -> float | np.ndarray:
     """Diversity of the annotations, E[d(Y, Y')]: the GED's within-annotators term.
 
@@ -338,6 +319,7 @@ def annotator_diversity(
         The annotations.
     batch, threshold, estimator, distance, empty_pair
         As for :func:`sample_diversity`.
+    {conventions}
 
     Returns
     -------
@@ -348,9 +330,6 @@ def annotator_diversity(
     ----------
     Kohl et al., NeurIPS 2018; Baumgartner et al., MICCAI 2019.
     """
-    return _diversity(gts, batch=batch, threshold=threshold, estimator=estimator, distance=distance,
-                      empty_pair=empty_pair, what="annotator_diversity")
+    return _diversity(gts, "annotator_diversity", batch, threshold=threshold, estimator=estimator,
+                      distance=distance, empty_pair=empty_pair, conventions=conventions)
 
-
-for _f in (ged, ged_terms, sample_diversity, annotator_diversity):
-    _f.__doc__ = _f.__doc__.replace("{inputs}", INPUT_RULES_DOC).replace("{{", "{").replace("}}", "}")

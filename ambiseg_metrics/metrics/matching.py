@@ -14,10 +14,14 @@ import math
 
 import numpy as np
 
+from ..conventions import Conventions, resolve_options
 from ..core._assign import assignment_means
 from ..core._validate import INPUT_RULES_DOC, check_choice
 from ..core.counts import CountBlock, PairCounts, pair_counts
-from .ged import _EMPTY_VALUES, EMPTY_PAIRS
+from ..core.docfill import fill_doc
+from ..core.pairwise import empty_pair_value
+from ..core.weights import GT_WEIGHTS_DOC, block_gt_weights, is_uniform
+from ..options import CONVENTIONS_DOC, DEFAULT, choices
 
 __all__ = [
     "SIMILARITIES",
@@ -27,12 +31,14 @@ __all__ = [
     "similarity_matrix",
 ]
 
-SIMILARITIES = ("iou", "dice")
+SIMILARITIES = choices("similarity")
+#: The options the matching functions take.
+MATCHING_OPTIONS = ("threshold", "similarity", "empty_pair")
 
 
 def _cross_similarity(block: CountBlock, similarity: str, empty_pair: str) -> np.ndarray:
     """(B, N, M) similarity of every prediction with every annotation of the block's images."""
-    empty = _EMPTY_VALUES[empty_pair]
+    empty = empty_pair_value(empty_pair)
     if math.isnan(empty):  # "skip": a matching needs a value; two empty masks are identical
         empty = 1.0
     return block.cross_similarity(similarity, empty)
@@ -43,22 +49,25 @@ MAX_DUPLICATED = 256
 METHODS = ("auto", "assignment", "transport")
 
 
-def _transport_value(sim: np.ndarray) -> float:
-    """max Σ P_ij sim_ij over plans P >= 0 with row sums 1/N and column sums 1/M (HiGHS LP)."""
+def _transport_value(sim: np.ndarray, col_mass: np.ndarray | None = None) -> float:
+    """max Σ P_ij sim_ij over plans P >= 0, row sums 1/N, column sums 1/M (or ``col_mass``); HiGHS LP."""
     from scipy.optimize import linprog
 
     n, m = sim.shape
+    cols_b = np.full(m, 1.0 / m) if col_mass is None else np.asarray(col_mass, dtype=np.float64)
     rows = np.kron(np.eye(n), np.ones((1, m)))  # Σ_j P_ij = 1/N
     cols = np.kron(np.ones((1, n)), np.eye(m))  # Σ_i P_ij = 1/M
     a_eq = np.vstack([rows, cols])
-    b_eq = np.concatenate([np.full(n, 1.0 / n), np.full(m, 1.0 / m)])
+    b_eq = np.concatenate([np.full(n, 1.0 / n), cols_b / cols_b.sum()])
     res = linprog(-sim.ravel(), A_eq=a_eq, b_eq=b_eq, bounds=(0, None), method="highs")
     if not res.success:  # pragma: no cover - the transport polytope is never empty
         raise RuntimeError(f"transport LP failed: {res.message}")
     return float(-res.fun)
 
 
-def hungarian_from_matrix(sim: np.ndarray, method: str = "auto") -> float:
+def hungarian_from_matrix(
+    sim: np.ndarray, method: str = "auto", col_weights: np.ndarray | None = None
+) -> float:
     """Mean similarity of the best one-to-one matching after duplicating both sets to lcm(N, M).
 
     Parameters
@@ -70,6 +79,9 @@ def hungarian_from_matrix(sim: np.ndarray, method: str = "auto") -> float:
         L = lcm(N, M). ``"transport"``: the same optimum as a linear program over N×M transport plans
         with uniform marginals 1/N, 1/M (its vertices are the duplicated assignments, so the values are
         equal). ``"auto"`` uses the assignment unless L > :data:`MAX_DUPLICATED`.
+    col_weights : ndarray, shape (M,), optional
+        Masses of the columns (annotation weights, summing to 1). Non-uniform masses are solved as the
+        transport LP with row masses 1/N and these column masses (exact, HiGHS).
 
     Returns
     -------
@@ -85,6 +97,8 @@ def hungarian_from_matrix(sim: np.ndarray, method: str = "auto") -> float:
     if not np.isfinite(sim).all():
         raise ValueError("sim must be finite (no NaN/inf) to be matched")
     n, m = sim.shape
+    if col_weights is not None and not is_uniform(np.asarray(col_weights, dtype=np.float64)):
+        return _transport_value(sim, col_weights)
     size = math.lcm(n, m)
     if method == "transport" or (method == "auto" and size > MAX_DUPLICATED):
         return _transport_value(sim)
@@ -93,9 +107,12 @@ def hungarian_from_matrix(sim: np.ndarray, method: str = "auto") -> float:
     return float(big[rows, cols].mean())
 
 
-def _hungarian_block(block: CountBlock, similarity: str, empty_pair: str) -> np.ndarray:
+def _hungarian_block(block: CountBlock, similarity: str, empty_pair: str, w: np.ndarray | None) -> np.ndarray:
     n = block.n_pred
     sim = _cross_similarity(block, similarity, empty_pair)
+    if w is not None and not all(is_uniform(row) for row in w):
+        # weighted annotations: each image's transport problem with its column masses
+        return np.array([hungarian_from_matrix(s, col_weights=w[i]) for i, s in enumerate(sim)])
     if math.lcm(n, block.n_gt) > MAX_DUPLICATED:
         return np.array([_transport_value(s) for s in sim])
     # the duplicated L×L assignment of every image, solved exactly in one compiled loop; a few small
@@ -104,29 +121,38 @@ def _hungarian_block(block: CountBlock, similarity: str, empty_pair: str) -> np.
 
 
 def hungarian_iou_from_counts(
-    counts: PairCounts, *, similarity: str = "iou", empty_pair: str = "one"
+    counts: PairCounts,
+    *,
+    similarity: str = DEFAULT.similarity,
+    empty_pair: str = DEFAULT.empty_pair,
+    gt_weights: object = None,
+    conventions: str | Conventions | None = None,
 ) -> float | np.ndarray:
     """HM-IoU from precomputed :func:`~ambiseg_metrics.pair_counts` (see :func:`hungarian_iou`)."""
-    check_choice("similarity", similarity, SIMILARITIES)
-    check_choice("empty_pair", empty_pair, EMPTY_PAIRS)
-    return counts.map(lambda block: _hungarian_block(block, similarity, empty_pair))
+    o = resolve_options(conventions, accepted=MATCHING_OPTIONS[1:], caller="hungarian_iou_from_counts()",
+                        similarity=similarity, empty_pair=empty_pair)
+    return counts.map(lambda block: _hungarian_block(
+        block, o.similarity, o.empty_pair, block_gt_weights(counts, block, gt_weights)))
 
 
+@fill_doc(inputs=INPUT_RULES_DOC, conventions=CONVENTIONS_DOC, weights=GT_WEIGHTS_DOC)
 def hungarian_iou(
     preds: object,
     gts: object,
     *,
     batch: bool = False,
-    threshold: float = 0.5,
-    similarity: str = "iou",
-    empty_pair: str = "one",
+    threshold: float = DEFAULT.threshold,
+    similarity: str = DEFAULT.similarity,
+    empty_pair: str = DEFAULT.empty_pair,
+    gt_weights: object = None,
+    conventions: str | Conventions | None = None,
 ) -> float | np.ndarray:
     """Hungarian-matched IoU (HM-IoU): mean IoU of the best one-to-one matching of samples and annotations.
 
     .. math::
 
-        \\mathrm{{HM\\text{{-}}IoU}} = \\max_{{\\pi}} \\frac{{1}}{{L}} \\sum_{{k=1}}^{{L}}
-        \\mathrm{{IoU}}(\\tilde S_k, \\tilde Y_{{\\pi(k)}}), \\qquad L = \\mathrm{{lcm}}(N, M),
+        \\mathrm{HM\\text{-}IoU} = \\max_{\\pi} \\frac{1}{L} \\sum_{k=1}^{L}
+        \\mathrm{IoU}(\\tilde S_k, \\tilde Y_{\\pi(k)}), \\qquad L = \\mathrm{lcm}(N, M),
 
     where :math:`\\tilde S` repeats every prediction L/N times, :math:`\\tilde Y` every annotation L/M
     times, and π runs over the permutations of 1..L. The assignment is solved exactly for all images of
@@ -138,11 +164,15 @@ def hungarian_iou(
     Parameters
     ----------
     {inputs}
-    similarity : {{"iou", "dice"}}, default "iou"
+    similarity : {"iou", "dice"}, default "iou"
         Match on IoU (HM-IoU) or on Dice.
-    empty_pair : {{"one", "zero", "skip"}}, default "one"
+    empty_pair : {"one", "zero", "skip"}, default "one"
         IoU of two empty masks: 1 or 0. ``"skip"`` (the Kohl preset) cannot leave a pair out of a
         matching; two empty masks are then identical, IoU 1.
+    {weights}
+        With weights, HM-IoU is the optimal transport value with masses 1/N on the predictions and
+        w_m on the annotations (solved exactly as a linear program).
+    {conventions}
 
     Returns
     -------
@@ -172,27 +202,34 @@ def hungarian_iou(
     >>> hungarian_iou(np.stack([a, b]), np.stack([b]))      # L = 2: (1/2 + 1) / 2
     0.75
     """
-    counts = pair_counts(preds, gts, batch=batch, threshold=threshold)
-    return hungarian_iou_from_counts(counts, similarity=similarity, empty_pair=empty_pair)
+    o = resolve_options(conventions, accepted=MATCHING_OPTIONS, caller="hungarian_iou()", threshold=threshold,
+                        similarity=similarity, empty_pair=empty_pair)
+    counts = pair_counts(preds, gts, batch=batch, threshold=o.threshold)
+    return hungarian_iou_from_counts(counts, gt_weights=gt_weights, conventions=o)
 
 
+@fill_doc(inputs=INPUT_RULES_DOC, conventions=CONVENTIONS_DOC)
 def similarity_matrix(
     preds: object,
     gts: object,
     *,
     batch: bool = False,
-    threshold: float = 0.5,
+    threshold: float = DEFAULT.threshold,
     similarity: str = "dice",
-    empty_pair: str = "one",
+    empty_pair: str = DEFAULT.empty_pair,
+    conventions: str | Conventions | None = None,
 ) -> np.ndarray | list[np.ndarray]:
     """Per-annotator similarity matrix: Dice (or IoU) of every prediction with every annotation.
 
     Parameters
     ----------
     {inputs}
-    similarity : {{"dice", "iou"}}, default "dice"
-    empty_pair : {{"one", "zero", "skip"}}, default "one"
+    similarity : {"dice", "iou"}, default "dice"
+        This function's own default (Dice, the per-annotator readout of the MBH-Seg code), so a preset's
+        ``similarity`` does not apply here; pass ``similarity="iou"`` for IoU.
+    empty_pair : {"one", "zero", "skip"}, default "one"
         Value for two empty masks (1, 0; ``"skip"`` gives NaN there).
+    {conventions}
 
     Returns
     -------
@@ -210,20 +247,16 @@ def similarity_matrix(
     >>> similarity_matrix(p, y).round(4)
     array([[0.6667, 0.    ]])
     """
-    check_choice("similarity", similarity, SIMILARITIES)
-    check_choice("empty_pair", empty_pair, EMPTY_PAIRS)
-    counts = pair_counts(preds, gts, batch=batch, threshold=threshold)
+    o = resolve_options(conventions, accepted=MATCHING_OPTIONS, caller="similarity_matrix()",
+                        threshold=threshold, similarity=similarity, empty_pair=empty_pair)
+    counts = pair_counts(preds, gts, batch=batch, threshold=o.threshold)
     out: list[np.ndarray | None] = [None] * counts.n_images
     for block in counts.blocks:
         n = block.n_pred
-        empty = _EMPTY_VALUES[empty_pair]
-        sim = block.similarity(similarity, empty)[:, :n, n:]
+        sim = block.similarity(o.similarity, empty_pair_value(o.empty_pair))[:, :n, n:]
         for k, image in enumerate(block.index):
             out[int(image)] = sim[k].copy()
     if not counts.batch:
         return out[0]
     return out
 
-
-for _f in (hungarian_iou, similarity_matrix):
-    _f.__doc__ = _f.__doc__.replace("{inputs}", INPUT_RULES_DOC).replace("{{", "{").replace("}}", "}")

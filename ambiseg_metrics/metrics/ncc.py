@@ -17,7 +17,9 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 
-from ..core._validate import prepare_inputs
+from ..core._validate import prepare_inputs, value_range_error
+from ..core.docfill import fill_doc
+from ..core.pairwise import dice_of_masks
 
 __all__ = ["DICE_SOFT_THRESHOLDS", "NCC_EPS", "dice_soft", "ncc"]
 
@@ -27,21 +29,19 @@ NCC_EPS = 1e-8
 DICE_SOFT_THRESHOLDS = (0.1, 0.3, 0.5, 0.7, 0.9)
 
 _SOFT_INPUTS_DOC = """batch : bool, default False
-        Declare that the inputs hold several images: (B, N, ...) arrays or sequences of per-image arrays
-        (N, M and the image size may differ between images)."""
+    Declare that the inputs hold several images: (B, N, ...) arrays or sequences of per-image arrays
+    (N, M and the image size may differ between images)."""
 
 
-def _as_probabilities(a: np.ndarray, name: str, where: str) -> np.ndarray:
+def _as_probabilities(a: np.ndarray, name: str, image: int | None) -> np.ndarray:
     """Float64 copy of a kernel-dtype array: unsigned -> nonzero as 1.0; float -> checked in [0, 1]."""
     if a.dtype.kind == "u":
         return (a != 0).astype(np.float64)
-    bad = np.isnan(a) | (a < 0) | (a > 1)
+    flat = a.reshape(a.shape[0], -1)
+    bad = ~((flat >= 0) & (flat <= 1))  # NaN included
     if bad.any():
-        first = tuple(int(i) for i in np.argwhere(bad)[0])
-        raise ValueError(
-            f"{name} contains {a[first]!r}{where} at index {first}: probabilities must lie in [0, 1] "
-            "without NaN"
-        )
+        mask, pixel = (int(i) for i in np.argwhere(bad)[0])
+        raise value_range_error(name, flat[mask, pixel], mask, pixel, image)
     return a.astype(np.float64)
 
 
@@ -59,7 +59,7 @@ def _images(preds: object, gts: object, batch: bool) -> tuple[int, Iterator[_Ima
             for p_chunk, g_chunk in rows:
                 for b in range(p_chunk.shape[0]):
                     image = int(group.index[k])
-                    where = f" (image {image})" if batch else ""
+                    where = image if batch else None
                     yield (
                         image,
                         _as_probabilities(p_chunk[b], "preds", where),
@@ -122,6 +122,7 @@ def _ncc_image(s: np.ndarray, y: np.ndarray, channels: bool, eps: float, constan
     return float(_pearson(e_ss, e_sy, constant_value).mean())
 
 
+@fill_doc(batch=_SOFT_INPUTS_DOC)
 def ncc(
     preds: object,
     gts: object,
@@ -196,13 +197,7 @@ def ncc(
     )
 
 
-def _dice_binary(a: np.ndarray, b: np.ndarray) -> float:
-    total = int(a.sum()) + int(b.sum())
-    if total == 0:
-        return 1.0
-    return 2.0 * int(np.count_nonzero(a & b)) / total
-
-
+@fill_doc(batch=_SOFT_INPUTS_DOC)
 def dice_soft(
     preds: object,
     gts: object,
@@ -259,10 +254,7 @@ def dice_soft(
 
     def value(s: np.ndarray, y: np.ndarray) -> float:
         ms, my = s.mean(axis=0), y.mean(axis=0)
-        return float(np.mean([_dice_binary(ms > t, my > t) for t in levels]))
+        return float(np.mean([dice_of_masks(ms > t, my > t) for t in levels]))
 
     return _collect(n_images, bool(batch), ((i, value(s, y)) for i, s, y in images))
 
-
-for _f in (ncc, dice_soft):
-    _f.__doc__ = _f.__doc__.replace("{batch}", _SOFT_INPUTS_DOC)

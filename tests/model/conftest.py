@@ -53,6 +53,19 @@ VARIANTS = [
     ("gen_prob_unet", {}),
     ("gen_prob_unet", {"latent": "full"}),
     ("gen_prob_unet", {"latent": "lowrank"}),
+    # the papers' recipes (issue 18): PHiSeg's KL weighting, z convolutions and mask centring; Bhat et al.'s
+    # Monte-Carlo mixture KL, temperature and norm penalty
+    (
+        "phiseg",
+        {
+            "kl_weighting": "exponential",
+            "z_up_convs": 2,
+            "z_up_channels": 8,
+            "level_convs": 2,
+            "mask_offset": 0.5,
+        },
+    ),
+    ("gen_prob_unet", {"kl_samples": 50, "temperature": 0.1, "l2_norm_penalty": 1e-5}),
 ]
 
 

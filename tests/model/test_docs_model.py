@@ -43,9 +43,8 @@ def torch_blocks() -> list[tuple[str, int, str]]:
 
 @pytest.fixture(scope="module")
 def stand_in_checkpoints(tmp_path_factory: pytest.TempPathFactory):
-    from cimd_model.cli import model_configs
     from cimd_model.data import load_dataset
-    from cimd_model.registry import build_model
+    from cimd_model.registry import build_model, model_configs
     from cimd_model.train import train
 
     data = load_dataset("ambiblobs-ct", "train", n=2, size=32)

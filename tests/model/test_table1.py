@@ -223,8 +223,13 @@ def test_parse_data_specs():
 
 
 def test_profiles_resolve_for_every_model():
+    from cimd_model.registry import model_configs
+
     for prof in table1.PROFILES.values():
         for model in table1.MODELS:
+            if prof.name == "table1-v0" and model == "cimd":
+                assert prof.model_config not in model_configs(model)  # a baselines-only profile
+                continue
             cfg = table1.model_config(prof, model, image_size=32)
             assert int(cfg["steps"]) >= 1 and int(cfg["batch_size"]) >= 1
             if "image_size" in cfg:
@@ -293,3 +298,164 @@ def test_true_ged_batch_with_different_mode_counts_and_errors():
         true_ged(samples[0], modes[0], [1.0], estimator="biased")
     with pytest.raises(ValueError, match="non-negative"):
         true_ged(samples[0], modes[1], [0.5, -0.1, 0.6])
+
+
+# ------------------------------------------------------------------------------------------ layout
+def test_no_import_circle_and_neutral_file_helpers():
+    """table1 takes configs and ``--set`` parsing from the registry, never from cimd_model.cli; sampling
+    takes its file helpers from cimd_model.fileio, never from the training loop."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, cimd_model.table1 as t, cimd_model.sample; "
+        "t.model_config(t.PROFILES['tiny'], 'prob_unet'); "
+        "print(sorted(m for m in ('cimd_model.cli', 'cimd_model.train') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_progress_is_a_ui_setting_not_config():
+    from cimd_model.registry import build_model, model_configs
+
+    config = model_configs("prob_unet")["cpu-small"]
+    model = build_model("prob_unet", config, 1)
+    model.set_progress(True)
+    assert model.progress is True and "progress" not in model.config
+
+
+# ------------------------------------------------------------------------------ seeds, budget, protocol
+@pytest.fixture(scope="module")
+def seeded_run(tmp_path_factory):
+    torch.set_num_threads(1)
+    out = tmp_path_factory.mktemp("table1_seeds") / "run"
+    result = table1.run_table1(
+        DATA[:1],
+        out,
+        profile="tiny",
+        models=["prob_unet", "phiseg"],
+        seeds=[0, 1, 2],
+        progress=False,
+        figures=False,
+        n_boot=200,
+        quiet=True,
+    )
+    return out, result
+
+
+def test_several_seeds_train_each_model_once_per_seed_on_the_same_data(seeded_run, tiny_run):
+    out, result = seeded_run
+    key = DATA[0]
+    assert result["seeds"] == [0, 1, 2]
+    for model in ("prob_unet", "phiseg"):
+        for s in (0, 1, 2):
+            assert (out / key / model / f"seed{s}" / "checkpoint.pt").is_file()
+        a = np.load(out / key / model / "seed1" / "samples" / f"{result['ids'][key][0]}.npy")
+        b = np.load(out / key / model / "seed2" / "samples" / f"{result['ids'][key][0]}.npy")
+        assert not np.array_equal(a, b)
+    # seed 0 of the seeded run is the single-seed run: the other seeds did not change the data
+    first, _ = tiny_run
+    for case in result["ids"][key]:
+        np.testing.assert_array_equal(
+            np.load(out / key / "prob_unet" / "seed0" / "samples" / f"{case}.npy") > 0.5,
+            np.load(first / key / "prob_unet" / "samples" / f"{case}.npy") > 0.5,
+        )
+
+
+def test_seed_and_image_intervals_equal_a_direct_computation(seeded_run):
+    out, result = seeded_run
+    key = DATA[0]
+    rows = {r["model"]: r for r in _read_csv(out / "table1.csv")}
+    for model in ("prob_unet", "phiseg"):
+        per_seed = []
+        for s in (0, 1, 2):
+            ids = result["ids"][key]
+            preds = [np.load(out / key / model / f"seed{s}" / "samples" / f"{i}.npy") for i in ids]
+            gts = [np.load(out / key / "gts" / f"{i}.npy") for i in ids]
+            per_seed.append(np.asarray(ambiseg_metrics.evaluate(preds, gts, batch=True)["ged"], float))
+        means = np.array([v.mean() for v in per_seed])
+        t975 = 4.302652729911275  # scipy.stats.t.ppf(0.975, 2)
+        half = t975 * means.std(ddof=1) / np.sqrt(3)
+        row = rows[model]
+        assert int(row[f"{key}:n_seeds"]) == 3
+        assert float(row[f"{key}:ged"]) == pytest.approx(means.mean(), abs=1e-12)
+        assert float(row[f"{key}:ged:seed_low"]) == pytest.approx(
+            means.mean() - half, abs=2e-3 * half + 1e-12
+        )
+        assert float(row[f"{key}:ged:seed_high"]) == pytest.approx(
+            means.mean() + half, abs=2e-3 * half + 1e-12
+        )
+        image_means = np.mean(per_seed, axis=0)
+        low, high = float(row[f"{key}:ged:ci_low"]), float(row[f"{key}:ged:ci_high"])
+        assert low <= image_means.mean() <= high
+    lines = _read_csv(out / "per_image.csv")
+    assert {r["seed"] for r in lines} == {"0", "1", "2"} and len(lines) == 2 * 3 * len(result["ids"][key])
+    md = (out / "table1.md").read_text()
+    assert "3 seeds 0, 1, 2" in md and "[±" in md
+
+
+def test_t_quantiles_match_scipy():
+    stats = pytest.importorskip("scipy.stats")
+    from cimd_model.table1.evaluate import t_quantile_975
+
+    for df in range(1, 31):
+        assert t_quantile_975(df) == pytest.approx(stats.t.ppf(0.975, df), abs=1e-3)
+
+
+def test_matched_budget_gives_every_model_the_same_steps_and_batch():
+    prof = table1.PROFILES["matched"]
+    assert prof.seeds is not None and len(prof.seeds) >= 3
+    configs = [table1.model_config(prof, m, image_size=32) for m in table1.MODELS]
+    assert {(c["steps"], c["batch_size"]) for c in configs} == {(1000, 8)}
+    bad = dataclasses.replace(prof, budget={"lr": 1.0})
+    with pytest.raises(ValueError, match="budget"):
+        table1.model_config(bad, "prob_unet")
+
+
+def test_cli_budget_seeds_and_protocol_errors(tmp_path, capsys):
+    assert table1.main(["--config", "tiny", "--seeds", "0,x", "--out", str(tmp_path)]) == 2
+    assert "--seeds" in capsys.readouterr().err
+    assert table1.main(["--config", "tiny", "--steps", "0", "--out", str(tmp_path)]) == 2
+    assert "--steps" in capsys.readouterr().err
+    argv = ["--config", "tiny", "--data", "ambiblobs-ct", "--protocol", "kohl", "--out", str(tmp_path)]
+    assert table1.main(argv) == 2
+    assert "applies to LIDC data" in capsys.readouterr().err
+    assert table1.main([*argv[:4], "--protocol", "phiseg", "--out", str(tmp_path)]) == 2
+    assert "unknown --protocol" in capsys.readouterr().err
+
+
+def test_knegt_protocol_end_to_end_on_a_pickle(tmp_path):
+    from test_protocols import _knegt_pickle
+
+    from cimd_model.data.protocols import knegt_split
+
+    path = tmp_path / "data_lidc.pickle"
+    data = _knegt_pickle(path, n_series=6, slices=2)
+    argv = [
+        "--config",
+        "tiny",
+        "--data",
+        f"lidc-pickle:{path}",
+        "--models",
+        "prob_unet",
+        "--protocol",
+        "knegt",
+        "--steps",
+        "2",
+        "--n-samples",
+        "2",
+        "--no-figures",
+        "--no-progress",
+        "--quiet",
+        "--n-boot",
+        "50",
+        "--out",
+        str(tmp_path / "run"),
+    ]
+    assert table1.main(argv) == 0
+    test_uids = knegt_split([v["series_uid"] for v in data.values()])["test"]
+    written = {p.stem for p in (tmp_path / "run" / "lidc-pickle-data_lidc" / "gts").glob("*.npy")}
+    assert written == {k for k, v in data.items() if v["series_uid"] in test_uids}
+    md = (tmp_path / "run" / "table1.md").read_text()
+    assert "protocol `knegt`" in md and "steps 2" in md

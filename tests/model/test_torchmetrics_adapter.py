@@ -90,3 +90,38 @@ def test_ddp_gathers_every_rank(tmp_path):
     for values in got:
         assert values.shape == (4,)
         np.testing.assert_allclose(np.sort(values), np.sort(want), rtol=0, atol=1e-12)
+
+
+def test_rater_metrics_through_the_adapter():
+    metric = AmbiSegMetric(["qubiq", "ece"])
+    batches = _batches(3)
+    for p, g in batches:
+        metric.update(torch.from_numpy(p), torch.from_numpy(g))
+    p_all = np.concatenate([p for p, _ in batches])
+    g_all = np.concatenate([g for _, g in batches])
+    per_image = metric.compute_per_image()
+    want = am.qubiq_score(p_all, g_all, batch=True)
+    np.testing.assert_allclose(per_image["qubiq"].numpy(), want, rtol=0, atol=1e-12)
+@pytest.mark.parametrize("name", ["threshold", "estimator", "distance", "empty_pair", "ci_form", "variance"])
+def test_explicit_option_beats_the_preset(name):
+    from option_cases import PRESET_VS_EXPLICIT, as_comparable, binary_case, preset_with
+
+    p, g = binary_case()
+    base = preset_with(name)
+    explicit = PRESET_VS_EXPLICIT[name][1]
+
+    def run(conventions, **opts):
+        metric = AmbiSegMetric(conventions=conventions, **opts)
+        metric.update(p[None], g[None])
+        return {k: v.numpy() for k, v in metric.compute_per_image().items()}
+
+    got = as_comparable(run(base, **{name: explicit}))
+    assert got == as_comparable(run(base.with_options(**{name: explicit})))
+    assert got != as_comparable(run(base))
+
+
+def test_options_are_split_from_torchmetrics_kwargs():
+    metric = AmbiSegMetric(["ged"], threshold=0.0, dist_sync_on_step=True)
+    assert metric.eval_options.threshold == 0.0 and metric.dist_sync_on_step
+    with pytest.raises(ValueError, match="estimator must be one of"):
+        AmbiSegMetric(["ged"], estimator="nope")

@@ -9,9 +9,9 @@ import pytest
 
 torch = pytest.importorskip("torch", reason="cimd_model tests need torch (pip install .[model])")
 
-from cimd_model.cli import parse_assignments, resolve_config, sample_main, train_main  # noqa: E402
+from cimd_model.cli import sample_main, train_main  # noqa: E402
 from cimd_model.data import ArrayDataset, load_dataset  # noqa: E402
-from cimd_model.registry import build_model  # noqa: E402
+from cimd_model.registry import build_model, parse_assignments, resolve_config  # noqa: E402
 from cimd_model.sample import sample_dataset, write_samples  # noqa: E402
 from cimd_model.train import CHECKPOINT_FORMAT, load_checkpoint, load_model, train  # noqa: E402
 

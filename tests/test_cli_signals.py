@@ -1,0 +1,195 @@
+"""Issue 13, items 4-5: real signals to a real ``ambiseg-eval --jobs 2`` leave no process and no file behind.
+
+Each run gets two cases whose prediction file is a FIFO: a worker that reads one blocks in the middle of
+the case until this test lets it go, so the signal always arrives while both workers are busy.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+psutil = pytest.importorskip("psutil")
+
+pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="FIFOs, process groups and /proc: Linux")
+
+
+def _tree(root: Path, fifos: int = 2, good: int = 2, bad: bool = False) -> tuple[Path, Path, list[Path]]:
+    preds, gts = root / "preds", root / "gts"
+    preds.mkdir()
+    gts.mkdir()
+    rng = np.random.default_rng(0)
+    names = [f"a_hang{i}" for i in range(fifos)] + [f"c_good{i}" for i in range(good)]
+    pipes = []
+    for name in names:
+        np.save(gts / f"{name}.npy", rng.random((3, 16, 16)) > 0.5)
+        if name.startswith("a_hang"):
+            os.mkfifo(preds / f"{name}.npy")
+            pipes.append(preds / f"{name}.npy")
+        else:
+            np.save(preds / f"{name}.npy", rng.random((4, 16, 16)) > 0.5)
+    if bad:
+        (preds / "b_bad.npy").write_bytes(b"not an array")
+        np.save(gts / "b_bad.npy", rng.random((3, 16, 16)) > 0.5)
+    return preds, gts, pipes
+
+
+def _start(preds: Path, gts: Path, out: Path) -> subprocess.Popen:
+    argv = [sys.executable, "-m", "ambiseg_metrics", str(preds), str(gts), "--jobs", "2", "--out", str(out),
+            "--bootstrap", "50"]
+    return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)  # its own process group, as a shell job would be
+
+
+def _hold_open(pipes: list[Path], proc: subprocess.Popen, timeout: float = 120.0) -> list[int]:
+    """Wait until a worker opened each FIFO for reading, and keep the writing end open (it then blocks
+    reading the case's bytes)."""
+    fds: list[int] = []
+    deadline = time.monotonic() + timeout
+    for pipe in pipes:
+        while True:
+            try:
+                fds.append(os.open(pipe, os.O_WRONLY | os.O_NONBLOCK))
+                break
+            except OSError as exc:
+                if exc.errno != errno.ENXIO:
+                    raise
+            if proc.poll() is not None:
+                raise AssertionError(f"run ended early: {proc.communicate()}")
+            if time.monotonic() > deadline:
+                raise AssertionError("the workers never opened the case files")
+            time.sleep(0.05)
+    return fds
+
+
+def _alive(pids: list[int]) -> list[int]:
+    alive = []
+    for pid in pids:
+        try:
+            if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+                alive.append(pid)
+        except psutil.NoSuchProcess:
+            pass
+    return alive
+
+
+def _wait_gone(pids: list[int], timeout: float = 5.0) -> list[int]:
+    deadline = time.monotonic() + timeout
+    while _alive(pids) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return _alive(pids)
+
+
+@pytest.mark.parametrize(("how", "signum", "code", "word"), [
+    ("pid", signal.SIGINT, 130, "interrupted"),
+    ("group", signal.SIGINT, 130, "interrupted"),  # a terminal's Ctrl-C: every process of the job
+    ("pid", signal.SIGTERM, 143, "terminated"),
+    ("group", signal.SIGTERM, 143, "terminated"),
+    ("group twice", signal.SIGINT, 130, "interrupted"),  # an impatient second Ctrl-C: still no traceback
+])
+def test_one_signal_ends_the_run_quickly_and_cleanly(tmp_path, how, signum, code, word):
+    preds, gts, pipes = _tree(tmp_path)
+    out = tmp_path / "results.csv"
+    proc = _start(preds, gts, out)
+    fds = []
+    try:
+        fds = _hold_open(pipes, proc)
+        children = [p.pid for p in psutil.Process(proc.pid).children(recursive=True)]
+        assert len(children) >= 2
+        sent = time.monotonic()
+        if how.startswith("group"):
+            os.killpg(proc.pid, signum)
+            if how.endswith("twice"):
+                time.sleep(0.02)
+                try:
+                    os.killpg(proc.pid, signum)
+                except ProcessLookupError:
+                    pass
+        else:
+            os.kill(proc.pid, signum)
+        _, err = proc.communicate(timeout=30)
+        took = time.monotonic() - sent
+    finally:
+        for fd in fds:
+            os.close(fd)
+        if proc.poll() is None:
+            proc.kill()
+    print(f"{signal.Signals(signum).name} to {how}: exit {proc.returncode} after {took:.2f} s")
+    assert proc.returncode == code, err
+    assert took < 2.0, f"took {took:.2f} s"
+    assert f"{word}, no output written" in err and "Traceback" not in err, err
+    assert not out.exists() and not [p for p in os.listdir(tmp_path) if p.endswith(".tmp")]
+    assert _wait_gone(children, timeout=1.0) == [], "worker processes outlived the run"
+
+
+def test_an_error_in_one_worker_stops_the_others(tmp_path):
+    preds, gts, _ = _tree(tmp_path, fifos=1, good=1, bad=True)  # a_hang0 blocks forever, b_bad fails
+    out = tmp_path / "results.csv"
+    proc = _start(preds, gts, out)
+    seen: set[int] = set()
+    try:
+        parent = psutil.Process(proc.pid)
+        deadline = time.monotonic() + 120
+        while proc.poll() is None and time.monotonic() < deadline:  # collect the run's processes
+            try:
+                seen.update(p.pid for p in parent.children(recursive=True))
+            except psutil.NoSuchProcess:
+                break
+            time.sleep(0.01)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 2, err
+    assert "b_bad.npy" in err and "Traceback" not in err
+    assert not out.exists()
+    assert len(seen) >= 2
+    assert _wait_gone(sorted(seen), timeout=1.0) == [], "a worker blocked on a case outlived the failed run"
+
+
+def test_workers_die_with_a_killed_parent(tmp_path):
+    preds, gts, pipes = _tree(tmp_path)
+    proc = _start(preds, gts, tmp_path / "results.csv")
+    fds = []
+    try:
+        fds = _hold_open(pipes, proc)
+        children = [p.pid for p in psutil.Process(proc.pid).children(recursive=True)]
+        proc.kill()  # SIGKILL: no clean-up code of ours can run
+        proc.communicate(timeout=30)
+        assert _wait_gone(children, timeout=5.0) == []
+    finally:
+        for fd in fds:
+            os.close(fd)
+
+
+def test_closed_stdout_leaves_no_process(tmp_path):
+    """stdout closed early (``| head -0``): exit 141, the files are written, no worker survives."""
+    preds, gts, _ = _tree(tmp_path, fifos=0, good=4)
+    out = tmp_path / "results.csv"
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # nobody reads: the first print fails with EPIPE
+    argv = [sys.executable, "-m", "ambiseg_metrics", str(preds), str(gts), "--jobs", "2", "--out", str(out),
+            "--bootstrap", "50"]
+    proc = subprocess.Popen(argv, stdout=write_end, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    os.close(write_end)
+    seen: set[int] = set()
+    parent = psutil.Process(proc.pid)
+    while proc.poll() is None:
+        try:
+            seen.update(p.pid for p in parent.children(recursive=True))
+        except psutil.NoSuchProcess:
+            break
+        time.sleep(0.01)
+    err = proc.stderr.read()
+    proc.wait(timeout=60)
+    assert proc.returncode == 141, err
+    assert "Traceback" not in err and out.read_text().startswith("case,")
+    assert len(seen) >= 2 and _wait_gone(sorted(seen), timeout=1.0) == []
