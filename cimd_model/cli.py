@@ -134,7 +134,7 @@ def sample_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=None, help="only the first K images")
     p.add_argument("--batch-size", type=int, default=8, help="images per sampling call")
     p.add_argument("--seed", type=int, default=0, help="sampling seed")
-    p.add_argument("--sampler", default=None, help="sampler for models that have one (e.g. ddpm | ddim)")
+    p.add_argument("--sampler", default=None, help="sampler for models that have one (ddpm | ddim | dpm++)")
     p.add_argument("--sampling-steps", type=int, default=None, help="sampling steps for diffusion models")
     p.add_argument(
         "--eta", type=float, default=None, help="DDIM eta (0 = deterministic, 1 = DDPM-like variance)"

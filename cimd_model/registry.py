@@ -22,6 +22,10 @@ MODELS: dict[str, str] = {
     "phiseg": "cimd_model.baselines.phiseg:build",
     "gen_prob_unet": "cimd_model.baselines.gen_prob_unet:build",
     "cimd": "cimd_model.diffusion.cimd:build",
+    "cimd-official": "cimd_model.diffusion.cimd:build_official",
+    "cimd-paper": "cimd_model.diffusion.cimd:build_paper",
+    "cimd-latent": "cimd_model.diffusion.cimd:build_latent",
+    "cond-ddpm": "cimd_model.diffusion.cimd:build_cond_ddpm",
 }
 
 

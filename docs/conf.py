@@ -72,6 +72,7 @@ optional_include_pages = {
     "distributed.md": "distributed",
     "RESULTS.md": "benchmarks",
     "cimd_sampling.md": "cimd_model",
+    "cimd_ablation.md": "cimd_model",
     "table1.md": "cimd_model",
     "baselines.md": "baselines",
 }

@@ -12,8 +12,6 @@ TOO_LONG_FOR_NOW = {
     "core/_kernels.py": "split pending: pack, Gram, vote-table, assignment and readout kernels share private "
     "compiled helpers (_pack_words, _count_tile, _popcount, the task-range pool, _CACHE); a split needs them "
     "public in one helper module",
-    "metrics/raters.py": "split pending: six public metrics with their formulas; the readouts are already in "
-    "rater_readouts.py and rater_tables.py",
 }
 
 

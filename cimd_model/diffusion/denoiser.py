@@ -9,6 +9,9 @@ applied as a scale/shift of the second norm), self-attention after them at the c
 resolutions, then a strided-conv downsample; a middle block (res, attention, res); a mirrored decoder
 with skip connections and nearest-neighbour upsampling. Inputs whose size is not a multiple of
 ``2**(levels-1)`` are replicate-padded and the output cropped back.
+
+With ``latent_dim > 0`` (the ``cimd-latent`` variant) a latent code ``z`` (B, latent_dim) is projected by a
+linear layer and added to the timestep embedding, so every residual block is conditioned on it.
 """
 
 from __future__ import annotations
@@ -128,6 +131,9 @@ class Denoiser(nn.Module):
     dropout : float
     learn_sigma : bool
         Also output the variance interpolation ``v``.
+    latent_dim : int
+        Size of the latent code ``z`` added (through a linear projection) to the timestep embedding;
+        0 (default): no latent input.
     """
 
     def __init__(
@@ -141,8 +147,11 @@ class Denoiser(nn.Module):
         num_heads: int = 1,
         dropout: float = 0.0,
         learn_sigma: bool = True,
+        latent_dim: int = 0,
     ) -> None:
         super().__init__()
+        if latent_dim < 0:
+            raise ValueError(f"latent_dim must be >= 0, got {latent_dim}")
         if in_channels < 1 or out_channels < 1 or base_channels < 1 or num_res_blocks < 1:
             raise ValueError(
                 "in_channels, out_channels, base_channels and num_res_blocks must be >= 1, got "
@@ -206,11 +215,16 @@ class Denoiser(nn.Module):
         self.out = nn.Sequential(
             _norm(ch), nn.SiLU(), _zero(nn.Conv2d(ch, out_channels * (2 if learn_sigma else 1), 3, padding=1))
         )
+        self.latent_dim = int(latent_dim)
+        self.latent_embed = nn.Linear(self.latent_dim, emb_dim) if self.latent_dim else None
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def forward(
+        self, x: torch.Tensor, t: torch.Tensor, z: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Predict ``(eps, v)`` for the input ``x`` (B, in_channels, H, W) at timesteps ``t`` (B,).
 
-        ``v`` is ``None`` when ``learn_sigma`` is False.
+        ``z`` (B, latent_dim) is required when the network was built with ``latent_dim > 0`` and refused
+        otherwise. ``v`` is ``None`` when ``learn_sigma`` is False.
         """
         if x.ndim != 4:
             raise ValueError(f"x must be (B, C, H, W), got shape {tuple(x.shape)}")
@@ -222,6 +236,13 @@ class Denoiser(nn.Module):
         if pad_h or pad_w:
             x = F.pad(x, (0, pad_w, 0, pad_h), mode="replicate")
         emb = self.time_embed(timestep_embedding(t, self.base_channels))
+        if self.latent_embed is not None:
+            if z is None or tuple(z.shape) != (x.shape[0], self.latent_dim):
+                got = None if z is None else tuple(z.shape)
+                raise ValueError(f"z must have shape ({x.shape[0]}, {self.latent_dim}), got {got}")
+            emb = emb + self.latent_embed(z.to(emb.dtype))
+        elif z is not None:
+            raise ValueError("this denoiser has no latent input (latent_dim=0) but z was given")
         h = self.input_conv(x)
         skips = [h]
         for level, block in enumerate(self.down):

@@ -1,4 +1,4 @@
-"""Reverse-process samplers: ancestral DDPM and DDIM, on any sub-sequence of the T training steps.
+"""Reverse-process samplers: ancestral DDPM, DDIM and DPM-Solver++(2M), on any sub-sequence of the T steps.
 
 A sampler knows the schedule and the step sequence but nothing about the network: it calls a
 ``model_fn(x_t, t) -> (eps, v)`` where ``t`` holds the ORIGINAL training step indices (so a network
@@ -14,6 +14,8 @@ trained with T steps is queried exactly as in training) and ``v`` is the raw lea
   \\sqrt{1-\\bar\\alpha_s-\\sigma^2}\\,\\hat\\epsilon + \\sigma z` with
   :math:`\\sigma = \\eta\\sqrt{(1-\\bar\\alpha_s)/(1-\\bar\\alpha_t)}\\sqrt{1-\\bar\\alpha_t/\\bar\\alpha_s}`;
   ``eta = 0`` is deterministic given :math:`x_T`.
+* **DPM-Solver++(2M)** (Lu et al. 2022; ``"dpm++"``): the second-order multistep ODE solver in data
+  prediction, :class:`~cimd_model.diffusion.dpm_solver.DPMSolverPP2M`; deterministic given :math:`x_T`.
 """
 
 from __future__ import annotations
@@ -24,12 +26,13 @@ from collections.abc import Callable
 import torch
 from tqdm.auto import tqdm
 
+from .dpm_solver import DPMSolverPP2M, logsnr_timesteps
 from .schedule import DiffusionSchedule
 
 __all__ = ["DiffusionSampler", "timestep_sequence", "SAMPLERS"]
 
 #: the sampler names understood by :class:`DiffusionSampler`
-SAMPLERS = ("ddpm", "ddim")
+SAMPLERS = ("ddpm", "ddim", "dpm++")
 
 ModelFn = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, "torch.Tensor | None"]]
 
@@ -66,11 +69,13 @@ class DiffusionSampler:
     Parameters
     ----------
     schedule : DiffusionSchedule
-    method : {"ddpm", "ddim"}
+    method : {"ddpm", "ddim", "dpm++"}
     steps : int
-        Number of network evaluations (1 .. T).
+        Number of network evaluations (1 .. T). DDPM and DDIM place them uniformly in ``t``
+        (:func:`timestep_sequence`), DPM-Solver++ uniformly in log-SNR
+        (:func:`~cimd_model.diffusion.dpm_solver.logsnr_timesteps`).
     eta : float
-        DDIM stochasticity (0 = deterministic DDIM, 1 = DDPM-like variance); ignored by DDPM.
+        DDIM stochasticity (0 = deterministic DDIM, 1 = DDPM-like variance); ignored by DDPM and DPM++.
     clip_x0 : bool
         Clip the predicted :math:`\\hat x_0` to [-1, 1] at every step.
     progress : bool
@@ -92,7 +97,10 @@ class DiffusionSampler:
             raise ValueError(f"eta must be >= 0, got {eta}")
         self.schedule = schedule
         self.method = method
-        self.timesteps = timestep_sequence(schedule.T, steps)
+        if method == "dpm++":
+            self.timesteps = logsnr_timesteps(schedule, steps)
+        else:
+            self.timesteps = timestep_sequence(schedule.T, steps)
         self.eta = float(eta)
         self.clip_x0 = bool(clip_x0)
         self.progress = bool(progress)
@@ -179,6 +187,10 @@ class DiffusionSampler:
                 raise ValueError(f"x_T has shape {tuple(x_T.shape)}, expected {tuple(shape)}")
             x = x_T.to(device=device, dtype=dtype)
         seq = self.timesteps
+        if self.method == "dpm++":
+            solver = DPMSolverPP2M(self.schedule, seq, clip_x0=self.clip_x0)
+            desc, off = f"dpm++ {len(seq)} steps", not self.progress
+            return solver.run(model_fn, x, progress=lambda r: tqdm(r, desc=desc, leave=False, disable=off))
         bar = tqdm(
             range(len(seq)), desc=f"{self.method} {len(seq)} steps", leave=False, disable=not self.progress
         )

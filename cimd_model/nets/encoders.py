@@ -26,6 +26,29 @@ from torch import nn
 from .unet import Encoder, channel_list
 
 COVARIANCES = ("diagonal", "full", "lowrank")
+INITS = ("small", "default", "released")
+
+
+def _truncated_normal_(tensor: torch.Tensor, std: float) -> torch.Tensor:
+    """In-place N(0, std^2) truncated at +-2 std."""
+    return nn.init.trunc_normal_(tensor, mean=0.0, std=std, a=-2.0 * std, b=2.0 * std)
+
+
+def released_init_(trunk: nn.Module, head: nn.Linear) -> None:
+    """Initialise an encoder as the released CIMD / Prob. U-Net (PyTorch port) code does.
+
+    Every convolution of the trunk: Kaiming-normal weights (fan-in, ReLU gain) and biases from a
+    normal of std 1e-3 truncated at 2 std; the output head (a 1x1 convolution there, a linear layer on
+    the pooled features here -- the same map): Kaiming-normal weights and **N(0, 1) biases**, so the two
+    encoders start as different random Gaussians (a KL between them of the order of 100 nats).
+    """
+    for m in trunk.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="relu")
+            if m.bias is not None:
+                _truncated_normal_(m.bias, 1e-3)
+    nn.init.kaiming_normal_(head.weight, mode="fan_in", nonlinearity="relu")
+    nn.init.normal_(head.bias, mean=0.0, std=1.0)
 
 
 class _PooledEncoder(nn.Module):
@@ -70,6 +93,10 @@ class GaussianEncoder(nn.Module):
         Rank of the low-rank factor (``covariance="lowrank"`` only).
     n_convs, norm :
         Per-level convolutions and GroupNorm switch.
+    init : {"small", "released"}
+        ``"small"``: PyTorch default trunk, head weights N(0, 1e-3^2) and zero bias, so the encoder starts
+        at (nearly) N(0, I) for every input; ``"default"``: PyTorch's default initialisation everywhere
+        (the code depends on the input from the first step); ``"released"``: :func:`released_init_`.
 
     ``forward(x, seg=None)`` concatenates ``seg`` (B, 1, H, W) to ``x`` along channels when given, and returns
     a ``torch.distributions`` object with batch shape ``(B,)`` and event shape ``(latent_dim,)``.
@@ -85,8 +112,11 @@ class GaussianEncoder(nn.Module):
         rank: int = 1,
         n_convs: int = 2,
         norm: bool = True,
+        init: str = "small",
     ) -> None:
         super().__init__()
+        if init not in INITS:
+            raise ValueError(f"init must be one of {INITS}, got {init!r}")
         if covariance not in COVARIANCES:
             raise ValueError(f"covariance must be one of {COVARIANCES}, got {covariance!r}")
         if latent_dim < 1:
@@ -103,9 +133,12 @@ class GaussianEncoder(nn.Module):
         elif covariance == "lowrank":
             n_out = 2 * latent_dim + latent_dim * rank
         self.head = nn.Linear(self.trunk.out_features, n_out)
-        # start near N(0, I): small weights on the head (as the 1x1 conv init in Kohl et al.)
-        nn.init.normal_(self.head.weight, std=1e-3)
-        nn.init.zeros_(self.head.bias)
+        if init == "released":
+            released_init_(self.trunk, self.head)
+        elif init == "small":
+            # start near N(0, I): small weights on the head (as the 1x1 conv init in Kohl et al.)
+            nn.init.normal_(self.head.weight, std=1e-3)
+            nn.init.zeros_(self.head.bias)
 
     def forward(self, x: torch.Tensor, seg: torch.Tensor | None = None) -> D.Distribution:
         h = self.head(self.trunk(x, seg))

@@ -101,7 +101,7 @@ def test_checkpoint_round_trip_is_exact(variant, tmp_path):
 def test_configs_are_json_and_buildable(module):
     import json
 
-    assert set(module.CONFIGS) == {"cpu-small", "paper"}
+    assert set(module.CONFIGS) == {"cpu-small", "cpu-small-v0", "paper"}  # v0: the pre-recipe config
     for cfg in module.CONFIGS.values():
         assert json.loads(json.dumps(cfg)) == cfg
         assert {"lr", "batch_size", "steps"} <= set(cfg)

@@ -288,7 +288,7 @@ def test_training_step_decreases_loss_on_fixed_batch() -> None:
     assert after < before
     # training_loss (random t and noise) returns a scalar and float logs
     loss, logs = model.training_loss(images, masks)
-    assert loss.ndim == 0 and set(logs) == {"loss", "mse", "vlb", "kl"}
+    assert loss.ndim == 0 and set(logs) == {"loss", "mse", "vlb", "kl", "kl_term"}
     assert all(isinstance(v, float) for v in logs.values())
 
 
