@@ -244,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
         print(summarise(results))
         return 0
     from cimd_model.cli import parse_assignments
-    from cimd_model.train import atomic_write_bytes
+    from cimd_model.fileio import write_text
 
     overrides = parse_assignments(args.overrides, "--set")
     results = []
@@ -253,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
             results.append(run_one(name, seed, args, overrides))
             if args.json:
                 payload = {"command": " ".join(sys.argv), "args": vars(args), "results": results}
-                atomic_write_bytes(args.json, (json.dumps(payload, indent=1) + "\n").encode())
+                write_text(args.json, json.dumps(payload, indent=1) + "\n")
     print(summarise(results))
     return 0
 

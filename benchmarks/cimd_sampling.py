@@ -270,9 +270,9 @@ def gaussian_toy(n: int = 20000, var: float = 0.25, seed: int = 0) -> list[dict[
 
 
 def _write_json(path: str, obj: Any) -> None:
-    from cimd_model.train import atomic_write_bytes
+    from cimd_model.fileio import write_text
 
-    atomic_write_bytes(path, (json.dumps(obj, indent=2) + "\n").encode())
+    write_text(path, json.dumps(obj, indent=2) + "\n")
 
 
 def main(argv: list[str] | None = None) -> int:

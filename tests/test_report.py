@@ -107,3 +107,41 @@ def test_format_summary_has_every_metric():
     assert lines[3].startswith("ci") and "—" in lines[3]
 
 
+
+
+def test_format_summary_layout_is_pinned():
+    """The whole text, column by column: metric left-aligned, numbers right-aligned, CI left-aligned, two
+    spaces between columns, a rule as wide as the header, the CI heading from the confidence."""
+    from ambiseg_metrics.files.report import MetricSummary
+
+    rows = [MetricSummary("ged", 12, 0.25, 0.125, 0.2, 0.1, 0.4),
+            MetricSummary("hm_iou_long", 3, 0.5, math.nan, 0.5, 0.45, 0.55)]
+    header = "metric        n    mean     std  median  95% CI (bootstrap)"
+    want = [
+        header,
+        "-" * len(header),
+        "ged          12  0.2500  0.1250  0.2000  [0.1000, 0.4000]",
+        "hm_iou_long   3  0.5000       —  0.5000  [0.4500, 0.5500]",
+    ]
+    assert format_summary(rows).split("\n") == want
+    assert format_summary(rows, confidence=0.9).splitlines()[0].endswith("90% CI (bootstrap)")
+    assert "0.25000" in format_summary(rows, digits=5)
+
+
+def test_json_text_layout_and_nan_are_pinned():
+    table = _table({"ged": [0.1, math.nan]})
+    text = json_text(table, summarize(table, n_boot=10))
+    assert text == json.dumps(json.loads(text), indent=2) + "\n"  # indented by 2, one trailing newline
+    assert "NaN" not in text and '"ged": null' in text
+    with pytest.raises(ValueError):  # strict JSON: a NaN that escaped the null mapping is refused
+        json_text(table, summarize(table, n_boot=10), {"x": math.nan})
+
+
+def test_summarize_defaults_and_bounds():
+    x = [0.1, 0.4, 0.35, 0.9, 0.2]
+    s = summarize(_table({"a": x}))[0]
+    assert (s.ci_low, s.ci_high) == bootstrap_ci(np.array(x), n_boot=10_000, seed=0)
+    assert summarize(_table({"a": x}), n_boot=1)[0].n == 5  # one resample is allowed
+    for bad in (0, -1):
+        with pytest.raises(ValueError, match="n_boot must be >= 1"):
+            summarize(_table({"a": x}), n_boot=bad)

@@ -214,7 +214,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", default=None, help="also write the result here")
     args = p.parse_args(argv)
     from ..data import load_dataset
-    from ..train import atomic_write_bytes, load_model
+    from ..fileio import write_text
+    from ..train import load_model
 
     try:
         model, ckpt = load_model(args.checkpoint)
@@ -244,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
     text = json.dumps(result.to_dict(), indent=2)
     print(text)
     if args.json:
-        atomic_write_bytes(args.json, (text + "\n").encode())
+        write_text(args.json, text + "\n")
     return 0
 
 

@@ -30,7 +30,6 @@ TINY = {
     "kl_anneal_steps": 100,
     "sampling_steps": 4,
     "sampler": "ddim",
-    "progress": False,
     "lr": 2e-3,
 }
 

@@ -30,7 +30,6 @@ TINY = {
     "encoder_convs": 1,
     "sampling_steps": 4,
     "sampler": "ddim",
-    "progress": False,
     "lr": 1e-3,
 }
 

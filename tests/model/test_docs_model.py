@@ -19,7 +19,7 @@ from test_docs import DOCS, TORCH_PAGES, doc_sources, needs_torch, python_blocks
 
 TINY = {  # overrides that make a cpu-small config train and sample in about a second on 32x32 images
     "cimd": {"image_size": 32, "base_channels": 8, "channel_mult": [1, 2], "attention_resolutions": [],
-             "encoder_mults": [1, 2], "progress": False},
+             "encoder_mults": [1, 2]},
     "prob_unet": {},
 }
 
