@@ -12,19 +12,21 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import time
 
 __all__ = ["startup_times"]
 
 _SCRIPT = textwrap.dedent(
     """
-    import time
+    import sys, time
     t0 = time.perf_counter()
     import ambiseg_metrics as am
     t1 = time.perf_counter()
     import numpy as np
     rng = np.random.default_rng(0)
-    preds = rng.random((2, 16, 64, 64)) > 0.5
-    gts = rng.random((2, 4, 64, 64)) > 0.5
+    b, side = (64, 128) if sys.argv[1:] == ["large"] else (2, 64)
+    preds = rng.random((b, 16, side, side)) > 0.5
+    gts = rng.random((b, 4, side, side)) > 0.5
     t2 = time.perf_counter()
     am.evaluate(preds, gts, batch=True)
     t3 = time.perf_counter()
@@ -35,10 +37,18 @@ _SCRIPT = textwrap.dedent(
 )
 
 
-def _run(env: dict[str, str]) -> tuple[float, float, float]:
-    out = subprocess.run([sys.executable, "-c", _SCRIPT], capture_output=True, text=True, check=True,
+def _run(env: dict[str, str], *args: str) -> tuple[float, float, float]:
+    out = subprocess.run([sys.executable, "-c", _SCRIPT, *args], capture_output=True, text=True, check=True,
                          env=env).stdout.split()
     return float(out[0]), float(out[1]), float(out[2])
+
+
+def _example_seconds(env: dict[str, str]) -> float:
+    """Wall time of a whole ``python -m ambiseg_metrics --example`` process (start-up included)."""
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "ambiseg_metrics", "--example"], capture_output=True, check=True,
+                   env=env)
+    return time.perf_counter() - t0
 
 
 def startup_times(cold: bool = True) -> dict[str, float]:
@@ -46,11 +56,17 @@ def startup_times(cold: bool = True) -> dict[str, float]:
     second call, and (``cold=True``) the first call with an empty cache (compilation)."""
     env = dict(os.environ)
     _run(env)  # make sure the on-disk cache exists
+    _run(env, "large")
     imp, first, second = _run(env)
-    out = {"import ambiseg_metrics": imp, "first call, kernels loaded from the numba cache": first,
-           "second call (2 images 64×64, N=16, M=4)": second}
+    out = {"import ambiseg_metrics": imp,
+           "first call, 2 images 64×64, N=16, M=4 (small: counted by numpy, no compiled code)": first,
+           "second call (the same)": second,
+           "first call, 64 images 128×128, N=16, M=4 (2 MB: kernels loaded from the numba cache)":
+           _run(env, "large")[1]}
     if cold:
         with tempfile.TemporaryDirectory() as cache:
             env_cold = dict(env, NUMBA_CACHE_DIR=cache)
-            out["first call, empty numba cache (compiles the kernels)"] = _run(env_cold)[1]
+            out["first-ever `ambiseg-eval --example` process, empty numba cache"] = _example_seconds(env_cold)
+            out["first call on the 2 MB batch, empty numba cache (compiles the kernels)"] = _run(
+                env_cold, "large")[1]
     return out

@@ -9,6 +9,7 @@ exactly those images.
 
 from __future__ import annotations
 
+import os
 import statistics
 import time
 from collections.abc import Callable
@@ -21,7 +22,7 @@ import ambiseg_metrics as am
 
 from .data import MaskSet, make_masks
 from .harness import Row, Table, max_abs_diff, median_cpu_time, median_time, per_image_timed
-from .machine import Bandwidth, subprocess_peak_rss, traced_peak
+from .machine import Bandwidth, PopcountRate, popcount_rate, subprocess_peak_rss, traced_peak
 from .peers import PairScorer, Peer, pairs_needed, peer_batch
 from .reference import research_batch
 
@@ -31,6 +32,16 @@ __all__ = ["Settings", "ScalingTable", "lidc_scale", "many_samples", "volumes_3d
 OURS = "ambiseg-metrics evaluate() (all metrics)"
 BOUND = "memory-bandwidth bound (read the masks once)"
 REFERENCE = "research-code numpy loops ((a & b).sum() per pair)"
+POPCOUNT = "popcount bound (one popcount per word pair of the Gram)"
+
+_POPCOUNT: dict[bool, PopcountRate] = {}
+
+
+def _popcount(quick: bool) -> PopcountRate:
+    """This CPU's popcount rate, measured once per run (:func:`benchmarks.machine.popcount_rate`)."""
+    if quick not in _POPCOUNT:
+        _POPCOUNT[quick] = popcount_rate(reps=500 if quick else 20_000, repeats=2 if quick else 5)
+    return _POPCOUNT[quick]
 
 
 @dataclass(frozen=True)
@@ -112,11 +123,16 @@ def _compare(
     B, N, M, P = data.n_images, preds.shape[1], gts.shape[1], data.n_pixels
     table = Table(title, description, OURS, B, P, N + M, unit=unit)
 
-    am.evaluate(preds[:1], gts[:1], batch=True)  # warm-up: kernels already compiled/loaded
+    am.evaluate(preds, gts, batch=True)  # warm-up: the kernels this size uses are compiled/loaded
     t_ours, times, ours = median_time(lambda: am.evaluate(preds, gts, batch=True), settings.repeats)
     table.rows.append(Row(OURS, t_ours, f"all {B} images, median of {len(times)}", 0.0, len(ours)))
     bound = bw.bound_seconds(data.nbytes)
     table.rows.append(Row(BOUND, bound, f"{data.nbytes / 1e6:,.0f} MB / {bw.best / 1e9:.1f} GB/s"))
+    pc = _popcount(settings.quick)
+    word_pairs = B * (N + M) * (N + M + 1) / 2 * ((P + 63) // 64)
+    pc_bound = pc.bound_seconds(word_pairs)
+    table.rows.append(Row(POPCOUNT, pc_bound, f"{word_pairs / 1e9:,.2f} G word pairs / {pc.best / 1e9:.1f} G "
+                          "popcounts/s"))
     parts = ours_breakdown(preds, gts, settings.repeats)
 
     spi, n_ref, ref_vals = per_image_timed(research_batch, preds, gts, budget_s=settings.budget_s,
@@ -143,11 +159,20 @@ def _compare(
                        f"({cpu / threads / bound:.1f}× the bound) if the {threads} threads had the cores "
                        "to themselves")
     table.notes.append(_breakdown_note(parts))
+    load = " ".join(f"{x:.2f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
+    stages = sum(parts[k] for k in ("validation + grouping", "pack + count (fused kernel)",
+                                    "readouts (all metrics)"))
+    table.notes.append(
+        f"ratios of this run (load average {load}): evaluate() / bandwidth bound {t_ours / bound:.1f}×; Gram "
+        f"counts alone / popcount bound {parts['Gram counts alone'] / pc_bound:.1f}× (popcount rate, 4 KiB "
+        f"in L1: one thread {pc.one_thread / 1e9:.1f} G/s, {pc.n_threads} threads {pc.all_threads / 1e9:.1f} "
+        f"G/s); readouts {100 * parts['readouts (all metrics)'] / stages:.0f}% of the stages' time")
     table.notes.append("slow methods are run image by image for about "
                        f"{settings.budget_s:g} s each and extrapolated per image to all {B} images; "
                        "max abs diff is over the metrics each method computes, on the images it ran")
     table.notes += [f"peer {s}" for s in settings.skipped_peers]
     figures = {"ours_s": t_ours, "bound_s": bound, "breakdown": parts, "cpu_s": cpu, "threads": threads,
+               "popcount_bound_s": pc_bound, "load": load,
                "rows": {r.method: r.seconds for r in table.rows}}
     return table, figures
 
@@ -254,7 +279,7 @@ class ScalingTable:
 
 def _scaling_point(b: int, n: int, m: int, hw: int, repeats: int) -> dict[str, float]:
     data = make_masks(b, n, m, (hw, hw), seed=4 + n + hw, radius=(hw / 40, hw / 8))
-    am.pair_counts(data.preds[:1], data.gts[:1], batch=True)
+    am.evaluate(data.preds, data.gts, batch=True)  # warm-up: load the kernels this size uses
     parts = ours_breakdown(data.preds, data.gts, repeats, clock=time.process_time)
     total = median_cpu_time(lambda: am.evaluate(data.preds, data.gts, batch=True), repeats)
     k, p = n + m, hw * hw

@@ -80,7 +80,10 @@ def test_unknown_workload_is_rejected():
 
 
 def _force(monkeypatch, kernels, serial: bool) -> None:
+    from ambiseg_metrics.core import counts
+
     big = 1 << 62
+    monkeypatch.setattr(counts, "_NUMPY_COUNT_BYTES", 0)  # the compiled kernels, also for small inputs
     monkeypatch.setattr(kernels, "_SERIAL_PACK_BYTES", big if serial else 0)
     monkeypatch.setattr(kernels, "_SERIAL_GRAM_PAIRS", big if serial else 0)
 
@@ -120,6 +123,21 @@ def test_first_invalid_value_is_reported_across_word_chunks(monkeypatch, serial)
     probs[1, 2, 10, 0] = 1.5           # pixel 82000, earlier: this one must be named
     with pytest.raises(ValueError, match=r"preds contains 1\.5 \(mask 1, pixel 82000\)"):
         am.pair_counts(probs, probs[:1] > 0)
+
+
+def test_comparison_workloads_report_both_bounds_and_the_load(quick_run):
+    """W1–W3 give the memory-bandwidth bound and the popcount bound (measured on this CPU) as rows, and a
+    note with this run's ratios and load average."""
+    result, _ = quick_run
+    tables = [t for t in result["tables"] if isinstance(t, Table)]
+    assert len(tables) == 3
+    for table in tables:
+        methods = [r.method for r in table.rows]
+        assert any(m.startswith("memory-bandwidth bound") for m in methods)
+        assert any(m.startswith("popcount bound") for m in methods)
+        assert any(n.startswith("ratios of this run (load average") for n in table.notes)
+    for key in ("1", "2", "3"):
+        assert result["figures"][key]["popcount_bound_s"] > 0
 
 
 def test_results_file_is_written_only_when_asked(monkeypatch, tmp_path):

@@ -15,6 +15,15 @@ import ambiseg_metrics as am
 from ambiseg_metrics.core import _kernels
 
 
+@pytest.fixture(autouse=True)
+def _compiled_kernels_only(monkeypatch):
+    """Small inputs are counted by numpy (``counts._NUMPY_COUNT_BYTES``); these tests are about the
+    compiled kernels, so every input goes to them."""
+    from ambiseg_metrics.core import counts
+
+    monkeypatch.setattr(counts, "_NUMPY_COUNT_BYTES", 0)
+
+
 def brute_counts(preds: np.ndarray, gts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     k = np.concatenate([preds, gts]).reshape(len(preds) + len(gts), -1).astype(np.int64)
     up = preds.reshape(len(preds), -1).any(0)

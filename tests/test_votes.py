@@ -69,6 +69,9 @@ def test_big_volume_takes_the_chunked_parallel_path():
     pairs, votes = pair_and_vote_counts(preds, gts)
     assert np.array_equal(votes.blocks[0].table[0], brute_table(preds, gts))
     assert np.array_equal(pairs.blocks[0].inter, pair_counts(preds, gts).blocks[0].inter)
+    alone = vote_counts(preds, gts).blocks[0]  # the vote pass without the Gram tile, threaded too
+    assert np.array_equal(alone.table, votes.blocks[0].table)
+    assert np.array_equal(alone.areas, votes.blocks[0].areas)
 
 
 def test_bad_float_is_reported():

@@ -1,10 +1,14 @@
-"""Numba kernels: bit-packing of masks, the pairwise intersection (Gram) counts and the vote table.
+"""Numba kernels: bit-packing of masks, the pairwise intersection (Gram) counts, the vote table, the
+batched assignment and the Dice/IoU readout.
 
 This is the only module that imports numba. Every kernel is compiled lazily on first use and cached on
 disk (``cache=True``), so a second process does not recompile. Where numba finds no writable cache folder
 (a read-only install and an unwritable ``HOME``, and no ``NUMBA_CACHE_DIR``), :func:`_cache_setting`
 points numba at a private per-user folder in the temporary directory, or, failing that, compiles without
-a cache (one warning); see "Numba's cache" in ``docs/getting_started.rst``.
+a cache (one warning); see "Numba's cache" in ``docs/getting_started.rst``. The kernels are serial and
+release the GIL; a large call is split into ranges of tasks run by a small thread pool (``NUMBA_NUM_THREADS``
+threads), so one compiled function per input type serves both small and large calls (no ``parallel=True``
+specialisations to compile, no numba thread team to start).
 
 Layout
 ------
@@ -32,13 +36,19 @@ import stat
 import tempfile
 import threading
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from llvmlite import ir
-from numba import get_num_threads, njit, prange, types
+from numba import config as numba_config
+from numba import njit, types
 from numba.extending import intrinsic, overload
 
-__all__ = ["pack_rows", "gram_counts", "fused_counts", "vote_counts"]
+from ._assign import assign_image
+
+__all__ = ["pack_rows", "gram_counts", "fused_counts", "vote_counts", "assignment_kernel",
+           "similarity_matrices", "set_threads"]
+
 
 def _probe():  # pragma: no cover - only used to ask numba where it would cache
     return 0
@@ -163,6 +173,65 @@ def _threshold_bits(typingctx, arr, idx, t):  # pragma: no cover - compiled by n
     return sig, codegen
 
 
+# ------------------------------------------------------------------------------------------ threads
+_POOL: ThreadPoolExecutor | None = None
+_POOL_KEY: tuple[int, int] = (0, 0)
+_POOL_LOCK = threading.Lock()
+
+
+_THREADS: int | None = None
+
+
+def set_threads(n: int | None) -> None:
+    """Use ``n`` threads for large calls in this process (None: back to ``NUMBA_NUM_THREADS``); e.g. 1 in
+    each worker of a process pool, so that workers do not compete for the same cores."""
+    global _THREADS
+    if n is not None and (not isinstance(n, int) or n < 1):
+        raise ValueError(f"threads must be a positive integer or None; got {n!r}")
+    _THREADS = n
+
+
+def _n_threads() -> int:
+    """Threads for the kernels: :func:`set_threads`, else ``NUMBA_NUM_THREADS`` (default: the cores),
+    read from numba's configuration without starting numba's own thread team (the kernels are serial,
+    ``nogil``)."""
+    if _THREADS is not None:
+        return _THREADS
+    return max(1, int(numba_config.NUMBA_NUM_THREADS))
+
+
+def _pool(n: int) -> ThreadPoolExecutor:
+    """This process's pool of ``n`` threads (a new one after a fork or a change of ``n``)."""
+    global _POOL, _POOL_KEY
+    key = (os.getpid(), n)
+    with _POOL_LOCK:
+        if _POOL is None or _POOL_KEY != key:
+            _POOL = ThreadPoolExecutor(n, thread_name_prefix="ambiseg-kernel")
+            _POOL_KEY = key
+        return _POOL
+
+
+def _run_tasks(kernel, args: tuple, n_tasks: int, threaded: bool) -> None:
+    """Run ``kernel(*args, task0, task1)`` over tasks ``0 .. n_tasks-1``: on the calling thread, or split
+    into about 4 contiguous ranges per thread on the pool. The kernels release the GIL and only write
+    their own tasks' outputs, so the ranges run concurrently and any caller thread may enter."""
+    n = _n_threads()
+    if not threaded or n == 1 or n_tasks < 2:
+        kernel(*args, 0, n_tasks)
+        return
+    parts = min(n_tasks, 4 * n)
+    edges = [n_tasks * k // parts for k in range(parts + 1)]
+    list(_pool(n).map(lambda k: kernel(*args, edges[k], edges[k + 1]), range(parts)))
+
+
+def _n_chunks(B: int, W: int) -> int:
+    """Word chunks per image: 1, or enough for ~4 tasks per thread when a few images are large (3D)."""
+    n_threads = _n_threads()
+    if B < 4 * n_threads and W > 4096:
+        return min(max(1, (4 * n_threads + B - 1) // B), max(1, W // 1024))
+    return 1
+
+
 # ------------------------------------------------------------------------------------------ packing
 def _pack_words(row, w0, w1, t, dst):  # pragma: no cover - replaced by the overload in numba code
     """Pack words ``w0 .. w1-1`` of the 1D contiguous ``row`` into ``dst[0 : w1-w0]``.
@@ -220,26 +289,17 @@ def _pack_words_impl(row, w0, w1, t, dst):  # pragma: no cover - compiled by num
     return impl_int
 
 
-@njit(cache=_CACHE, parallel=True, nogil=True)
-def _pack(src, t, out, row0, bad):  # pragma: no cover - compiled by numba
-    """Pack every row ``src[b, r, :]`` into ``out[b, row0 + r, :]``, one (image, mask) row per task;
-    ``bad[b, r]`` gets that row's first invalid float (see :func:`_pack_words`)."""
-    B, R, _ = src.shape
+@njit(cache=_CACHE, nogil=True)
+def _pack_tasks(src, t, out, row0, bad, task0, task1):  # pragma: no cover - compiled by numba
+    """Pack rows ``src[b, r, :]`` into ``out[b, row0 + r, :]`` for the (image, mask) tasks
+    ``task0 .. task1-1`` (task = b·R + r); ``bad[b, r]`` gets that row's first invalid float (see
+    :func:`_pack_words`). One compiled function for the calling thread and for the thread pool."""
+    R = src.shape[1]
     W = out.shape[2]
-    for task in prange(B * R):
+    for task in range(task0, task1):
         b = task // R
         r = task - b * R
         bad[b, r] = _pack_words(src[b, r], 0, W, t, out[b, row0 + r])
-
-
-@njit(cache=_CACHE, nogil=True)
-def _pack_serial(src, t, out, row0, bad):  # pragma: no cover - compiled by numba
-    """:func:`_pack` on the calling thread (small inputs: no thread start-up)."""
-    B, R, _ = src.shape
-    W = out.shape[2]
-    for b in range(B):
-        for r in range(R):
-            bad[b, r] = _pack_words(src[b, r], 0, W, t, out[b, row0 + r])
 
 
 #: Inputs smaller than this many bytes are packed on the calling thread (starting the thread team
@@ -269,15 +329,59 @@ def pack_rows(src: np.ndarray, out: np.ndarray, col0: int, threshold: float | No
     """
     bad = np.zeros(src.shape[:2], dtype=np.int64)
     t = threshold if src.dtype.kind == "f" else np.float64(0.0)  # ignored for integers
-    if src.nbytes < _SERIAL_PACK_BYTES:
-        _pack_serial(src, t, out, col0, bad)
-    else:
-        with _PARALLEL_LOCK:
-            _pack(src, t, out, col0, bad)
+    n_tasks = src.shape[0] * src.shape[1]
+    _run_tasks(_pack_tasks, (src, t, out, col0, bad), n_tasks, src.nbytes >= _SERIAL_PACK_BYTES)
     return bad
 
 
 # ------------------------------------------------------------------------------------------ Gram
+@njit(cache=_CACHE, nogil=True)
+def _count_block4(rows, t0, t1, i0, j0, K, acc):  # pragma: no cover - compiled by numba
+    """Counts of the 16 pairs (i0..i0+3) × (j0..j0+3) over words ``t0 .. t1-1``, added to
+    ``acc[i*K + j]`` for j >= i (a diagonal block, i0 == j0, computes and drops its lower pairs)."""
+    a0 = rows[i0, t0:t1]
+    a1 = rows[i0 + 1, t0:t1]
+    a2 = rows[i0 + 2, t0:t1]
+    a3 = rows[i0 + 3, t0:t1]
+    b0 = rows[j0, t0:t1]
+    b1 = rows[j0 + 1, t0:t1]
+    b2 = rows[j0 + 2, t0:t1]
+    b3 = rows[j0 + 3, t0:t1]
+    z = np.uint64(0)
+    s00 = s01 = s02 = s03 = s10 = s11 = s12 = s13 = z
+    s20 = s21 = s22 = s23 = s30 = s31 = s32 = s33 = z
+    for w in range(t1 - t0):
+        x0 = a0[w]
+        x1 = a1[w]
+        x2 = a2[w]
+        x3 = a3[w]
+        y0 = b0[w]
+        y1 = b1[w]
+        y2 = b2[w]
+        y3 = b3[w]
+        s00 += _popcount(x0 & y0)
+        s01 += _popcount(x0 & y1)
+        s02 += _popcount(x0 & y2)
+        s03 += _popcount(x0 & y3)
+        s10 += _popcount(x1 & y0)
+        s11 += _popcount(x1 & y1)
+        s12 += _popcount(x1 & y2)
+        s13 += _popcount(x1 & y3)
+        s20 += _popcount(x2 & y0)
+        s21 += _popcount(x2 & y1)
+        s22 += _popcount(x2 & y2)
+        s23 += _popcount(x2 & y3)
+        s30 += _popcount(x3 & y0)
+        s31 += _popcount(x3 & y1)
+        s32 += _popcount(x3 & y2)
+        s33 += _popcount(x3 & y3)
+    block = ((s00, s01, s02, s03), (s10, s11, s12, s13), (s20, s21, s22, s23), (s30, s31, s32, s33))
+    for di in range(4):
+        for dj in range(4):
+            if j0 + dj >= i0 + di:
+                acc[(i0 + di) * K + j0 + dj] += np.int64(block[di][dj])
+
+
 @njit(cache=_CACHE, nogil=True)
 def _count_tile(rows, t0, t1, n_pred, up, ug, acc):  # pragma: no cover - compiled by numba
     """Add the counts of words ``t0 .. t1-1`` of the (K, ·) bit rows ``rows`` to ``acc``: upper-triangle
@@ -285,9 +389,16 @@ def _count_tile(rows, t0, t1, n_pred, up, ug, acc):  # pragma: no cover - compil
     ``up``/``ug`` are scratch buffers of at least ``t1 - t0`` words."""
     K = rows.shape[0]
     n = t1 - t0
+    # Pairs of rows < K4 in register blocks of 4 × 4 rows: each word of the 8 rows is loaded once for
+    # 16 pairs (not twice per pair), so the loop runs at the popcount rate rather than the load rate.
+    K4 = K - K % 4
+    for i0 in range(0, K4, 4):
+        for j0 in range(i0, K4, 4):
+            _count_block4(rows, t0, t1, i0, j0, K, acc)
+    # pairs with a row >= K4 (K not a multiple of 4), one pair at a time
     for i in range(K):
         a = rows[i, t0:t1]
-        for j in range(i, K):
+        for j in range(max(i, K4), K):
             bj = rows[j, t0:t1]
             s = np.uint64(0)
             for w in range(n):
@@ -327,23 +438,26 @@ def _gram_task(rows, n_pred, w_begin, w_end, tile, acc):  # pragma: no cover - c
         _count_tile(rows, t0, min(t0 + tile, w_end), n_pred, up, ug, acc)
 
 
-@njit(cache=_CACHE, parallel=True, nogil=True)
-def _gram_chunks(packed, n_pred, n_chunks, tile, partial):  # pragma: no cover - compiled by numba
-    """Partial counts of word chunks, one (image, chunk) per task; ``partial`` is (B, n_chunks, K*K + 3)."""
-    B, _, W = packed.shape
+@njit(cache=_CACHE, nogil=True)
+def _gram_tasks(packed, n_pred, n_chunks, tile, partial, task0, task1):  # pragma: no cover
+    """Partial counts of the (image, word chunk) tasks ``task0 .. task1-1`` (task = b·n_chunks + c);
+    ``partial`` is (B, n_chunks, K*K + 3)."""
+    W = packed.shape[2]
     chunk = (W + n_chunks - 1) // n_chunks
-    for task in prange(B * n_chunks):
+    for task in range(task0, task1):
         b = task // n_chunks
         c = task - b * n_chunks
         _gram_task(packed[b], n_pred, c * chunk, min(c * chunk + chunk, W), tile, partial[b, c])
 
 
-@njit(cache=_CACHE, nogil=True)
-def _gram_serial(packed, n_pred, tile, partial):  # pragma: no cover - compiled by numba
-    """:func:`_gram_chunks` with one chunk per image, on the calling thread (small inputs)."""
-    B, _, W = packed.shape
-    for b in range(B):
-        _gram_task(packed[b], n_pred, 0, W, tile, partial[b, 0])
+def _symmetric(total: np.ndarray, K: int) -> np.ndarray:
+    """(B, K, K) counts from the kernels' (B, K*K + 3) sums, whose lower triangle is 0 (only pairs j >= i
+    are counted): ``upper + upperᵀ`` with the diagonal taken once."""
+    upper = total[:, : K * K].reshape(-1, K, K)
+    inter = upper + upper.transpose(0, 2, 1)
+    idx = np.arange(K)
+    inter[:, idx, idx] = upper[:, idx, idx]
+    return inter
 
 
 #: Below this many word pairs (B·K(K+1)/2·W) the Gram counts run on the calling thread.
@@ -371,23 +485,12 @@ def gram_counts(packed: np.ndarray, n_pred: int) -> tuple[np.ndarray, np.ndarray
         ``|∪ preds|``, ``|∪ annotations|`` and ``|∪ preds ∩ ∪ annotations|`` per image.
     """
     B, K, W = packed.shape
-    n_threads = get_num_threads()
-    if B * K * (K + 1) // 2 * W < _SERIAL_GRAM_PAIRS:
-        partial = np.empty((B, 1, K * K + 3), dtype=np.int64)
-        _gram_serial(packed, n_pred, _TILE, partial)
-    else:
-        # Split the word axis when there are fewer images than ~4 tasks per thread (big 3D volumes).
-        n_chunks = 1
-        if B < 4 * n_threads and W > 4096:
-            n_chunks = min(max(1, (4 * n_threads + B - 1) // B), max(1, W // 1024))
-        partial = np.empty((B, n_chunks, K * K + 3), dtype=np.int64)
-        with _PARALLEL_LOCK:
-            _gram_chunks(packed, n_pred, n_chunks, _TILE, partial)
+    threaded = B * K * (K + 1) // 2 * W >= _SERIAL_GRAM_PAIRS
+    n_chunks = _n_chunks(B, W) if threaded else 1
+    partial = np.empty((B, n_chunks, K * K + 3), dtype=np.int64)
+    _run_tasks(_gram_tasks, (packed, n_pred, n_chunks, _TILE, partial), B * n_chunks, threaded)
     total = partial.sum(axis=1) if partial.shape[1] > 1 else partial[:, 0]
-    upper = np.triu(total[:, : K * K].reshape(B, K, K))
-    inter = upper + np.triu(upper, 1).transpose(0, 2, 1)
-    union = np.ascontiguousarray(total[:, K * K :])
-    return inter, union
+    return _symmetric(total, K), np.ascontiguousarray(total[:, K * K :])
 
 
 # ------------------------------------------------------------------------------ fused pack + Gram
@@ -421,30 +524,19 @@ def _fused_task(preds, gts, tp, tg, b, w_begin, w_end, buf, bad_p, bad_g, acc): 
             _count_tile(buf, t0, min(t0 + _TILE, p1 - p0), N, up, ug, acc)
 
 
-@njit(cache=_CACHE, parallel=True, nogil=True)
-def _fused(preds, gts, tp, tg, n_chunks, words, partial, bad_p, bad_g):  # pragma: no cover
-    """:func:`_fused_task` for every (image, word chunk), in parallel."""
-    B = preds.shape[0]
+@njit(cache=_CACHE, nogil=True)
+def _fused_tasks(preds, gts, tp, tg, n_chunks, words, partial, bad_p, bad_g,
+                 task0, task1):  # pragma: no cover
+    """:func:`_fused_task` for the (image, word chunk) tasks ``task0 .. task1-1``."""
     K = preds.shape[1] + gts.shape[1]
     W = (preds.shape[2] + 63) // 64
     chunk = (W + n_chunks - 1) // n_chunks
-    for task in prange(B * n_chunks):
+    buf = np.empty((K, words), dtype=np.uint64)
+    for task in range(task0, task1):
         b = task // n_chunks
         c = task - b * n_chunks
-        buf = np.empty((K, words), dtype=np.uint64)
         _fused_task(preds, gts, tp, tg, b, c * chunk, min(c * chunk + chunk, W), buf, bad_p[b, c],
                     bad_g[b, c], partial[b, c])
-
-
-@njit(cache=_CACHE, nogil=True)
-def _fused_serial(preds, gts, tp, tg, words, partial, bad_p, bad_g):  # pragma: no cover
-    """:func:`_fused` with one chunk per image, on the calling thread (small inputs)."""
-    B = preds.shape[0]
-    K = preds.shape[1] + gts.shape[1]
-    W = (preds.shape[2] + 63) // 64
-    buf = np.empty((K, words), dtype=np.uint64)
-    for b in range(B):
-        _fused_task(preds, gts, tp, tg, b, 0, W, buf, bad_p[b, 0], bad_g[b, 0], partial[b, 0])
 
 
 #: Words per mask packed at a time by the fused kernel (64 KiB of a 1-byte mask): K such rows (K=20:
@@ -492,27 +584,18 @@ def fused_counts(
     M = gts.shape[1]
     K = N + M
     W = (P + 63) // 64
-    n_threads = get_num_threads()
     words = min(_FUSED_WORDS, W)
-    serial = preds.nbytes + gts.nbytes < _SERIAL_PACK_BYTES
-    n_chunks = 1
-    if not serial and B < 4 * n_threads and W > 4096:
-        n_chunks = min(max(1, (4 * n_threads + B - 1) // B), max(1, W // 1024))
+    threaded = preds.nbytes + gts.nbytes >= _SERIAL_PACK_BYTES
+    n_chunks = _n_chunks(B, W) if threaded else 1
     partial = np.empty((B, n_chunks, K * K + 3), dtype=np.int64)
     bad_p = np.empty((B, n_chunks, N), dtype=np.int64)
     bad_g = np.empty((B, n_chunks, M), dtype=np.int64)
     tp = preds.dtype.type(tp) if preds.dtype.kind == "f" else np.float64(0.0)
     tg = gts.dtype.type(tg) if gts.dtype.kind == "f" else np.float64(0.0)
-    if serial:
-        _fused_serial(preds, gts, tp, tg, words, partial, bad_p, bad_g)
-    else:
-        with _PARALLEL_LOCK:
-            _fused(preds, gts, tp, tg, n_chunks, words, partial, bad_p, bad_g)
+    _run_tasks(_fused_tasks, (preds, gts, tp, tg, n_chunks, words, partial, bad_p, bad_g), B * n_chunks,
+               threaded)
     total = partial.sum(axis=1) if n_chunks > 1 else partial[:, 0]
-    upper = np.triu(total[:, : K * K].reshape(B, K, K))
-    inter = upper + np.triu(upper, 1).transpose(0, 2, 1)
-    union = np.ascontiguousarray(total[:, K * K :])
-    return inter, union, _first_bad(bad_p), _first_bad(bad_g)
+    return _symmetric(total, K), np.ascontiguousarray(total[:, K * K :]), _first_bad(bad_p), _first_bad(bad_g)
 
 
 # ------------------------------------------------------------------------------ vote table T[a, b]
@@ -670,33 +753,19 @@ def _votes_task(preds, gts, tp, tg, b, w_begin, w_end, buf, bad_p, bad_g, with_g
                 _vote_tile(buf, t0, t1, N, acc_v, up, ug, scratch)
 
 
-@njit(cache=_CACHE, parallel=True, nogil=True)
-def _votes(preds, gts, tp, tg, n_chunks, words, with_gram, part_g, part_v, bad_p, bad_g):
+@njit(cache=_CACHE, nogil=True)
+def _votes_tasks(preds, gts, tp, tg, n_chunks, words, with_gram, part_g, part_v, bad_p, bad_g, task0, task1):
     # pragma: no cover - compiled by numba
-    """:func:`_votes_task` for every (image, word chunk), in parallel."""
-    B = preds.shape[0]
+    """:func:`_votes_task` for the (image, word chunk) tasks ``task0 .. task1-1`` (task = b·n_chunks + c)."""
     K = preds.shape[1] + gts.shape[1]
     W = (preds.shape[2] + 63) // 64
     chunk = (W + n_chunks - 1) // n_chunks
-    for task in prange(B * n_chunks):
+    buf = np.empty((K, words), dtype=np.uint64)
+    for task in range(task0, task1):
         b = task // n_chunks
         c = task - b * n_chunks
-        buf = np.empty((K, words), dtype=np.uint64)
         _votes_task(preds, gts, tp, tg, b, c * chunk, min(c * chunk + chunk, W), buf, bad_p[b, c],
                     bad_g[b, c], with_gram, part_g[b, c], part_v[b, c])
-
-
-@njit(cache=_CACHE, nogil=True)
-def _votes_serial(preds, gts, tp, tg, words, with_gram, part_g, part_v, bad_p, bad_g):
-    # pragma: no cover - compiled by numba
-    """:func:`_votes` with one chunk per image, on the calling thread (small inputs)."""
-    B = preds.shape[0]
-    K = preds.shape[1] + gts.shape[1]
-    W = (preds.shape[2] + 63) // 64
-    buf = np.empty((K, words), dtype=np.uint64)
-    for b in range(B):
-        _votes_task(preds, gts, tp, tg, b, 0, W, buf, bad_p[b, 0], bad_g[b, 0], with_gram, part_g[b, 0],
-                    part_v[b, 0])
 
 
 def vote_counts(
@@ -731,10 +800,8 @@ def vote_counts(
     K = N + M
     W = (P + 63) // 64
     words = min(_FUSED_WORDS, W)
-    serial = preds.nbytes + gts.nbytes < _SERIAL_PACK_BYTES
-    n_chunks = 1
-    if not serial and B < 4 * get_num_threads() and W > 4096:
-        n_chunks = min(max(1, (4 * get_num_threads() + B - 1) // B), max(1, W // 1024))
+    threaded = preds.nbytes + gts.nbytes >= _SERIAL_PACK_BYTES
+    n_chunks = _n_chunks(B, W) if threaded else 1
     n_cells = (N + 1) * (M + 1)
     part_g = np.empty((B, n_chunks, K * K + 3 if with_gram else 0), dtype=np.int64)
     part_v = np.empty((B, n_chunks, n_cells + (0 if with_gram else K)), dtype=np.int64)
@@ -742,21 +809,75 @@ def vote_counts(
     bad_g = np.empty((B, n_chunks, M), dtype=np.int64)
     tp = preds.dtype.type(tp) if preds.dtype.kind == "f" else np.float64(0.0)
     tg = gts.dtype.type(tg) if gts.dtype.kind == "f" else np.float64(0.0)
-    if serial:
-        _votes_serial(preds, gts, tp, tg, words, with_gram, part_g, part_v, bad_p, bad_g)
-    else:
-        with _PARALLEL_LOCK:
-            _votes(preds, gts, tp, tg, n_chunks, words, with_gram, part_g, part_v, bad_p, bad_g)
+    _run_tasks(_votes_tasks, (preds, gts, tp, tg, n_chunks, words, with_gram, part_g, part_v, bad_p, bad_g),
+               B * n_chunks, threaded)
     votes = part_v.sum(axis=1) if n_chunks > 1 else part_v[:, 0]
     table = votes[:, :n_cells].reshape(B, N + 1, M + 1).copy()
     table[:, 0, 0] -= W * 64 - P  # the zero padding of the last word
     inter = union = None
     if with_gram:
         total = part_g.sum(axis=1) if n_chunks > 1 else part_g[:, 0]
-        upper = np.triu(total[:, : K * K].reshape(B, K, K))
-        inter = upper + np.triu(upper, 1).transpose(0, 2, 1)
+        inter = _symmetric(total, K)
         union = np.ascontiguousarray(total[:, K * K :])
         areas = np.ascontiguousarray(np.diagonal(inter, axis1=1, axis2=2))  # not counted twice
     else:
         areas = np.ascontiguousarray(votes[:, n_cells:])
     return table, areas, inter, union, _first_bad(bad_p), _first_bad(bad_g)
+
+
+# ------------------------------------------------------------------------------ batched assignment
+#: The assignment of one image (plain Python source in :mod:`._assign`, compiled here).
+_assign_image = njit(cache=_CACHE, nogil=True)(assign_image)
+
+
+@njit(cache=_CACHE, nogil=True)
+def assignment_kernel(sim, a, cap, out):  # pragma: no cover - compiled by numba
+    """``out[b]`` = max over assignments of the mean of ``sim[b]`` on the duplicated L × L problem."""
+    B, R, C = sim.shape
+    L = R * a
+    u = np.empty(L)
+    v = np.empty(C)
+    col = np.empty(L, dtype=np.int64)
+    members = np.empty((C, cap), dtype=np.int64)
+    cnt = np.empty(C, dtype=np.int64)
+    minv = np.empty(C)
+    way = np.empty(C, dtype=np.int64)
+    used = np.empty(C, dtype=np.bool_)
+    vis = np.empty(L, dtype=np.int64)
+    cost = np.empty((R, C))
+    for b in range(B):
+        for i in range(R):
+            for j in range(C):
+                cost[i, j] = -sim[b, i, j]
+        _assign_image(cost, a, cap, u, v, col, members, cnt, minv, way, used, vis)
+        total = 0.0
+        for r in range(L):
+            total += sim[b, r // a, col[r]]
+        out[b] = total / L
+
+
+# ------------------------------------------------------------------------------ similarity readout
+@njit(cache=_CACHE, nogil=True)
+def _similarity(inter, dice, empty_value, out):  # pragma: no cover - compiled by numba
+    """Dice (``dice``) or IoU of every pair from the (B, K, K) counts, in one pass (formulas of
+    :mod:`ambiseg_metrics.core.pairwise`, the same floating-point operations)."""
+    B, K, _ = inter.shape
+    for b in range(B):
+        for i in range(K):
+            ai = inter[b, i, i]
+            for j in range(K):
+                s = ai + inter[b, j, j]
+                x = inter[b, i, j]
+                if dice:
+                    out[b, i, j] = 2.0 * x / s if s > 0 else empty_value
+                else:
+                    out[b, i, j] = x / (s - x) if s > 0 else empty_value
+
+
+def similarity_matrices(inter: np.ndarray, dice: bool, empty_value: float) -> np.ndarray:
+    """Dice (``dice=True``) or IoU matrices of int64 counts (B, K, K) as float64 (B, K, K); the value of
+    :func:`ambiseg_metrics.core.pairwise.dice_from_counts` / ``iou_from_counts``, bit for bit."""
+    inter = np.ascontiguousarray(inter, dtype=np.int64)
+    out = np.empty(inter.shape, dtype=np.float64)
+    _similarity(inter, bool(dice), float(empty_value), out)
+    return out

@@ -13,14 +13,16 @@ several metrics from one pass over the pixels, or use :func:`ambiseg_metrics.eva
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from ..options import DEFAULT, value_of
 from ._validate import INPUT_RULES_DOC, ImageGroup, pairs_error, prepare_inputs, raise_bad_values
 from .docfill import fill_doc
+from .pairwise import cross_similarity, similarity_from_counts
 
 __all__ = ["CountBlock", "PairCounts", "VoteBlock", "VoteCounts", "count_group", "pack_into",
            "pair_and_vote_counts", "pair_counts", "vote_counts"]
@@ -48,11 +50,35 @@ class CountBlock:
     n_pred: int
     n_gt: int
     n_pixels: int
+    _memo: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @property
     def areas(self) -> np.ndarray:
         """Mask areas, shape (B, K) (the diagonal of ``inter``)."""
         return np.diagonal(self.inter, axis1=1, axis2=2)
+
+    def similarity(self, kind: str, empty_value: float = 1.0) -> np.ndarray:
+        """Dice (``kind="dice"``) or IoU matrices (B, K, K) of the block's images, read-only.
+
+        Computed once per (kind, empty value) and shared by every readout of the block (GED, D_max,
+        D_a, HM-IoU), with :func:`~ambiseg_metrics.core.pairwise.similarity_from_counts`.
+        """
+        key = (kind, "nan" if math.isnan(empty_value) else float(empty_value))
+        sim = self._memo.get(key)
+        if sim is None:
+            sim = similarity_from_counts(self.inter, kind, empty_value)
+            sim.flags.writeable = False
+            self._memo[key] = sim
+        return sim
+
+    def cross_similarity(self, kind: str, empty_value: float = 1.0) -> np.ndarray:
+        """The (B, N, M) prediction × annotation part of :meth:`similarity`: sliced from the shared
+        matrices when a readout has computed them, else computed alone (N·M instead of K² pairs)."""
+        key = (kind, "nan" if math.isnan(empty_value) else float(empty_value))
+        n = self.n_pred
+        if key in self._memo:
+            return self._memo[key][:, :n, n:]
+        return cross_similarity(self.inter, n, kind, empty_value)
 
 
 @dataclass(frozen=True)
@@ -125,8 +151,51 @@ def pack_into(name: str, chunks: list[np.ndarray], packed: np.ndarray, col0: int
         row += b
 
 
+#: Groups whose masks take fewer bytes than this are counted with numpy (a BLAS product of the 0/1
+#: masks), so that small calls (one image, a CLI case) never import numba nor load its kernels (about
+#: half a second per process); larger ones run the compiled kernels.
+_NUMPY_COUNT_BYTES = 1 << 20
+
+
+def _binary_rows(name: str, chunks: list[np.ndarray], threshold: float, index: np.ndarray,
+                 batch: bool) -> np.ndarray:
+    """The chunks (b, R, *spatial) as one (B_g, R, P) bool array, floats validated as by the kernels
+    (``> threshold`` in the array's precision; NaN / out-of-[0, 1] raise, naming the first one)."""
+    parts = []
+    row = 0
+    for chunk in chunks:
+        b, r = chunk.shape[:2]
+        src = chunk.reshape(b, r, -1)  # a copy only for a non-contiguous (small) chunk
+        if src.dtype.kind == "f":
+            invalid = ~((src >= 0) & (src <= 1))  # NaN compares False: invalid
+            if invalid.any():
+                bad = np.where(invalid.any(axis=2), invalid.argmax(axis=2) + 1, 0)
+                raise_bad_values(name, src, bad, index[row : row + b] if batch else None)
+            parts.append(src > src.dtype.type(threshold))
+        else:
+            parts.append(src != 0)
+        row += b
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+
+def _count_small(group: ImageGroup, threshold: float, batch: bool) -> CountBlock:
+    """:func:`count_group` with numpy: ``inter = X Xᵀ`` of the 0/1 masks in float32, exact (every
+    partial sum is an integer below 2**24, as P is far smaller in this path)."""
+    p = _binary_rows("preds", group.preds, threshold, group.index, batch)
+    g = _binary_rows("gts", group.gts, threshold, group.index, batch)
+    x = np.concatenate([p, g], axis=1).astype(np.float32)
+    inter = (x @ x.transpose(0, 2, 1)).astype(np.int64)
+    up, ug = p.any(axis=1), g.any(axis=1)
+    union = np.stack([up.sum(axis=1), ug.sum(axis=1), (up & ug).sum(axis=1)], axis=1).astype(np.int64)
+    return CountBlock(group.index, inter, union, group.n_pred, group.n_gt, group.n_pixels)
+
+
 def count_group(group: ImageGroup, threshold: float, batch: bool) -> CountBlock:
-    """The counts of one :class:`~ambiseg_metrics.core._validate.ImageGroup` (one kernel call)."""
+    """The counts of one :class:`~ambiseg_metrics.core._validate.ImageGroup`: numpy for small groups,
+    else one kernel call."""
+    nbytes = sum(a.nbytes for a in group.preds) + sum(a.nbytes for a in group.gts)
+    if nbytes < _NUMPY_COUNT_BYTES and group.n_pixels < 1 << 22:
+        return _count_small(group, threshold, batch)
     from . import _kernels  # numba: imported on first use only
 
     n_images = len(group.index)

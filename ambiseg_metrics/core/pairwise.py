@@ -23,6 +23,7 @@ import numpy as np
 
 __all__ = [
     "EMPTY_PAIR_VALUES",
+    "cross_similarity",
     "dice_from_counts",
     "dice_of_masks",
     "empty_pair_value",
@@ -92,9 +93,48 @@ def iou_from_counts(inter: np.ndarray, empty_value: float = 1.0) -> np.ndarray:
     return out
 
 
+#: From this many pairs on (B·K² of a batch) the matrices are computed by one compiled pass (no
+#: temporaries); smaller ones by numpy (no compiled code to load). Both give the same bits.
+_KERNEL_PAIRS = 1 << 15
+
+
 def similarity_from_counts(inter: np.ndarray, kind: str, empty_value: float = 1.0) -> np.ndarray:
     """:func:`iou_from_counts` (``kind="iou"``) or :func:`dice_from_counts` (``kind="dice"``)."""
+    if inter.ndim == 3 and inter.size >= _KERNEL_PAIRS:
+        from . import _kernels
+
+        return _kernels.similarity_matrices(inter, kind == "dice", empty_value)
     return (iou_from_counts if kind == "iou" else dice_from_counts)(inter, empty_value)
+
+
+def cross_similarity(inter: np.ndarray, n: int, kind: str, empty_value: float = 1.0) -> np.ndarray:
+    """The (..., N, M) block ``[:n, n:]`` of :func:`similarity_from_counts`, computed alone.
+
+    Parameters
+    ----------
+    inter : ndarray of int, shape (..., K, K)
+        Pairwise intersection counts, predictions first (rows/columns ``0..n-1``).
+    n : int
+        Number of predictions N; the remaining ``K - n`` masks are the annotations.
+    kind : {"iou", "dice"}
+    empty_value : float, default 1.0
+        Similarity of two empty masks.
+
+    Returns
+    -------
+    ndarray of float64, shape (..., N, K - N)
+        Similarity of prediction i with annotation j, with the same formulas (and the same floating-point
+        operations) as the full matrix.
+    """
+    areas = np.diagonal(inter, axis1=-2, axis2=-1)
+    cross = inter[..., :n, n:]
+    sums = areas[..., :n, None] + areas[..., None, n:]
+    out = np.full(cross.shape, float(empty_value))
+    if kind == "iou":
+        np.divide(cross, sums - cross, out=out, where=sums > 0)
+    else:
+        np.divide(2.0 * cross, sums, out=out, where=sums > 0)
+    return out
 
 
 def dice_of_masks(a: np.ndarray, b: np.ndarray, empty_value: float = 1.0) -> float:

@@ -12,7 +12,6 @@ import numpy as np
 
 from ..conventions import Conventions, resolve_options
 from ..core.counts import CountBlock, PairCounts
-from ..core.pairwise import dice_from_counts
 from ..options import DEFAULT, choices
 
 __all__ = [
@@ -65,14 +64,14 @@ def _sensitivity_block(block: CountBlock) -> np.ndarray:
 
 def _dmax_block(block: CountBlock) -> np.ndarray:
     n = block.n_pred
-    dice = dice_from_counts(block.inter)
+    dice = block.similarity("dice")
     return dice[:, n:, :n].max(axis=2).mean(axis=1)
 
 
 def _pair_variance(block: CountBlock, variance: str) -> np.ndarray:
     """V(A, B) for every pair of masks, shape (B, K, K)."""
     if variance == "dice":
-        return 1.0 - dice_from_counts(block.inter)
+        return 1.0 - block.similarity("dice")
     areas = block.areas.astype(np.float64)
     p = float(block.n_pixels)
     # A - B takes values in {-1, 0, 1}: E[(A-B)^2] = |A xor B| / P, E[A-B] = (|A| - |B|) / P.
@@ -83,11 +82,16 @@ def _pair_variance(block: CountBlock, variance: str) -> np.ndarray:
 
 def _da_block(block: CountBlock, variance: str) -> np.ndarray:
     n, m = block.n_pred, block.n_gt
-    v = _pair_variance(block, variance)
     ip, jp = np.triu_indices(n, 1)
     ig, jg = np.triu_indices(m, 1)
-    v_pred = v[:, ip, jp]
-    v_gt = v[:, n + ig, n + jg]
+    if variance == "dice":  # V = 1 - Dice, on the pairs only (the shared Dice matrix)
+        dice = block.similarity("dice")
+        v_pred = 1.0 - dice[:, ip, jp]
+        v_gt = 1.0 - dice[:, n + ig, n + jg]
+    else:
+        v = _pair_variance(block, variance)
+        v_pred = v[:, ip, jp]
+        v_gt = v[:, n + ig, n + jg]
     dv_max = np.abs(v_gt.max(axis=1) - v_pred.max(axis=1))
     dv_min = np.abs(v_gt.min(axis=1) - v_pred.min(axis=1))
     return 1.0 - (dv_max + dv_min) / 2.0

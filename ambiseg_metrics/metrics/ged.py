@@ -18,12 +18,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..conventions import Conventions, resolve_options
-from ..core._validate import INPUT_RULES_DOC
-from ..core.counts import CountBlock, PairCounts, pair_counts
+from ..core._validate import INPUT_RULES_DOC, pairs_error
+from ..core.counts import PairCounts, pair_counts
 from ..core.docfill import fill_doc
-from ..core.pairwise import empty_pair_value, similarity_from_counts
 from ..core.weights import GT_WEIGHTS_DOC, block_gt_weights
 from ..options import CONVENTIONS_DOC, DEFAULT, choices
+from .ged_readouts import block_terms, terms_from_distance
 
 __all__ = [
     "DISTANCES",
@@ -69,87 +69,6 @@ class GEDTerms:
     annotator_diversity: float | np.ndarray
 
 
-def _nanmean_pairs(d: np.ndarray, exclude_diagonal: bool, weights: np.ndarray | None = None) -> np.ndarray:
-    """(Weighted) mean over the last two axes ignoring NaN (skipped pairs); NaN where every pair is skipped.
-
-    ``weights`` (B, R, C) are pair weights (None: uniform)."""
-    d = d.copy()
-    if exclude_diagonal:
-        idx = np.arange(d.shape[-1])
-        d[:, idx, idx] = np.nan
-    valid = ~np.isnan(d)
-    w = np.ones(d.shape) if weights is None else np.broadcast_to(weights, d.shape)
-    w = np.where(valid, w, 0.0)
-    total = np.where(valid, d, 0.0)
-    total = (total * w).sum(axis=(1, 2)) if weights is not None else total.sum(axis=(1, 2))
-    count = w.sum(axis=(1, 2))
-    out = np.full(total.shape, np.nan)
-    np.divide(total, count, out=out, where=count > 0)
-    return out
-
-
-def terms_from_distance(
-    d: np.ndarray, n: int, estimator: str, gt_weights: np.ndarray | None = None
-) -> np.ndarray:
-    """(B, 4) GED terms from distance matrices d (B, K, K), predictions first; NaN entries are skipped.
-
-    With the default empty pair (d(∅, ∅) = 0) no entry is NaN and d(A, A) = 0, so the two estimators
-    differ only by the number of pairs they average over (N² or N(N-1)). ``gt_weights`` (B, M): the
-    cross term weighs annotation m by w_m, the annotation term the pair (j, k) by w_j w_k (without the
-    diagonal for the unbiased estimator, renormalised).
-    """
-    unbiased = estimator == "unbiased"
-    w_cross = w_yy = None
-    if gt_weights is not None:
-        w_cross = np.repeat(gt_weights[:, None, :], n, axis=1)
-        w_yy = gt_weights[:, :, None] * gt_weights[:, None, :]
-    cross = _nanmean_pairs(d[:, :n, n:], exclude_diagonal=False, weights=w_cross)
-    ss = _nanmean_pairs(d[:, :n, :n], exclude_diagonal=unbiased)
-    yy = _nanmean_pairs(d[:, n:, n:], exclude_diagonal=unbiased, weights=w_yy)
-    return np.stack([2.0 * cross - ss - yy, cross, ss, yy], axis=1)
-
-
-def _pooled_terms(block: CountBlock, distance: str, estimator: str, empty: float,
-                  gt_weights: np.ndarray | None) -> np.ndarray:
-    """(B, 4) GED terms with each term's similarity pooled over its pairs: 1 - Σ num / Σ den (ValUES)."""
-    inter = block.inter.astype(np.float64)
-    areas = np.diagonal(inter, axis1=1, axis2=2)
-    sums = areas[:, :, None] + areas[:, None, :]
-    num, den = (inter, sums - inter) if distance == "iou" else (2.0 * inter, sums)
-    n = block.n_pred
-    unbiased = estimator == "unbiased"
-
-    def term(sl_r, sl_c, w, diag):
-        a, b = num[:, sl_r, sl_c], den[:, sl_r, sl_c]
-        w = np.ones(a.shape) if w is None else np.broadcast_to(w, a.shape).copy()
-        if diag and unbiased:
-            idx = np.arange(a.shape[-1])
-            w[:, idx, idx] = 0.0
-        top, bottom = (a * w).sum(axis=(1, 2)), (b * w).sum(axis=(1, 2))
-        sim = np.full(top.shape, empty)
-        np.divide(top, bottom, out=sim, where=bottom > 0)
-        return 1.0 - sim
-
-    w_cross = w_yy = None
-    if gt_weights is not None:
-        w_cross = gt_weights[:, None, :]
-        w_yy = gt_weights[:, :, None] * gt_weights[:, None, :]
-    cross = term(slice(0, n), slice(n, None), w_cross, False)
-    ss = term(slice(0, n), slice(0, n), None, True)
-    yy = term(slice(n, None), slice(n, None), w_yy, True)
-    return np.stack([2.0 * cross - ss - yy, cross, ss, yy], axis=1)
-
-
-def _block_terms(block: CountBlock, estimator: str, distance: str, empty_pair: str,
-                 gt_weights: np.ndarray | None = None, pair_average: str = "mean") -> np.ndarray:
-    """(B, 4) array: ged, cross, sample diversity, annotator diversity."""
-    empty = empty_pair_value(empty_pair)
-    if pair_average == "pooled":
-        return _pooled_terms(block, distance, estimator, empty, gt_weights)
-    d = 1.0 - similarity_from_counts(block.inter, distance, empty)
-    return terms_from_distance(d, block.n_pred, estimator, gt_weights)
-
-
 def ged_terms_from_counts(
     counts: PairCounts,
     *,
@@ -166,7 +85,7 @@ def ged_terms_from_counts(
                         pair_average=pair_average)
     if o.estimator == "unbiased":
         counts.check_min_masks('ged with estimator="unbiased"')
-    return GEDTerms(*counts.columns(lambda block: _block_terms(
+    return GEDTerms(*counts.columns(lambda block: block_terms(
         block, o.estimator, o.distance, o.empty_pair, block_gt_weights(counts, block, gt_weights),
         o.pair_average)))
 
@@ -301,9 +220,34 @@ def ged(
     ).ged
 
 
-def _diversity(masks: object, what: str, batch: bool, **options: object) -> float | np.ndarray:
-    # The same stack on both sides: the within-set term of either side is the wanted diversity.
-    return getattr(ged_terms(masks, masks, batch=batch, **options), what)
+def _first_masks(masks: object, batch: bool) -> object:
+    """A one-mask stack per image (the first mask), sliced without copying; None if it cannot be sliced."""
+    try:
+        if not batch:
+            return masks[:1]
+        if isinstance(masks, (list, tuple)):
+            return [m[:1] for m in masks]
+        return masks[:, :1]
+    except (TypeError, IndexError, KeyError):
+        return None
+
+
+def _diversity(masks: object, what: str, batch: bool, conventions: str | Conventions | None = None,
+               **options: object) -> float | np.ndarray:
+    """Within-set term of ``masks`` (``ged_terms(masks, masks).<what>``): the masks on the predictions'
+    side and only their first mask on the other side (a Gram of (N + 1)² pairs instead of (2N)²; the
+    other terms are not used)."""
+    o = resolve_options(conventions, accepted=GED_OPTIONS, caller=f"{what}()", **options)
+    other = _first_masks(masks, batch)
+    counts = pair_counts(masks, masks if other is None else other, batch=batch, threshold=o.threshold)
+    if o.estimator == "unbiased":
+        for block in counts.blocks:
+            error = pairs_error('ged with estimator="unbiased"', block.n_pred, block.n_pred,
+                                int(block.index[0]) if counts.batch else None)
+            if error is not None:
+                raise error
+    return counts.map(lambda block: block_terms(block, o.estimator, o.distance, o.empty_pair,
+                                                 pair_average=o.pair_average)[:, 2])
 
 
 @fill_doc(conventions=CONVENTIONS_DOC)
