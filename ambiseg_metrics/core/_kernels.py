@@ -495,6 +495,21 @@ def gram_counts(packed: np.ndarray, n_pred: int) -> tuple[np.ndarray, np.ndarray
 
 # ------------------------------------------------------------------------------ fused pack + Gram
 @njit(cache=_CACHE, nogil=True)
+def _pack_span(preds, gts, tp, tg, b, p0, p1, buf, bad_p, bad_g):  # pragma: no cover - compiled by numba
+    """Pack words [p0, p1) of image b's N predictions and M annotations into ``buf`` rows (predictions
+    first), keeping the first invalid float of each mask (1-based) in ``bad_p`` / ``bad_g``."""
+    N = preds.shape[1]
+    for r in range(N):
+        fb = _pack_words(preds[b, r], p0, p1, tp, buf[r])
+        if fb != 0 and bad_p[r] == 0:
+            bad_p[r] = fb
+    for r in range(gts.shape[1]):
+        fb = _pack_words(gts[b, r], p0, p1, tg, buf[N + r])
+        if fb != 0 and bad_g[r] == 0:
+            bad_g[r] = fb
+
+
+@njit(cache=_CACHE, nogil=True)
 def _fused_task(preds, gts, tp, tg, b, w_begin, w_end, buf, bad_p, bad_g, acc):  # pragma: no cover
     """Pack words ``w_begin .. w_end-1`` of image ``b``'s N + M masks tile by tile into ``buf`` (K, T)
     and count them while they are in cache: upper-triangle Gram into ``acc[:K*K]``, unions into
@@ -512,14 +527,7 @@ def _fused_task(preds, gts, tp, tg, b, w_begin, w_end, buf, bad_p, bad_g, acc): 
         bad_g[r] = 0
     for p0 in range(w_begin, w_end, T):
         p1 = min(p0 + T, w_end)
-        for r in range(N):
-            fb = _pack_words(preds[b, r], p0, p1, tp, buf[r])
-            if fb != 0 and bad_p[r] == 0:
-                bad_p[r] = fb
-        for r in range(M):
-            fb = _pack_words(gts[b, r], p0, p1, tg, buf[N + r])
-            if fb != 0 and bad_g[r] == 0:
-                bad_g[r] = fb
+        _pack_span(preds, gts, tp, tg, b, p0, p1, buf, bad_p, bad_g)
         for t0 in range(0, p1 - p0, _TILE):
             _count_tile(buf, t0, min(t0 + _TILE, p1 - p0), N, up, ug, acc)
 
@@ -736,14 +744,7 @@ def _votes_task(preds, gts, tp, tg, b, w_begin, w_end, buf, bad_p, bad_g, with_g
         bad_g[r] = 0
     for p0 in range(w_begin, w_end, T):
         p1 = min(p0 + T, w_end)
-        for r in range(N):
-            fb = _pack_words(preds[b, r], p0, p1, tp, buf[r])
-            if fb != 0 and bad_p[r] == 0:
-                bad_p[r] = fb
-        for r in range(M):
-            fb = _pack_words(gts[b, r], p0, p1, tg, buf[N + r])
-            if fb != 0 and bad_g[r] == 0:
-                bad_g[r] = fb
+        _pack_span(preds, gts, tp, tg, b, p0, p1, buf, bad_p, bad_g)
         for t0 in range(0, p1 - p0, _TILE):
             t1 = min(t0 + _TILE, p1 - p0)
             if with_gram:  # the Gram tile leaves the ORs of the tile's words in up/ug
