@@ -25,6 +25,10 @@ Example (the table in ``docs/lidc_raters.md``)::
 
     cimd-lidc build                      # once: the cache of all 1,018 scans
     python benchmarks/rater_floor.py --n 16 --out docs/lidc_rater_floor.md
+
+With ``--gts DIR`` the floor is computed on the annotation stacks of a folder instead (one ``.npy`` of shape
+(M, H, W) per case, e.g. the ``gts/`` that ``cimd-table1`` writes), so that it stands beside a Table 1 column
+on exactly its test images; there every annotation counts as present.
 """
 
 from __future__ import annotations
@@ -139,7 +143,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--limit", type=int, default=None, help="at most this many nodules per set")
     p.add_argument("--out", default=None, help="write the markdown tables here")
+    p.add_argument("--gts", default=None, help="a folder of per-case annotation stacks (.npy), not the cache")
     args = p.parse_args(argv)
+    if args.gts is not None:
+        return _main_gts(args, argv)
     from cimd_model.data.lidc_cache import load_cache
 
     t0 = time.perf_counter()
@@ -168,18 +175,43 @@ def main(argv: list[str] | None = None) -> int:
         f"({platform.python_version()}) with: python benchmarks/rater_floor.py "
         + " ".join(sys.argv[1:] if argv is None else argv)
     )
-    text = "\n".join(parts) + "\n"
-    print(text)
-    if args.out:
-        import os
-        from pathlib import Path
+    return _emit("\n".join(parts) + "\n", args.out)
 
-        out = Path(args.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-        tmp.write_text(text)
-        os.replace(tmp, out)
+
+def _emit(text: str, out: str | None) -> int:
+    print(text)
+    if out:
+        from ambiseg_metrics.files.atomic import atomic_write
+
+        atomic_write(out, text, mkdir=True)
     return 0
+
+
+def _main_gts(args: argparse.Namespace, argv: list[str] | None) -> int:
+    """The floor on the annotation stacks of a folder (every annotation counted as present)."""
+    from pathlib import Path
+
+    t0 = time.perf_counter()
+    files = sorted(Path(args.gts).glob("*.npy"))
+    if not files:
+        raise SystemExit(f"rater_floor: no .npy annotation stacks in {args.gts}")
+    gts = np.stack([np.load(f) != 0 for f in files])
+    rows = floor_table(gts, np.full(len(gts), gts.shape[1]), args.n, args.seed)
+    rvr = rater_vs_rater(gts)
+    parts = [
+        f"Rater floor on the {len(gts)} annotation stacks of `{Path(args.gts).name}/` (M = {gts.shape[1]}, "
+        f"{gts.shape[2]}×{gts.shape[3]}; N = {args.n} samples, seed {args.seed}); mean over cases ± 95% "
+        "half-width.",
+        "",
+        markdown(f"{len(gts)} cases, M = {gts.shape[1]}", rows),
+        "",
+        f"- rater vs rater, mean 1 − IoU: {_fmt(rvr['distinct'])} over pairs of distinct raters; "
+        f"{_fmt(rvr['all'])} over all M² pairs (i = j included)",
+        "",
+        f"Computed in {time.perf_counter() - t0:.1f} s with: python benchmarks/rater_floor.py "
+        + " ".join(sys.argv[1:] if argv is None else argv),
+    ]
+    return _emit("\n".join(parts) + "\n", args.out)
 
 
 if __name__ == "__main__":
