@@ -515,16 +515,12 @@ def _fused_task(preds, gts, tp, tg, b, w_begin, w_end, buf, bad_p, bad_g, acc): 
     and count them while they are in cache: upper-triangle Gram into ``acc[:K*K]``, unions into
     ``acc[K*K:]``. ``bad_p`` (N,) / ``bad_g`` (M,) get the first invalid float of each mask (1-based)."""
     N = preds.shape[1]
-    M = gts.shape[1]
     T = buf.shape[1]
     up = np.empty(_TILE, dtype=np.uint64)
     ug = np.empty(_TILE, dtype=np.uint64)
-    for q in range(acc.shape[0]):
-        acc[q] = 0
-    for r in range(N):
-        bad_p[r] = 0
-    for r in range(M):
-        bad_g[r] = 0
+    acc[:] = 0
+    bad_p[:] = 0
+    bad_g[:] = 0
     for p0 in range(w_begin, w_end, T):
         p1 = min(p0 + T, w_end)
         _pack_span(preds, gts, tp, tg, b, p0, p1, buf, bad_p, bad_g)
@@ -734,14 +730,10 @@ def _votes_task(preds, gts, tp, tg, b, w_begin, w_end, buf, bad_p, bad_g, with_g
     up = np.empty(_TILE, dtype=np.uint64)
     ug = np.empty(_TILE, dtype=np.uint64)
     scratch = _vote_scratch(N, M, _TILE)
-    for q in range(acc_g.shape[0]):
-        acc_g[q] = 0
-    for q in range(acc_v.shape[0]):
-        acc_v[q] = 0
-    for r in range(N):
-        bad_p[r] = 0
-    for r in range(M):
-        bad_g[r] = 0
+    acc_g[:] = 0
+    acc_v[:] = 0
+    bad_p[:] = 0
+    bad_g[:] = 0
     for p0 in range(w_begin, w_end, T):
         p1 = min(p0 + T, w_end)
         _pack_span(preds, gts, tp, tg, b, p0, p1, buf, bad_p, bad_g)

@@ -7,6 +7,7 @@ non-negative and sum to 1 per image (checked to 1e-6, then used as given).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -14,7 +15,7 @@ import numpy as np
 if TYPE_CHECKING:
     from .counts import CountBlock, PairCounts
 
-__all__ = ["GT_WEIGHTS_DOC", "block_gt_weights", "check_gt_weights", "is_uniform"]
+__all__ = ["GT_WEIGHTS_DOC", "block_gt_weights", "check_gt_weights", "is_uniform", "n_gt_per_image"]
 
 #: Parameter text for :func:`~ambiseg_metrics.core.docfill.fill_doc` (a ``{weights}`` marker line).
 GT_WEIGHTS_DOC = """gt_weights : array-like, optional
@@ -76,13 +77,18 @@ def is_uniform(w: np.ndarray | None) -> bool:
     return w is None or bool(np.all(w == w[0]))
 
 
+def n_gt_per_image(n_images: int, parts: Iterable) -> list[int]:
+    """M of every image, in input order, from groups or count blocks (having ``index`` and ``n_gt``)."""
+    n_gts = [0] * n_images
+    for part in parts:
+        for i in part.index:
+            n_gts[int(i)] = part.n_gt
+    return n_gts
+
+
 def block_gt_weights(counts: PairCounts, block: CountBlock, gt_weights: object) -> np.ndarray | None:
     """The (B, M) annotation weights of one block's images (None: uniform)."""
     if gt_weights is None:
         return None
-    n_gts = [0] * counts.n_images
-    for blk in counts.blocks:
-        for i in blk.index:
-            n_gts[int(i)] = blk.n_gt
-    per = check_gt_weights(gt_weights, n_gts, counts.batch)
+    per = check_gt_weights(gt_weights, n_gt_per_image(counts.n_images, counts.blocks), counts.batch)
     return np.stack([per[int(i)] for i in block.index])

@@ -29,12 +29,12 @@ Undefined values (NaN) are written as ``null`` (JSON has no NaN).
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Mapping
 
 import numpy as np
 
 from .cases import CaseTable
+from .report import json_number
 
 __all__ = ["FORMATS", "grand_challenge_doc", "nnunet_doc", "format_text"]
 
@@ -42,14 +42,6 @@ __all__ = ["FORMATS", "grand_challenge_doc", "nnunet_doc", "format_text"]
 FORMATS: dict[str, str] = {"grand-challenge": "metrics.json", "nnunet": "summary.json"}
 
 _QUANTILES = (("25pc", 0.25), ("50pc", 0.5), ("75pc", 0.75))
-
-
-def _num(v: object) -> object:
-    if isinstance(v, (float, np.floating)):
-        return None if math.isnan(v) else float(v)
-    if isinstance(v, np.integer):
-        return int(v)
-    return v
 
 
 def _describe(x: np.ndarray) -> dict[str, object]:
@@ -69,7 +61,7 @@ def _describe(x: np.ndarray) -> dict[str, object]:
 
 def grand_challenge_doc(table: CaseTable) -> dict[str, object]:
     """The ``metrics.json`` document of a grand-challenge evaluation container (see the module docstring)."""
-    case = {col: {str(i): _num(row[col]) for i, row in enumerate(table.rows)} for col in table.columns}
+    case = {col: {str(i): json_number(row[col]) for i, row in enumerate(table.rows)} for col in table.columns}
     numeric = [c for c in table.columns if c != "case"]
     return {"case": case, "aggregates": {c: _describe(table.column(c)) for c in numeric}}
 
@@ -85,7 +77,7 @@ def nnunet_doc(table: CaseTable, sources: Mapping[str, tuple[str, str]] | None =
     for row in table.rows:
         name = str(row["case"])
         pred, ref = sources.get(name, (name, name))
-        per_case.append({"metrics": {label: {m: _num(row[m]) for m in table.metrics}},
+        per_case.append({"metrics": {label: {m: json_number(row[m]) for m in table.metrics}},
                          "prediction_file": str(pred), "reference_file": str(ref)})
     mean = {}
     for m in table.metrics:

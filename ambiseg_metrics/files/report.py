@@ -28,6 +28,7 @@ __all__ = [
     "csv_number",
     "csv_text",
     "format_summary",
+    "json_number",
     "json_text",
     "summarize",
 ]
@@ -47,8 +48,8 @@ class MetricSummary:
 
     def as_dict(self) -> dict[str, object]:
         return {
-            "n": self.n, "mean": _json_float(self.mean), "std": _json_float(self.std),
-            "median": _json_float(self.median), "ci95": [_json_float(self.ci_low), _json_float(self.ci_high)],
+            "n": self.n, "mean": json_number(self.mean), "std": json_number(self.std),
+            "median": json_number(self.median), "ci95": [json_number(self.ci_low), json_number(self.ci_high)],
         }
 
 
@@ -70,7 +71,8 @@ def summarize(
 
 
 # ------------------------------------------------------------------------------------------------ files
-def _json_float(v: object) -> object:
+def json_number(v: object) -> object:
+    """A value as strict JSON takes it: NaN -> None, numpy scalars -> Python numbers, others unchanged."""
     if isinstance(v, (float, np.floating)):
         return None if math.isnan(v) else float(v)
     if isinstance(v, np.integer):
@@ -105,7 +107,7 @@ def json_text(
         "metrics": list(table.metrics),
         "summary": {s.metric: s.as_dict() for s in summary},
         "notes": list(table.notes),
-        "cases": [{k: _json_float(v) for k, v in row.items()} for row in table.rows],
+        "cases": [{k: json_number(v) for k, v in row.items()} for row in table.rows],
     }
     return json.dumps(doc, indent=2, allow_nan=False) + "\n"
 

@@ -15,7 +15,7 @@ import numpy as np
 
 from ..core._validate import prepare_inputs
 from ..core.counts import VoteCounts, vote_counts
-from ..core.weights import check_gt_weights, is_uniform
+from ..core.weights import check_gt_weights, is_uniform, n_gt_per_image
 
 __all__ = [
     "rater_votes",
@@ -135,11 +135,7 @@ def uses_table(preds: object, gts: object, *, batch: bool = False, gt_weights: o
     """True when the vote table applies: bool/integer samples and annotations and uniform weights
     (checks shapes, dtypes and weights; reads no pixel)."""
     n_images, groups = prepare_inputs(preds, gts, batch)
-    n_gts = [0] * n_images
-    for g in groups:
-        for i in g.index:
-            n_gts[int(i)] = g.n_gt
-    weights = check_gt_weights(gt_weights, n_gts, bool(batch))
+    weights = check_gt_weights(gt_weights, n_gt_per_image(n_images, groups), bool(batch))
     binary = all(c.dtype.kind == "u" for g in groups for c in (*g.preds, *g.gts))
     return binary and (weights is None or all(is_uniform(w) for w in weights))
 
@@ -149,11 +145,7 @@ def rater_votes(preds: object, gts: object, *, batch: bool = False, gt_weights: 
     if uses_table(preds, gts, batch=batch, gt_weights=gt_weights):
         return votes_from_counts(vote_counts(preds, gts, batch=batch))
     n_images, groups = prepare_inputs(preds, gts, batch)
-    n_gts = [0] * n_images
-    for g in groups:
-        for i in g.index:
-            n_gts[int(i)] = g.n_gt
-    weights = check_gt_weights(gt_weights, n_gts, bool(batch))
+    weights = check_gt_weights(gt_weights, n_gt_per_image(n_images, groups), bool(batch))
     out: list[Votes | None] = [None] * n_images
     for g in groups:
         k = 0
