@@ -145,3 +145,44 @@ def test_summarize_defaults_and_bounds():
     for bad in (0, -1):
         with pytest.raises(ValueError, match="n_boot must be >= 1"):
             summarize(_table({"a": x}), n_boot=bad)
+
+
+def test_summarize_default_is_exactly_10000_resamples():
+    """With 40 distinct values the percentile interval moves with every extra resample, so the default
+    (documented as 10,000) is pinned by behaviour, not by reading the signature."""
+    x = np.random.default_rng(3).random(40)
+    def interval(**kw):
+        s = summarize(_table({"a": x}), **kw)[0]
+        return s.ci_low, s.ci_high
+
+    assert interval() == interval(n_boot=10_000)
+    for other in (9_999, 10_001):
+        assert interval() != interval(n_boot=other)
+
+
+def test_options_are_keyword_only_and_summaries_immutable():
+    import dataclasses
+
+    from ambiseg_metrics.files.report import MetricSummary
+
+    table = _table({"a": [0.1, 0.2]})
+    with pytest.raises(TypeError):
+        summarize(table, 10)  # n_boot must be named
+    rows = summarize(table, n_boot=10)
+    with pytest.raises(TypeError):
+        format_summary(rows, 3)  # digits must be named
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        rows[0].mean = 0.0  # type: ignore[misc]
+    assert isinstance(rows[0], MetricSummary)
+
+
+def test_public_annotations_resolve():
+    """Sphinx autodoc evaluates the annotations of the public functions: each must be a valid type."""
+    import typing
+
+    import ambiseg_metrics.files.report as report
+
+    for name in report.__all__:
+        obj = getattr(report, name)
+        if callable(obj):
+            typing.get_type_hints(obj)

@@ -130,7 +130,7 @@ def format_summary(summary: Sequence[MetricSummary], *, digits: int = 4, confide
 
     def render(r: list[str]) -> str:
         cells = [r[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(r[1:-1], widths[1:-1], strict=True)]
-        return "  ".join([*cells, r[-1].ljust(widths[-1])]).rstrip()
+        return "  ".join([*cells, r[-1]]).rstrip()  # the last column is left-aligned: no padding
 
     rule = "-" * len(render(header))
     return "\n".join([render(header), rule, *map(render, lines)])
