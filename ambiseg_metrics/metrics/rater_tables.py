@@ -1,4 +1,4 @@
-"""The rater-vote readouts vectorised over a block of vote tables (the fast path for binary inputs).
+"""The numpy reference of the rater-vote readouts over a block of vote tables (B images at once).
 
 For B images that share N, M and P, the tables T (B, N+1, M+1) are read with cell values p = a/N and
 f = b/M: every metric of :mod:`ambiseg_metrics.metrics.rater_readouts` becomes a few array operations over
