@@ -17,7 +17,7 @@ from .conventions import PRESETS, Conventions, get_convention
 from .core._validate import InputError
 from .core.counts import CountBlock, PairCounts, VoteCounts, pair_and_vote_counts, pair_counts, vote_counts
 from .core.pairwise import dice_from_counts, iou_from_counts
-from .evaluation import ALL_METRICS, METRICS, evaluate, evaluate_counts
+from .evaluation import ALL_METRICS, METRICS, WEIGHTED_METRICS, evaluate, evaluate_counts
 from .files.cases import CaseTable, EvalOptions, evaluate_case, evaluate_cases
 from .files.compare import ComparisonTable, compare_runs
 from .files.io import InputFileError, discover_cases
@@ -130,4 +130,5 @@ __all__ = [
     "volume_crps",
     "vote_counts",
     "InputError",
+    "WEIGHTED_METRICS",
 ]

@@ -59,7 +59,7 @@ def main() -> None:
     print(f"evaluate(default + rater family): wall {tf:.3f} s, CPU {cf:.3f} s  -> "
           f"+{100 * (tf - tb) / tb:.1f}% wall, +{100 * (cf - cb) / cb:.1f}% CPU")
     print(f"  CPU of the pass: {t1 - t0:.3f} s without, {t2 - t1:.3f} s with the vote tables; "
-          f"rater readouts (vectorised): {t3 - t2:.3f} s")
+          f"rater readouts (compiled kernel): {t3 - t2:.3f} s")
     a, g = data.preds[:5], data.gts[:5]
     via_evaluate = am.evaluate(a, g, batch=True, metrics=["qubiq"])["qubiq"]
     same = np.array_equal(via_evaluate, am.qubiq_score(a, g, batch=True))

@@ -138,3 +138,59 @@ def test_bad_arguments_are_named():
         am.soft_dice(m, m, gt_weights=[1.0])
     with pytest.raises(ValueError, match="preds contains"):
         am.soft_dice(np.full((1, 3, 3), 1.5), m)
+
+
+# ---- the compiled readout kernel (core._rater_kernel) against the numpy table path and the references
+@st.composite
+def vote_tables(draw):
+    """(tables (B, N+1, M+1), areas (B, N+M)) of B images of P pixels each: random cells, all pixels in one
+    cell (empty: T[0, 0] = P; full: T[N, M] = P; any other cell), P = 1 (a single pixel), N = 1, M = 1."""
+    n, m = draw(st.integers(1, 9)), draw(st.integers(1, 5))
+    b_images, pixels = draw(st.integers(1, 4)), draw(st.integers(1, 40))
+    tables = np.zeros((b_images, n + 1, m + 1), np.int64)
+    for i in range(b_images):
+        kind = draw(st.sampled_from(["random", "random", "empty", "full", "one cell"]))
+        if kind == "random":
+            cells = draw(st.lists(st.integers(0, (n + 1) * (m + 1) - 1), min_size=pixels, max_size=pixels))
+            np.add.at(tables[i].reshape(-1), cells, 1)
+        else:
+            corner = {"empty": (0, 0), "full": (n, m)}.get(kind)
+            a, b = corner or (draw(st.integers(0, n)), draw(st.integers(0, m)))
+            tables[i, a, b] = pixels
+    areas = np.array(draw(st.lists(st.integers(0, pixels), min_size=b_images * (n + m),
+                                   max_size=b_images * (n + m)))).reshape(b_images, n + m)
+    return tables, areas
+
+
+@given(vote_tables(), st.integers(1, 12), st.booleans(), st.booleans(),
+       st.sets(st.sampled_from(am.RATER_METRICS), min_size=1))
+def test_kernel_equals_the_numpy_table_path(tables, n_bins, inclusive, both, wanted):
+    from ambiseg_metrics.core._rater_kernel import COLUMNS, table_readouts
+    from ambiseg_metrics.metrics.rater_family import QUBIQ_THRESHOLDS
+    from ambiseg_metrics.metrics.rater_tables import table_metrics
+
+    assert COLUMNS == am.RATER_METRICS
+    table, areas = tables
+    thresholds = np.array(QUBIQ_THRESHOLDS)
+    got = table_readouts(table, areas, wanted, thresholds, inclusive, n_bins, both)
+    want = table_metrics(table, areas, set(am.RATER_METRICS), thresholds, inclusive, n_bins, both)
+    assert set(got) == wanted
+    for name in wanted:
+        np.testing.assert_allclose(got[name], want[name], rtol=1e-12, atol=1e-14, err_msg=name)
+
+
+@given(st.lists(mask_sets(max_n=6, max_m=4), min_size=1, max_size=4), st.booleans())
+def test_kernel_over_a_batch_equals_the_per_pixel_reference(images, both):
+    """Several images in one block (same N, M, shape: the kernel's loop over images), 2D and 3D."""
+    preds0, gts0 = images[0]
+    same = [(p, g) for p, g in images if p.shape == preds0.shape and g.shape == gts0.shape]
+    preds, gts = np.stack([p for p, _ in same]), np.stack([g for _, g in same])
+    got = am.rater_metrics(preds, gts, batch=True, classes="both" if both else "foreground")
+    for i in range(len(same)):
+        p, g = preds[i], gts[i]
+        ref = {"qubiq": rr.qubiq(p, g), "soft_dice": rr.soft_dice(p, g), "volume_crps": rr.volume_crps(p, g),
+               "consensus_dice": rr.consensus_dice(p, g)}
+        ref.update(zip(("ece", "mce", "ace", "brier"), rr.calibration(p, g, 10, both), strict=True))
+        ref.update(zip(("ueo", "ueo_auroc", "ueo_auprc"), rr.ueo(p, g), strict=True))
+        for name, value in ref.items():
+            assert close(got[name][i], value) or abs(got[name][i] - value) <= 1e-12 * abs(value), name

@@ -94,6 +94,8 @@ def _cache_setting() -> bool:
 
 #: Whether the kernels are cached on disk (see :func:`_cache_setting`).
 _CACHE = _cache_setting()
+#: The same setting, for the other kernel modules (:mod:`._rater_kernel`).
+CACHE = _CACHE
 
 #: Words per Gram tile: K rows of ``_TILE`` uint64 words (K=20: 40 KiB) stay in the L1/L2 cache.
 _TILE = 256

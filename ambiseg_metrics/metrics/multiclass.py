@@ -294,7 +294,7 @@ def multiclass_ged(
     ).ged
 
 
-@fill_doc(inputs=_INPUTS_DOC)
+@fill_doc(inputs=_INPUTS_DOC, weights=GT_WEIGHTS_DOC)
 def multiclass_hungarian_iou(
     preds: object,
     gts: object,
@@ -306,6 +306,7 @@ def multiclass_hungarian_iou(
     distance: str = DEFAULT.distance,
     conventions: str | Conventions | None = None,
     ignore_label: int | None = None,
+    gt_weights: object = None,
 ) -> float | np.ndarray:
     """HM-IoU of multi-class label maps: Hungarian matching (lcm duplication) on the class-averaged IoU.
 
@@ -314,6 +315,9 @@ def multiclass_hungarian_iou(
     {inputs}
     distance : {"iou", "dice"}, default "iou"
         Match on class-averaged IoU or Dice.
+    {weights}
+        With weights, HM-IoU is the optimal transport value with masses 1/N on the predictions and w_m on
+        the annotations (solved exactly as a linear program), as :func:`~ambiseg_metrics.hungarian_iou`.
 
     Returns
     -------
@@ -329,8 +333,11 @@ def multiclass_hungarian_iou(
     o = _resolve(conventions, "multiclass_hungarian_iou()", classes=classes,
                  include_background=include_background, class_absent=class_absent, distance=distance)
     sims, ns, is_batch = _per_image_similarity(preds, gts, o, batch, ignore_label)
-    values = np.array(
-        [hungarian_from_matrix(np.nan_to_num(sim[:n, n:], nan=1.0)) for sim, n in zip(sims, ns, strict=True)]
-    )
+    weights = check_gt_weights(gt_weights, [s.shape[0] - n for s, n in zip(sims, ns, strict=True)],
+                               bool(batch)) if gt_weights is not None else None
+    values = np.array([
+        hungarian_from_matrix(np.nan_to_num(sim[:n, n:], nan=1.0), col_weights=w)
+        for (sim, n), w in zip(zip(sims, ns, strict=True), weights or [None] * len(sims), strict=True)
+    ])
     return values if is_batch else float(values[0])
 

@@ -2,8 +2,9 @@
 
 The engine behind :mod:`ambiseg_metrics.metrics.raters` (whose functions document each metric) and the
 ``raters`` family of :func:`~ambiseg_metrics.evaluate`: checks the options, reads the vote tables
-(:mod:`~ambiseg_metrics.metrics.rater_tables`, binary inputs, vectorised over images) or the per-pixel
-groups (:mod:`~ambiseg_metrics.metrics.rater_readouts`), and collects the values.
+(binary inputs: one compiled loop over each block's images, :mod:`ambiseg_metrics.core._rater_kernel`,
+whose numpy reference is :mod:`~ambiseg_metrics.metrics.rater_tables`) or the per-pixel groups
+(:mod:`~ambiseg_metrics.metrics.rater_readouts`), and collects the values.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from ..core._validate import check_choice
 from ..core.counts import VoteCounts, vote_counts
 from . import rater_readouts as ro
 from .rater_readouts import rater_votes, uses_table
-from .rater_tables import table_metrics
 
 __all__ = [
     "CALIBRATION_CLASSES",
@@ -161,15 +161,16 @@ def rater_metrics_from_counts(
     classes: str = "foreground",
     wanted: Sequence[str] = RATER_METRICS,
 ) -> dict[str, float | np.ndarray]:
-    """The rater-vote metrics from precomputed :func:`~ambiseg_metrics.vote_counts` (binary inputs),
-    vectorised over each block of images (:mod:`~ambiseg_metrics.metrics.rater_tables`)."""
+    """The rater-vote metrics from precomputed :func:`~ambiseg_metrics.vote_counts` (binary inputs), read
+    from each block's vote tables by one compiled loop over its images (numba, imported on first use)."""
+    from ..core._rater_kernel import table_readouts
     check_choice("comparison", comparison, COMPARISONS)
     check_choice("classes", classes, CALIBRATION_CLASSES)
     t, n_bins, want = check_thresholds(thresholds), check_bins(n_bins), set(wanted)
     names = [k for k in RATER_METRICS if k in want]
     out = {k: np.empty(counts.n_images) for k in names}
     for blk in counts.blocks:
-        values = table_metrics(blk.table, blk.areas, want, t, comparison == ">=", n_bins, classes == "both")
+        values = table_readouts(blk.table, blk.areas, want, t, comparison == ">=", n_bins, classes == "both")
         for k in names:
             out[k][blk.index] = values[k]
     return {k: (v if counts.batch else float(v[0])) for k, v in out.items()}

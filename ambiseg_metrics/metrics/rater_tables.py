@@ -1,9 +1,13 @@
-"""The rater-vote readouts vectorised over a block of vote tables (the fast path for binary inputs).
+"""The numpy reference of the rater-vote readouts over a block of vote tables (B images at once).
 
 For B images that share N, M and P, the tables T (B, N+1, M+1) are read with cell values p = a/N and
 f = b/M: every metric of :mod:`ambiseg_metrics.metrics.rater_readouts` becomes a few array operations over
 (B, N+1, M+1), with no Python loop over images. The definitions are those of ``rater_readouts`` (cells in
 the same a-major order, so adaptive bins split the same way); the tests check both paths agree.
+
+The library reads the tables with the compiled kernel :mod:`ambiseg_metrics.core._rater_kernel` (one loop
+over images, no numpy passes along short axes); this numpy version is kept as its reference: the
+tests compare the two on random tables (rtol 1e-12).
 """
 
 from __future__ import annotations
