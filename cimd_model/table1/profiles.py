@@ -102,8 +102,8 @@ PROFILES: dict[str, Profile] = {
         name="matched",
         model_config="cpu-small",
         description="the table1 data with one training budget for every model (1000 steps of 8 images), "
-        "3 seeds (0, 1, 2) and CIMD sampled with the sampler the steps sweep chose (25 stochastic DDIM steps, "
-        "eta 1; docs/cimd_sampling.md): the comparison issues 16 and 18 ask for",
+        "3 seeds (0, 1, 2) and CIMD sampled with the sampler the steps sweep chose (25 stochastic DDIM "
+        "steps, eta 1; docs/cimd_sampling.md): the comparison issues 16 and 18 ask for",
         # ddim:25 at eta 1 is the cheapest setting of the sweep whose GED against the true mixture and sample
         # diversity both lie in DDPM-1000's 95% intervals (benchmarks/cimd_sampling.py --pick, the three
         # sweep JSONs in docs/cimd_results/)

@@ -27,6 +27,6 @@ def test_row_has_times_flops_and_bound(name):
         assert m["seconds"] > 0 and m["flops"] > 0
         assert m["bound_s"] == pytest.approx(m["flops"] / rates[1])
         assert m["per_unit_s"] == pytest.approx(m["seconds"] / m["units"])
-    # a training step (forward + backward of 2 images) costs more FLOPs than one sampling evaluation of 2 masks
+    # a training step (forward + backward of 2 images) costs more FLOPs than one sampling pass over 2 masks
     assert row["train_step"]["flops"] > row["sample"]["flops"] / max(1, row["sample"]["units"] // 2)
     assert "|" in model_speed._table([row])
