@@ -5,7 +5,8 @@ The Probabilistic U-Net (:mod:`.prob_unet`) with a more expressive latent, selec
 
 * ``"mixture"`` (default here): prior and posterior are mixtures of ``n_components`` diagonal Gaussians.
   Training samples the posterior with a straight-through Gumbel-softmax component choice and estimates
-  ``KL(q || p)`` by one Monte-Carlo sample (no closed form exists for mixtures);
+  ``KL(q || p)`` by Monte-Carlo sampling (no closed form exists for mixtures; ``kl_samples`` samples: 1000
+  in ``paper`` as in Bhat et al.'s ``train.py``, 100 in ``cpu-small``, 1 when the key is absent);
 * ``"full"``: full-covariance Gaussians (Cholesky factor), closed-form KL;
 * ``"lowrank"``: low-rank-plus-diagonal covariance of rank ``rank``, closed-form KL;
 * ``"diagonal"``: the original Probabilistic U-Net.
