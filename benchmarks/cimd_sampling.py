@@ -10,8 +10,8 @@ Each figure is reported as mean and 95% interval over images (mean ± 1.96 sd / 
 time counts ``model.sample`` only. The sampler picked is the cheapest setting whose GED-vs-truth and
 diversity means both lie inside the 95% interval of the reference setting (default ``ddpm:1000``).
 
-**Variant cost** (``--variants``): seconds per sample per step of ``model.sample`` for each registered
-CIMD variant, built (untrained: the cost does not depend on the weights) from a named config.
+**Variant cost** (``--variants``): seconds and FLOPs per sample per step of ``model.sample`` for each
+registered CIMD variant, built (untrained: the cost does not depend on the weights) from a named config.
 
 Examples::
 
@@ -84,7 +84,7 @@ def run(
         raise ValueError(
             f"checkpoint {checkpoint} holds a {model.name!r} model, which has no sampler options"
         )
-    model.config["progress"] = False
+    model.set_progress(False)
     run_info = ckpt.get("run", {})
     spec = data or run_info.get("data")
     if not spec:
@@ -201,25 +201,34 @@ def variant_costs(
     config: str, images: int, n: int, steps: int, size: int, sampler: str = "ddim", repeats: int = 3
 ) -> list[dict[str, Any]]:
     """Seconds per sample per step of ``model.sample`` for each CIMD variant (untrained weights; the
-    fastest of ``repeats`` timed calls after one warm-up call)."""
+    fastest of ``repeats`` timed calls after one warm-up call), and the FLOPs per sample per step of that
+    call (``torch.utils.flop_counter.FlopCounterMode``: convolutions and matrix products; independent of
+    the machine's load)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
     from cimd_model.cli import resolve_config
     from cimd_model.registry import build_model
 
     rows = []
     for name in VARIANT_NAMES:
-        cfg = resolve_config(name, config, {"progress": False}, None, None)
+        cfg = resolve_config(name, config, {}, None, None)
         torch.manual_seed(0)
         model = build_model(name, cfg, 1).eval()
+        model.set_progress(False)
         model.set_sampling(sampler, steps)
         x = torch.randn(images, 1, size, size, generator=torch.Generator().manual_seed(0))
-        model.sample(x, n, generator=torch.Generator().manual_seed(0))  # warm-up
+        with FlopCounterMode(display=False) as counter:
+            model.sample(x, n, generator=torch.Generator().manual_seed(0))  # warm-up, FLOPs counted
+        flops = int(counter.get_total_flops())
         wall = float("inf")
         for rep in range(repeats):  # the minimum: the least disturbed by other jobs on the machine
             t0 = time.perf_counter()
             model.sample(x, n, generator=torch.Generator().manual_seed(1 + rep))
             wall = min(wall, time.perf_counter() - t0)
-        rows.append({"model": name, "wall_s": wall, "s_per_sample_step": wall / (images * n * steps)})
-        print(f"{name:>14}: {wall / (images * n * steps):.3e} s / sample / step", file=sys.stderr)
+        per = images * n * steps
+        rows.append({"model": name, "wall_s": wall, "s_per_sample_step": wall / per,
+                     "flops_per_sample_step": flops / per})
+        print(f"{name:>14}: {wall / per:.3e} s, {flops / per:.4e} FLOP / sample / step", file=sys.stderr)
     return rows
 
 
@@ -331,7 +340,7 @@ def main(argv: list[str] | None = None) -> int:
                 args.json, {"config": args.config, "size": args.size, "steps": args.steps, "rows": rows}
             )
         for r in rows:
-            print(f"| {r['model']} | {r['s_per_sample_step']:.2e} |")
+            print(f"| {r['model']} | {r['s_per_sample_step']:.2e} | {r['flops_per_sample_step']:.4e} |")
         return 0
     if not args.checkpoint:
         p.error("--checkpoint is required (or --variants)")

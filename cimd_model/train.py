@@ -19,7 +19,7 @@ Checkpoint format (``torch.save`` of a plain dict, loadable with ``weights_only=
 -------------------------------------------------------------------------------------
 =====================  ==============================================================================
 ``format``             ``"cimd_model-checkpoint/1"``
-``model_name``         registry name (``"prob_unet"``, ``"phiseg"``, ``"gen_prob_unet"``, ``"cimd"``)
+``model_name``         registry name (e.g. ``"prob_unet"``, ``"cimd"``, ``"cond-ddpm"``; see ``registry.py``)
 ``in_channels``        image channels the model was built for
 ``config``             the model's config dict (``model.config``)
 ``model_state``        ``model.state_dict()`` (tensors moved to CPU)

@@ -5,7 +5,8 @@ The Probabilistic U-Net (:mod:`.prob_unet`) with a more expressive latent, selec
 
 * ``"mixture"`` (default here): prior and posterior are mixtures of ``n_components`` diagonal Gaussians.
   Training samples the posterior with a straight-through Gumbel-softmax component choice and estimates
-  ``KL(q || p)`` by one Monte-Carlo sample (no closed form exists for mixtures);
+  ``KL(q || p)`` by Monte-Carlo sampling (no closed form exists for mixtures; ``kl_samples`` samples: 1000
+  in ``paper`` as in Bhat et al.'s ``train.py``, 100 in ``cpu-small``, 1 when the key is absent);
 * ``"full"``: full-covariance Gaussians (Cholesky factor), closed-form KL;
 * ``"lowrank"``: low-rank-plus-diagonal covariance of rank ``rank``, closed-form KL;
 * ``"diagonal"``: the original Probabilistic U-Net.
@@ -47,7 +48,7 @@ _RECIPE: dict[str, Any] = {
 CONFIGS: dict[str, dict[str, Any]] = {
     # the cpu-small architecture of the Prob. U-Net with Bhat et al.'s recipe; CPU budget: 100 KL samples and
     # 10x the learning rate (constant, as Bhat et al.; the paper's 1e-4 for 400 steps does not learn
-    # AmbiBlobs-CT: GED 1.56, D_max 0.11, docs/baselines.md)
+    # AmbiBlobs-CT: D_max 0.11, docs/baselines.md)
     "cpu-small": {**_PU_CONFIGS["cpu-small"], **_RECIPE, "kl_samples": 100, "lr": 1e-3, "lr_schedule": None},
     # Bhat et al. 2022 (LIDC): train.py unet_mode 'shallow' = num_filters [32, 64, 128, 256]; model.py: three
     # convs per block (no_convs_per_block = 3), norm=True (here GroupNorm), latent dim 6 (--zdim default);

@@ -65,7 +65,7 @@ _RECIPE: dict[str, Any] = {
 
 #: the learning rates of a run of a few hundred steps: Kohl et al.'s schedule (same shape) at 10x its values.
 #: Measured (docs/baselines.md, fidelity check): with the paper's 1e-4 for 400 steps the Prob. U-Net does not
-#: learn AmbiBlobs-CT (GED 1.30, D_max 0.31)
+#: learn AmbiBlobs-CT (D_max 0.31)
 CPU_LR: dict[str, Any] = {
     "lr": 1e-3,
     "lr_schedule": {

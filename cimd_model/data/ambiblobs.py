@@ -3,8 +3,8 @@
 Every image shows a structure with a part that every annotator marks (the *base*, possibly empty), optional
 *ambiguous parts* (a faint rim, a satellite lobe, a fading band end, a faint lesion) that each annotator marks
 with a known probability, and — for some images — a probability ``p_empty`` that an annotator marks nothing.
-The fainter an ambiguous part is drawn, the lower its probability, so the ambiguity is visible in the image
-and learnable.
+The fainter an ambiguous part is drawn, the lower its probability (its intensity is an increasing function
+of it), so the ambiguity is visible in the image.
 
 The masks an annotator can draw are the *modes*::
 

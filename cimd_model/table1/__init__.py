@@ -25,6 +25,13 @@ Profiles (``--config``)
     ``cpu-small`` architectures with fewer steps (400 for the baselines, 1000 for CIMD), 32 px AmbiBlobs
     (256 train / 32 test images), CIMD sampled with 10 stochastic DDIM steps (eta = 1): the whole table fits
     in 30 min on 2 CPU cores with ``--jobs 2`` (the committed synthetic table, ``docs/table1_results``).
+``matched``
+    The ``table1`` data and architectures with one training budget for every model (1000 steps of 8
+    images), seeds 0, 1 and 2, CIMD sampled with 25 stochastic DDIM steps (eta 1), the setting the steps
+    sweep of ``docs/cimd_sampling.md`` picked.
+``table1-v0``
+    The baselines' configs from before their papers' recipes, no CIMD (the fidelity check of
+    ``docs/baselines.md``).
 ``tiny``
     A smoke test of the pipeline (3 steps of narrow models, 32 px, 8 train / 4 test images, n = 4).
 
