@@ -88,9 +88,9 @@ PROFILES: dict[str, Profile] = {
             "prob_unet": {"steps": 400},
             "gen_prob_unet": {"steps": 400},
             "phiseg": {"steps": 400},
-            # eta = 1: stochastic DDIM (DDPM-like variance) on 10 respaced steps, the closest cheap stand-in
-            # for the paper's 1000-step DDPM; deterministic DDIM (eta = 0) of a briefly trained model leaves
-            # a third of the samples as noise (docs/table1.md)
+            # eta = 1: stochastic DDIM on 10 respaced steps, a cheap stand-in for the paper's 1000-step DDPM,
+            # chosen before the steps sweep; the sweep (docs/cimd_sampling.md) later found it just outside
+            # DDPM-1000's diversity interval and picked 25 steps, which the `matched` profile uses
             "cimd": {"steps": 1000, "sampling_steps": 10, "eta": 1.0},
         },
         ambiblobs={"size": 32, "n_train": 256, "n_test": 32},
