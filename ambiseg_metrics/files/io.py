@@ -9,7 +9,7 @@ Two layouts, chosen per case (``preds/`` and ``gts/`` may use different ones):
 Formats (by extension, case-insensitive):
 
 ========================  ==================================================================================
-``.png .jpg .jpeg .bmp``  one 2D mask per file (imageio); grey or grey-as-RGB(A); alpha is ignored
+``.png .jpg .jpeg .bmp``  one 2D mask per file (Pillow); grey or grey-as-RGB(A); alpha is ignored
 ``.tif .tiff``            tifffile; a multi-page TIFF is a stack of 2D masks in the file-per-case layout
                           (in a case folder every file is one mask, so there it is one 3D mask)
 ``.npy``                  one array; ``.npz``: its only array, or the array named ``masks``
@@ -32,6 +32,7 @@ Every problem with a user's file raises :class:`InputFileError`, whose message n
 from __future__ import annotations
 
 import os
+import sys
 import unicodedata
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -56,7 +57,7 @@ __all__ = [
     "read_source",
 ]
 
-#: Extensions read with imageio (one 2D mask per file).
+#: Extensions read with Pillow (one 2D mask per file).
 IMAGE_EXTENSIONS: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp")
 #: Every extension this module reads.
 MASK_EXTENSIONS: tuple[str, ...] = (*IMAGE_EXTENSIONS, ".tif", ".tiff", ".npy", ".npz", ".nii", ".nii.gz")
@@ -110,17 +111,41 @@ def _unknown_extension(path: Path) -> InputFileError:
     )
 
 
-def _read_image(path: Path) -> np.ndarray:
-    import imageio.v3 as iio
-    from PIL import Image
+#: Pillow's format for each image extension: a file is opened as that format first, so Pillow does not
+#: probe every plugin (nor imageio try to import optional plugins such as pillow_heif) for each file.
+_PILLOW_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".bmp": "BMP"}
 
-    with Image.open(path) as im:
-        palette = im.mode in ("P", "PA")  # an index mask with a colour palette: the indices are the mask
-        if palette:
-            im.load()
-            a = np.asarray(im)
-    if not palette:
-        a = np.asarray(iio.imread(path, plugin="pillow"))
+
+def _open_image(path: Path):
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        return Image.open(path, formats=[_PILLOW_FORMATS[path.suffix.lower()]])
+    except UnidentifiedImageError:  # another format under this extension: let Pillow identify it
+        return Image.open(path)
+
+
+def _frame(im) -> np.ndarray:
+    """The pixels of the current frame, as imageio's Pillow plugin reads them (without its per-file
+    overhead): palette images give their indices (the mask), 32-bit PNG greys become uint16."""
+    if im.mode in ("P", "PA"):  # an index mask with a colour palette: the indices are the mask
+        im.load()
+        return np.array(im)
+    if im.format == "PNG" and im.mode == "I":  # a 16-bit grey PNG decoded as int32
+        im = im.convert("I;16" if sys.byteorder == "little" else "I;16B")
+    return np.array(im)
+
+
+def _read_image(path: Path) -> np.ndarray:
+    with _open_image(path) as im:
+        if getattr(im, "is_animated", False) and im.format == "PNG":  # APNG: every frame, stacked
+            frames = []
+            for k in range(im.n_frames):
+                im.seek(k)
+                frames.append(_frame(im))
+            a = np.stack(frames)
+        else:
+            a = _frame(im)
     if a.ndim == 3 and a.shape[-1] in (2, 3, 4):
         channels = a.shape[-1] if a.shape[-1] in (1, 3) else a.shape[-1] - 1  # drop alpha
         colour = a[..., :channels]

@@ -1,0 +1,219 @@
+"""The file-based runner (``ambiseg-eval``) against the time to merely decode its files (issue 20).
+
+Writes a tree of cases in a temporary folder — ``preds/<case>/<k>.png`` (N samples) and
+``gts/<case>/<k>.png`` (M annotations), 0/255 greyscale PNGs of synthetic lesions
+(:func:`benchmarks.data.make_masks`); or one ``.npy`` stack per case and side — and times, each as a fresh
+process, as a user would run them:
+
+* **decode only**: a Python process that imports Pillow and numpy and decodes every file of the tree
+  (``np.asarray(Image.open(path))``; ``np.load`` for ``.npy``) — the floor for one process;
+* ``ambiseg-eval preds gts --out x.csv --jobs 1`` / ``--jobs 2`` / ``--scheduler local:2`` (and ``--jobs
+  auto``, the default);
+
+medians of ``--repeats`` runs, interleaved (one of each per round, so a change of the load hits them all),
+with the load average printed before and after. The CSVs of every way of running must be byte-identical;
+the script checks that.
+
+Examples
+--------
+python -m benchmarks.cli_runner                       # 2000 PNG cases (22k files) and 2000 .npy cases
+python -m benchmarks.cli_runner --cases 200 --repeats 1 --formats png
+python -m benchmarks.cli_runner --crossover           # --jobs 1 vs 2 over 25..800 cases: where parallel pays
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["write_tree", "run", "DECODE_SCRIPT"]
+
+DECODE_SCRIPT = r"""
+import os, sys
+import numpy as np
+from PIL import Image
+root = sys.argv[1]
+total = 0
+for side in ("preds", "gts"):
+    base = os.path.join(root, side)
+    for case in sorted(os.listdir(base)):
+        path = os.path.join(base, case)
+        if case.endswith(".npy"):
+            total += int(np.load(path).sum() > 0)
+            continue
+        for name in sorted(os.listdir(path)):
+            with Image.open(os.path.join(path, name)) as im:
+                total += int(np.asarray(im).any())
+print(total)
+"""
+
+
+def write_tree(root: Path, n_cases: int, n_pred: int = 8, n_gt: int = 3, size: int = 128,
+               fmt: str = "png", seed: int = 0) -> tuple[Path, Path, int]:
+    """Write ``root/preds`` and ``root/gts`` with ``n_cases`` cases; return the two folders and the number
+    of files. ``fmt``: ``"png"`` (a folder per case, one 0/255 PNG per mask) or ``"npy"`` (one bool stack
+    per case and side)."""
+    from PIL import Image
+
+    from .data import make_masks
+
+    preds, gts = root / "preds", root / "gts"
+    preds.mkdir(parents=True)
+    gts.mkdir(parents=True)
+    files = 0
+    step = 250  # generate in slices: 2000 cases x 11 masks of 128^2 bool is 360 MB at once
+    for start in range(0, n_cases, step):
+        count = min(step, n_cases - start)
+        data = make_masks(count, n_pred, n_gt, (size, size), seed=seed + start)
+        for b in range(count):
+            name = f"case_{start + b:05d}"
+            for side, stack in ((preds, data.preds[b]), (gts, data.gts[b])):
+                if fmt == "npy":
+                    np.save(side / f"{name}.npy", stack)
+                    files += 1
+                    continue
+                folder = side / name
+                folder.mkdir()
+                for k, mask in enumerate(stack):
+                    Image.fromarray(mask.astype(np.uint8) * 255).save(folder / f"{k:03d}.png")
+                    files += 1
+    return preds, gts, files
+
+
+def _load() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    for key in ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS"):
+        env.pop(key, None)  # the runner chooses its own threads
+    return env
+
+
+def _timed(argv: list[str]) -> float:
+    t0 = time.perf_counter()
+    done = subprocess.run(argv, env=_env(), capture_output=True, text=True)
+    elapsed = time.perf_counter() - t0
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv)} failed ({done.returncode}):\n{done.stderr[-3000:]}")
+    return elapsed
+
+
+@dataclass
+class Result:
+    """Median seconds per way of running, all timings, and whether the CSVs were byte-identical."""
+
+    fmt: str
+    cases: int
+    files: int
+    medians: dict[str, float] = field(default_factory=dict)
+    times: dict[str, list[float]] = field(default_factory=dict)
+    identical: bool = True
+    load_before: str = ""
+    load_after: str = ""
+
+
+def _variants(dask: bool) -> dict[str, list[str]]:
+    out = {"jobs 1": ["--jobs", "1"], "jobs 2": ["--jobs", "2"], "jobs auto": []}
+    if dask:
+        out["local:2"] = ["--scheduler", "local:2"]
+    return out
+
+
+def bench(root: Path, fmt: str, n_cases: int, repeats: int, dask: bool = True,
+          variants: list[str] | None = None) -> Result:
+    """Time decode-only and every way of running on one tree (written under ``root``)."""
+    preds, gts, files = write_tree(root / fmt, n_cases, fmt=fmt)
+    result = Result(fmt, n_cases, files, load_before=_load())
+    ways = _variants(dask)
+    if variants is not None:
+        ways = {k: v for k, v in ways.items() if k in variants}
+    commands = {"decode only": [sys.executable, "-c", DECODE_SCRIPT, str(root / fmt)]}
+    for label, extra in ways.items():
+        out = root / f"{fmt}-{label.replace(' ', '_').replace(':', '_')}.csv"
+        commands[label] = [sys.executable, "-m", "ambiseg_metrics", str(preds), str(gts), "--out", str(out),
+                           "--bootstrap", "100", "--quiet", *extra]
+    _timed(commands["jobs 1"] if "jobs 1" in commands else commands["decode only"])  # warm caches
+    for _ in range(repeats):
+        for label, argv in commands.items():
+            result.times.setdefault(label, []).append(_timed(argv))
+    result.medians = {k: statistics.median(v) for k, v in result.times.items()}
+    csvs = sorted(root.glob(f"{fmt}-*.csv"))
+    result.identical = len({p.read_bytes() for p in csvs}) == 1
+    result.load_after = _load()
+    return result
+
+
+def report(r: Result) -> list[str]:
+    lines = [f"{r.fmt}: {r.cases} cases, {r.files} files; load before {r.load_before}, after {r.load_after}"]
+    for label, t in r.medians.items():
+        runs = ", ".join(f"{x:.2f}" for x in r.times[label])
+        lines.append(f"  {label:12s} {t:7.2f} s   (runs: {runs})")
+    m = r.medians
+    if "jobs 1" in m:
+        lines.append(f"  jobs 1 / decode only: {m['jobs 1'] / m['decode only']:.2f}x (target <= 1.3)")
+    if "jobs 1" in m and "jobs 2" in m:
+        lines.append(f"  speed-up jobs 2 over jobs 1: {m['jobs 1'] / m['jobs 2']:.2f}x (target >= 1.6)")
+    if "local:2" in m and "jobs 2" in m:
+        lines.append(f"  local:2 / jobs 2: {m['local:2'] / m['jobs 2']:.2f}x (target <= 1.25)")
+    lines.append(f"  CSVs byte-identical across ways of running: {'yes' if r.identical else 'NO'}")
+    return lines
+
+
+def crossover(root: Path, sizes: list[int], repeats: int) -> list[str]:
+    """--jobs 1 against --jobs 2 on PNG trees of growing size: where parallel starts to pay."""
+    lines = ["crossover (PNG cases, N=8, M=3, 128^2): cases, jobs 1 s, jobs 2 s, ratio, load"]
+    for n in sizes:
+        r = bench(root / f"x{n}", "png", n, repeats, dask=False, variants=["jobs 1", "jobs 2"])
+        m = r.medians
+        lines.append(f"  {n:5d}  {m['jobs 1']:6.2f}  {m['jobs 2']:6.2f}  {m['jobs 1'] / m['jobs 2']:.2f}x  "
+                     f"load {r.load_after}")
+        print(lines[-1], flush=True)
+    return lines
+
+
+def run(argv: list[str] | None = None) -> list[str]:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.cli_runner", description=__doc__.split("\n\n")[0])
+    p.add_argument("--cases", type=int, default=2000)
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--formats", default="png,npy", help="comma-separated: png, npy")
+    p.add_argument("--no-dask", action="store_true", help="skip --scheduler local:2")
+    p.add_argument("--crossover", action="store_true", help="only the jobs 1 / jobs 2 crossover sweep")
+    p.add_argument("--sizes", default="25,50,100,200,400,800", help="case counts of --crossover")
+    args = p.parse_args(argv)
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    print(f"cpus usable: {cpus}; load {_load()}", flush=True)
+    root = Path(tempfile.mkdtemp(prefix="ambiseg-cli-bench-"))
+    lines: list[str] = []
+    try:
+        if args.crossover:
+            return crossover(root, [int(s) for s in args.sizes.split(",")], args.repeats)
+        for fmt in args.formats.split(","):
+            dask = not args.no_dask
+            if dask:
+                try:
+                    import distributed  # noqa: F401
+                except ImportError:
+                    dask = False
+            r = bench(root, fmt.strip(), args.cases, args.repeats, dask=dask)
+            for line in report(r):
+                print(line, flush=True)
+                lines.append(line)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    return lines
+
+
+if __name__ == "__main__":
+    run()
