@@ -130,14 +130,14 @@ def test_duplicated_or_missing_results_are_detected(monkeypatch):
 
     def duplicating(client, items, options, task):
         for i in (0, 1, 1, 2):
-            yield i, task(items[i], options)
+            yield i, task([items[i]], options)[0]
 
     monkeypatch.setattr(glue, "run_on_client", duplicating)
     with pytest.raises(RuntimeError, match=r"case 'c1' was returned twice"):
         evaluate_cases(arrays, client=object(), progress=False)
 
     def losing(client, items, options, task):
-        yield 0, task(items[0], options)
+        yield 0, task([items[0]], options)[0]
 
     monkeypatch.setattr(glue, "run_on_client", losing)
     with pytest.raises(RuntimeError, match=r"2 case\(s\) never returned a result: c1, c2"):

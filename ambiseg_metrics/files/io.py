@@ -41,7 +41,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import InputFileError, UnmatchedCasesError
-from .masks import ReadOptions, interpret
+from .masks import ReadOptions, interpret, multivalued
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -61,6 +61,8 @@ __all__ = [
 IMAGE_EXTENSIONS: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp")
 #: Every extension this module reads.
 MASK_EXTENSIONS: tuple[str, ...] = (*IMAGE_EXTENSIONS, ".tif", ".tiff", ".npy", ".npz", ".nii", ".nii.gz")
+
+_LONGEST_FIRST = tuple(sorted(MASK_EXTENSIONS, key=len, reverse=True))  # ".nii.gz" before ".gz"-less ones
 
 #: ``warn(kind, message)`` callback for non-fatal findings (e.g. lossy JPEG); ``None`` ignores them.
 Warn = Callable[[str, str], None] | None
@@ -88,7 +90,7 @@ class Case:
 def mask_extension(path: str | os.PathLike) -> str | None:
     """The mask extension of ``path`` (lower case, ``.nii.gz`` as one), or None if it is not one we read."""
     name = os.fspath(path).lower()
-    for ext in sorted(MASK_EXTENSIONS, key=len, reverse=True):
+    for ext in _LONGEST_FIRST:
         if name.endswith(ext):
             return ext
     return None
@@ -116,11 +118,11 @@ def _unknown_extension(path: Path) -> InputFileError:
 _PILLOW_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".bmp": "BMP"}
 
 
-def _open_image(path: Path):
+def _open_image(path: Path, ext: str):
     from PIL import Image, UnidentifiedImageError
 
     try:
-        return Image.open(path, formats=[_PILLOW_FORMATS[path.suffix.lower()]])
+        return Image.open(path, formats=[_PILLOW_FORMATS[ext]])
     except UnidentifiedImageError:  # another format under this extension: let Pillow identify it
         return Image.open(path)
 
@@ -136,8 +138,8 @@ def _frame(im) -> np.ndarray:
     return np.array(im)
 
 
-def _read_image(path: Path) -> np.ndarray:
-    with _open_image(path) as im:
+def _read_image(path: Path, ext: str) -> np.ndarray:
+    with _open_image(path, ext) as im:
         if getattr(im, "is_animated", False) and im.format == "PNG":  # APNG: every frame, stacked
             frames = []
             for k in range(im.n_frames):
@@ -209,7 +211,7 @@ def read_file(path: str | os.PathLike, warn: Warn = None, read: ReadOptions | No
         raise _unknown_extension(path)
     try:
         if ext in IMAGE_EXTENSIONS:
-            a = _read_image(path)
+            a = _read_image(path, ext)
         elif ext in (".tif", ".tiff"):
             a = _read_tiff(path)
         elif ext == ".npy":
@@ -238,6 +240,10 @@ def read_file(path: str | os.PathLike, warn: Warn = None, read: ReadOptions | No
         )
     if read is None:
         return a
+    return _interpreted(path, a, warn, read)
+
+
+def _interpreted(path: Path, a: np.ndarray, warn: Warn, read: ReadOptions) -> np.ndarray:
     try:
         return interpret(a, read, warn, str(path))
     except ValueError as exc:
@@ -268,13 +274,19 @@ def _entries(folder: Path) -> list[Path]:
 
 def mask_files(folder: Path) -> list[Path]:
     """The mask files of a case folder in the order they are stacked (by name, hidden ones left out)."""
+    try:  # scandir: the entry types come with the listing, no stat per file
+        with os.scandir(folder) as it:
+            entries = sorted(((e.name, e.is_dir()) for e in it), key=lambda x: x[0])
+    except OSError as exc:
+        raise InputFileError(f"{folder}: cannot list this folder: {exc.strerror or exc}", folder) from exc
     files = []
-    for entry in _entries(folder):
-        if _hidden(entry.name):
+    for name, is_dir in entries:
+        if _hidden(name):
             continue
-        if entry.is_dir():
+        entry = folder / name
+        if is_dir:
             raise InputFileError(f"{entry}: a case folder must hold mask files only, not folders", entry)
-        if mask_extension(entry) is None:
+        if mask_extension(name) is None:
             raise _unknown_extension(entry)
         files.append(entry)
     if not files:
@@ -284,9 +296,13 @@ def mask_files(folder: Path) -> list[Path]:
 
 def _read_folder(folder: Path, warn: Warn, read: ReadOptions | None) -> np.ndarray:
     files = mask_files(folder)
+    # With the default reading options a mask is returned as stored and only a multi-valued integer file
+    # is reported; one check of the whole stack then stands for the checks of its files (a stack with
+    # one foreground value and no negative one has no such file), which run only when it finds something.
+    plain = read is not None and read == ReadOptions()
     masks = []
     for f in files:
-        a = read_file(f, warn, read)
+        a = read_file(f, warn, None if plain else read)
         if a.ndim not in (2, 3):
             raise InputFileError(
                 f"{f}: each file of a case folder must hold one 2D or 3D mask; got shape {a.shape}", f
@@ -305,6 +321,8 @@ def _read_folder(folder: Path, warn: Warn, read: ReadOptions | None) -> np.ndarr
                     "use either probabilities (float) or label masks (bool/integer)", f
                 )
         masks.append(a)
+    if plain and any(a.dtype.kind in "iu" for a in masks) and multivalued(np.stack(masks)):
+        masks = [_interpreted(f, a, warn, read) for f, a in zip(files, masks, strict=True)]
     return np.stack(masks)
 
 
