@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -101,13 +102,19 @@ def _env() -> dict[str, str]:
     return env
 
 
-def _timed(argv: list[str]) -> float:
-    t0 = time.perf_counter()
+def _cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def _timed(argv: list[str]) -> tuple[float, float]:
+    """Wall seconds and CPU seconds (user + system, the process and every worker it waited for)."""
+    c0, t0 = _cpu(), time.perf_counter()
     done = subprocess.run(argv, env=_env(), capture_output=True, text=True)
-    elapsed = time.perf_counter() - t0
+    elapsed, cpu = time.perf_counter() - t0, _cpu() - c0
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(argv)} failed ({done.returncode}):\n{done.stderr[-3000:]}")
-    return elapsed
+    return elapsed, cpu
 
 
 @dataclass
@@ -119,6 +126,8 @@ class Result:
     files: int
     medians: dict[str, float] = field(default_factory=dict)
     times: dict[str, list[float]] = field(default_factory=dict)
+    cpu: dict[str, float] = field(default_factory=dict)
+    cpu_times: dict[str, list[float]] = field(default_factory=dict)
     identical: bool = True
     load_before: str = ""
     load_after: str = ""
@@ -147,8 +156,11 @@ def bench(root: Path, fmt: str, n_cases: int, repeats: int, dask: bool = True,
     _timed(commands["jobs 1"] if "jobs 1" in commands else commands["decode only"])  # warm caches
     for _ in range(repeats):
         for label, argv in commands.items():
-            result.times.setdefault(label, []).append(_timed(argv))
+            wall, cpu = _timed(argv)
+            result.times.setdefault(label, []).append(wall)
+            result.cpu_times.setdefault(label, []).append(cpu)
     result.medians = {k: statistics.median(v) for k, v in result.times.items()}
+    result.cpu = {k: statistics.median(v) for k, v in result.cpu_times.items()}
     csvs = sorted(root.glob(f"{fmt}-*.csv"))
     result.identical = len({p.read_bytes() for p in csvs}) == 1
     result.load_after = _load()
@@ -159,8 +171,12 @@ def report(r: Result) -> list[str]:
     lines = [f"{r.fmt}: {r.cases} cases, {r.files} files; load before {r.load_before}, after {r.load_after}"]
     for label, t in r.medians.items():
         runs = ", ".join(f"{x:.2f}" for x in r.times[label])
-        lines.append(f"  {label:12s} {t:7.2f} s   (runs: {runs})")
+        lines.append(f"  {label:12s} {t:7.2f} s wall, {r.cpu[label]:6.2f} s CPU (all processes)   "
+                     f"(wall of each run: {runs})")
     m = r.medians
+    c = r.cpu
+    if "jobs 1" in c:
+        lines.append(f"  CPU time jobs 1 / decode only: {c['jobs 1'] / c['decode only']:.2f}x")
     if "jobs 1" in m:
         lines.append(f"  jobs 1 / decode only: {m['jobs 1'] / m['decode only']:.2f}x (target <= 1.3)")
     if "jobs 1" in m and "jobs 2" in m:

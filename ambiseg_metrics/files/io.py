@@ -205,7 +205,7 @@ def read_file(path: str | os.PathLike, warn: Warn = None, read: ReadOptions | No
     InputFileError
         Unknown extension, unreadable, corrupt or non-numeric content; the message names ``path``.
     """
-    path = Path(path)
+    path = path if isinstance(path, Path) else Path(path)
     ext = mask_extension(path)
     if ext is None:
         raise _unknown_extension(path)
@@ -345,7 +345,7 @@ def read_source(source: Source, warn: Warn = None, read: ReadOptions | None = No
     """
     if isinstance(source, np.ndarray):
         return source
-    path = Path(source)
+    path = source if isinstance(source, Path) else Path(source)
     if path.is_dir():
         return _read_folder(path, warn, read)
     if not path.exists():
