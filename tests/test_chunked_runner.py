@@ -68,6 +68,7 @@ def test_chunks_give_the_one_case_at_a_time_table_bit_for_bit(mixed, monkeypatch
     assert nan_rows and nan_rows[0]["case"] == "small3"  # the N=1 case: pair metrics undefined
     reference = [tuple((k, np.float64(v).tobytes() if isinstance(v, float) else v) for k, v in r.items())
                  for r in single]
+    monkeypatch.setattr(case_eval, "BATCH_MIN_CASES", 1)
     for max_chunk, batch_bytes in [(1, 1 << 30), (3, 1 << 30), (64, 1 << 30), (64, 200_000)]:
         monkeypatch.setattr(runner, "MAX_CHUNK", max_chunk)
         monkeypatch.setattr(case_eval, "BATCH_BYTES", batch_bytes)
@@ -76,7 +77,8 @@ def test_chunks_give_the_one_case_at_a_time_table_bit_for_bit(mixed, monkeypatch
         assert _bits(table) == reference, (max_chunk, batch_bytes)
 
 
-def test_notes_are_kept_through_chunks(mixed):
+def test_notes_are_kept_through_chunks(mixed, monkeypatch):
+    monkeypatch.setattr(case_eval, "BATCH_MIN_CASES", 1)
     with pytest.warns(UserWarning) as caught:
         table = evaluate_cases(discover_cases(*mixed), progress=False)
     text = " ".join(table.notes)
@@ -85,7 +87,9 @@ def test_notes_are_kept_through_chunks(mixed):
     assert len(caught) == len(table.notes)
 
 
-def test_every_way_of_running_writes_the_same_bytes(mixed, tmp_path, capsys):
+@pytest.mark.parametrize("batch_min", [1, 10_000])  # batched chunks / one case at a time
+def test_every_way_of_running_writes_the_same_bytes(mixed, tmp_path, capsys, monkeypatch, batch_min):
+    monkeypatch.setattr(case_eval, "BATCH_MIN_CASES", batch_min)  # decided here, passed to the workers
     preds, gts = mixed
     ways = [["--jobs", "1"], ["--jobs", "2"], ["--jobs", "auto"], []]
     try:
@@ -120,6 +124,7 @@ def test_first_bad_case_of_a_chunk_is_the_one_reported(tmp_path, monkeypatch):
     np.save(preds / "c2.npy", bad)
     found = discover_cases(preds, gts)
     monkeypatch.setattr(runner, "MAX_CHUNK", 64)
+    monkeypatch.setattr(case_eval, "BATCH_MIN_CASES", 1)
     with pytest.raises(InputFileError, match=r"c2\.npy") as info:
         evaluate_cases(found, progress=False)
     assert "1.5" in str(info.value)

@@ -27,7 +27,7 @@ from .masks import ReadOptions
 if TYPE_CHECKING:
     from .cases import EvalOptions
 
-__all__ = ["BATCH_BYTES"]
+__all__ = ["BATCH_BYTES", "BATCH_MIN_CASES"]
 
 
 def _pair_metrics() -> frozenset[str]:
@@ -141,6 +141,10 @@ def _evaluate_item(
 
 #: The cases of a chunk are evaluated together in batches of at most about this many bytes of masks.
 BATCH_BYTES = 64 << 20
+#: Runs of fewer cases are evaluated one case at a time: a batch of small cases is counted by the numba
+#: kernels, whose loading (about 0.5 s per process) costs more than it saves on a few hundred small
+#: cases, and a small run (``ambiseg-eval --example``) then never imports numba, as before.
+BATCH_MIN_CASES = 200
 
 
 def _stacked(arrays: list[np.ndarray]) -> np.ndarray | list[np.ndarray]:
@@ -177,14 +181,18 @@ def _evaluate_batch(batch: list[_Read], options: EvalOptions) -> list[tuple[dict
 
 
 def _evaluate_chunk(
-    items: Sequence[Case], options: EvalOptions, read: ReadOptions | None = None
+    items: Sequence[Case], options: EvalOptions, read: ReadOptions | None = None, batched: bool = True
 ) -> list[tuple[dict[str, object], list]]:
     """The rows and notes of several cases, in order: the task of every runner (local processes, Dask).
 
-    The masks are read case by case and evaluated in batches (bounded by :data:`BATCH_BYTES`), which
-    is many times faster than one :func:`evaluate` call per case for small images. An error is raised
-    for the first bad case in order, as a run one case at a time would.
+    ``batched``: the masks are read case by case and evaluated in batches (bounded by
+    :data:`BATCH_BYTES`), many times faster than one :func:`evaluate` call per case for small images
+    once the compiled kernels are loaded (about half a second per process, see :data:`BATCH_MIN_CASES`);
+    else one call per case. An error is raised for the first bad case in order, as a run one case at a
+    time would.
     """
+    if not batched:
+        return [_evaluate_one(_read_case(case, options, read), options) for case in items]
     results: list[tuple[dict[str, object], list]] = []
     batch: list[_Read] = []
     size = 0

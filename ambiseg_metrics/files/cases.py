@@ -29,7 +29,7 @@ import numpy as np
 from ..conventions import Conventions, resolve_options
 from ..evaluation import METRICS, check_metrics
 from ..options import evaluate_options
-from . import distributed, runner
+from . import case_eval, distributed, runner
 from .case_eval import _evaluate_chunk, _evaluate_item, _run_case  # noqa: F401  (tasks of the runners)
 from .io import Case, Source, case_name
 from .masks import ReadOptions
@@ -272,10 +272,12 @@ def evaluate_cases(
 
     results: dict[int, tuple] = {}
     with tqdm(total=len(items), disable=not progress, unit="case", desc="cases", leave=False) as bar:
+        batched = len(items) >= case_eval.BATCH_MIN_CASES
         if client is not None:
-            stream = distributed.run_on_client(client, items, options, partial(_evaluate_chunk, read=read))
+            stream = distributed.run_on_client(client, items, options,
+                                               partial(_evaluate_chunk, read=read, batched=batched))
         else:
-            stream = runner.run_local(_evaluate_chunk, items, (options, read), int(jobs))
+            stream = runner.run_local(_evaluate_chunk, items, (options, read, batched), int(jobs))
         with closing(stream):  # on any error: cancel what is still queued (pool / cluster) right away
             for i, result in stream:
                 if i in results:
