@@ -176,3 +176,42 @@ def test_cli_jobs_flag(tmp_path, capsys):
     for value, message in (("0", "--jobs must be >= 1"), ("x", "invalid jobs value")):
         assert main([str(preds), str(gts), "--jobs", value, "--no-progress"]) == 2
         assert message in capsys.readouterr().err
+
+
+def test_multivalued_check_matches_its_definition():
+    from ambiseg_metrics.files.masks import multivalued
+
+    def reference(a):
+        if a.dtype.kind == "b" or a.size == 0:
+            return False
+        low, high = a.min(), a.max()
+        return bool(low < 0 or (high > 0 and np.any((a != 0) & (a != high))))
+
+    rng = np.random.default_rng(3)
+    for dtype in (np.uint8, np.uint16, np.int8, np.int32, np.int64, bool):
+        for values in ([0], [0, 1], [0, 255], [0, 1, 2], [-1, 0, 1], [-1, 0], [5], [3, 7], [0, 0, 9]):
+            if dtype is bool:
+                values = [bool(v) for v in values]
+            elif not np.iinfo(dtype).min <= min(values) <= max(values) <= np.iinfo(dtype).max:
+                continue
+            a = rng.choice(np.asarray(values, dtype=dtype), size=(3, 7, 5))
+            assert multivalued(a) == reference(a), (dtype, values)
+        assert multivalued(np.zeros((0, 4), dtype=dtype)) is False
+
+
+def test_a_stack_check_still_names_each_multivalued_file(tmp_path):
+    """One check per stacked case; when it finds something, each file is checked and named."""
+    from ambiseg_metrics.files.io import read_source
+    from ambiseg_metrics.files.masks import ReadOptions
+
+    folder = tmp_path / "c"
+    folder.mkdir()
+    Image.fromarray(np.array([[0, 1], [1, 0]], np.uint8)).save(folder / "a.png")  # 0/1
+    Image.fromarray(np.array([[0, 255], [0, 0]], np.uint8)).save(folder / "b.png")  # 0/255: fine alone
+    Image.fromarray(np.array([[0, 2], [3, 0]], np.uint8)).save(folder / "c.png")  # two foreground values
+    notes = []
+    stack = read_source(folder, lambda kind, msg: notes.append((kind, msg)), ReadOptions())
+    assert stack.shape == (3, 2, 2)
+    assert [k for k, _ in notes] == ["multivalued"] and "c.png" in notes[0][1]
+    with pytest.raises(InputFileError, match=r"c\.png.*--strict"):
+        read_source(folder, None, ReadOptions(strict=True))

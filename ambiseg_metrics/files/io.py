@@ -321,9 +321,10 @@ def _read_folder(folder: Path, warn: Warn, read: ReadOptions | None) -> np.ndarr
                     "use either probabilities (float) or label masks (bool/integer)", f
                 )
         masks.append(a)
-    if plain and any(a.dtype.kind in "iu" for a in masks) and multivalued(np.stack(masks)):
-        masks = [_interpreted(f, a, warn, read) for f, a in zip(files, masks, strict=True)]
-    return np.stack(masks)
+    stack = np.stack(masks)
+    if plain and stack.dtype.kind in "iu" and multivalued(stack):
+        stack = np.stack([_interpreted(f, a, warn, read) for f, a in zip(files, masks, strict=True)])
+    return stack
 
 
 def read_source(source: Source, warn: Warn = None, read: ReadOptions | None = None) -> np.ndarray:

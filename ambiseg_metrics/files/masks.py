@@ -54,10 +54,11 @@ def multivalued(a: np.ndarray) -> bool:
     """Whether the integer array ``a`` holds a negative value or more than one nonzero value."""
     if a.dtype.kind == "b" or a.size == 0:
         return False
-    low, high = a.min(), a.max()
-    if low < 0:
+    high = a.max()
+    if a.dtype.kind == "i" and a.min() < 0:
         return True
-    return bool(high > 0 and np.any((a != 0) & (a != high)))
+    # every nonzero value equals the maximum: as many nonzero pixels as pixels at the maximum
+    return bool(high > 0 and np.count_nonzero(a) != np.count_nonzero(a == high))
 
 
 def interpret(a: np.ndarray, read: ReadOptions | None, warn: Callable[[str, str], None] | None,
