@@ -146,12 +146,16 @@ def test_chunk_ranges_cover_everything_in_order(n, workers):
         assert len(ranges[0]) == runner.MAX_CHUNK
 
 
-def test_auto_jobs_and_checks():
+def test_auto_jobs_and_checks(monkeypatch):
+    monkeypatch.setattr(os, "getloadavg", lambda: (0.3, 0.0, 0.0))  # an idle machine
     assert runner.auto_jobs(10, cpus=8) == 1
     assert runner.auto_jobs(runner.AUTO_MIN_CASES - 1, cpus=8) == 1
     assert runner.auto_jobs(100_000, cpus=8) == 8
     assert runner.auto_jobs(100_000, cpus=1) == 1
     assert 1 < runner.auto_jobs(runner.AUTO_MIN_CASES, cpus=2) <= 2
+    monkeypatch.setattr(os, "getloadavg", lambda: (5.6, 0.0, 0.0))  # busy: the cores are shared already
+    assert runner.free_cpus(8) == 2 and runner.auto_jobs(100_000, cpus=8) == 2
+    assert runner.auto_jobs(100_000, cpus=2) == 1
     assert runner.check_jobs("auto") == "auto" and runner.check_jobs(3) == 3
     for bad in (0, -1, True, 1.5, "4", None):
         with pytest.raises(ValueError, match="jobs must be"):

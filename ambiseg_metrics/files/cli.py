@@ -137,7 +137,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="write the summary (and per-case rows) to this JSON file ('-' = stdout)")
     p.add_argument("--jobs", type=jobs_value, default="auto", metavar="N",
                    help="read and evaluate cases in N parallel processes; 'auto' (the default): one "
-                   f"process below {AUTO_MIN_CASES} cases, else one per usable CPU")
+                   f"process below {AUTO_MIN_CASES} cases, else one per free CPU (usable CPUs less the "
+                   "load average)")
     p.add_argument("--scheduler", metavar="ADDR",
                    help="run on Dask: tcp://host:8786 (an existing cluster whose workers see the same paths) "
                    "or local:N (a local cluster of N worker processes); needs the [distributed] extra")

@@ -6,10 +6,11 @@ Cases are handed out in contiguous chunks — about :data:`CHUNKS_PER_WORKER` pe
 results come back as soon as it is done, so a progress bar still moves. Each worker process gets
 ``usable CPUs // jobs`` numba threads, so that two workers on two cores do not run four threads.
 
-``jobs="auto"`` (the CLI's default) runs in this process below :data:`AUTO_MIN_CASES` cases — starting a
-worker costs about as much as evaluating a few hundred small cases (its interpreter, numpy and the
-compiled kernels) — and otherwise in one process per usable CPU. ``python -m benchmarks.cli_runner
---crossover`` measures where the two meet.
+``jobs="auto"`` (the CLI's default) runs in this process below :data:`AUTO_MIN_CASES` cases — a worker
+costs about 0.2 s of CPU to start and 0.5 s to load the compiled kernels, the work of a few hundred small
+cases — and otherwise in one process per *free* CPU: usable CPUs (the affinity mask) less the 1-minute load
+average, since on a busy machine more processes only add their start-up to the same share of the cores
+(measured: ``python -m benchmarks.cli_runner``, see the README).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import closing
 
 __all__ = ["AUTO_MIN_CASES", "CHUNKS_PER_WORKER", "MAX_CHUNK", "auto_jobs", "check_jobs", "chunk_ranges",
-           "jobs_value", "run_local", "usable_cpus"]
+           "free_cpus", "jobs_value", "run_local", "usable_cpus"]
 
 #: Chunks per worker: enough that a slow chunk at the end does not leave the other workers idle long.
 CHUNKS_PER_WORKER = 8
@@ -40,12 +41,27 @@ def usable_cpus() -> int:
     return max(1, os.cpu_count() or 1)
 
 
-def auto_jobs(n_cases: int, cpus: int | None = None) -> int:
-    """The number of processes ``jobs="auto"`` uses for ``n_cases`` cases on ``cpus`` usable CPUs."""
+def free_cpus(cpus: int | None = None) -> int:
+    """Usable CPUs not already busy: ``cpus`` less the 1-minute load average (rounded; at least 1).
+
+    The load average counts every runnable process, a niced one included, so a machine that runs a
+    niced background job looks busier than it is to a normal-priority run: the estimate errs towards
+    fewer processes."""
     cpus = usable_cpus() if cpus is None else cpus
-    if cpus <= 1 or n_cases < AUTO_MIN_CASES:
+    try:
+        load = os.getloadavg()[0]
+    except (OSError, AttributeError):  # no load average (Windows): assume idle
+        load = 0.0
+    return max(1, min(cpus, cpus - int(round(load))))
+
+
+def auto_jobs(n_cases: int, cpus: int | None = None) -> int:
+    """The number of processes ``jobs="auto"`` uses for ``n_cases`` cases: 1 below
+    :data:`AUTO_MIN_CASES` cases, else one per free CPU (:func:`free_cpus`), and no more than one per
+    ``AUTO_MIN_CASES // 2`` cases."""
+    if n_cases < AUTO_MIN_CASES:
         return 1
-    return max(1, min(cpus, n_cases // (AUTO_MIN_CASES // 2)))
+    return max(1, min(free_cpus(cpus), n_cases // (AUTO_MIN_CASES // 2)))
 
 
 def check_jobs(jobs: object) -> int | str:
