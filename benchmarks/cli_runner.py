@@ -59,6 +59,63 @@ print(total)
 """
 
 
+STARTUP_SCRIPT = r"""
+import resource, sys, time
+import numpy as np
+
+
+def _noop(chunk):
+    return [None] * len(chunk)
+
+
+def _cpu(who):
+    r = resource.getrusage(who)
+    return r.ru_utime + r.ru_stime
+
+
+if __name__ == "__main__":
+    what = sys.argv[1]
+    if what == "kernels":  # a fresh process: numba import and the kernels of one batched call
+        from ambiseg_metrics.evaluation import evaluate
+        p = np.zeros((16, 8, 128, 128), bool)
+        g = np.zeros((16, 3, 128, 128), bool)
+        c0 = _cpu(resource.RUSAGE_SELF)
+        evaluate(p, g, batch=True)
+        print(_cpu(resource.RUSAGE_SELF) - c0)
+    elif what == "workers":  # two worker processes that do nothing: start, import, stop
+        from ambiseg_metrics.files.runner import run_local
+        c0 = _cpu(resource.RUSAGE_CHILDREN)
+        list(run_local(_noop, list(range(4)), (), 2))
+        print((_cpu(resource.RUSAGE_CHILDREN) - c0) / 2)
+    else:  # a Dask local:2 cluster started and closed around one trivial task
+        from ambiseg_metrics.files.distributed import scheduler_client
+        t0 = time.perf_counter()
+        with scheduler_client("local:2") as client:
+            client.submit(sum, [1, 2]).result()
+        print(time.perf_counter() - t0)
+"""
+
+
+def startup_costs(root: Path, repeats: int, dask: bool) -> list[str]:
+    """Medians of the fixed costs of a parallel run, each in fresh processes."""
+    script = root / "startup_probe.py"
+    script.write_text(STARTUP_SCRIPT)
+    probes = {"kernels": "CPU s to import numba and load the kernels (one process)",
+              "workers": "CPU s to start and stop one worker process (no work)"}
+    if dask:
+        probes["dask"] = "wall s to start and close a Dask local:2 cluster"
+    lines = []
+    for key, label in probes.items():
+        values = []
+        for _ in range(repeats):
+            done = subprocess.run([sys.executable, str(script), key], env=_env(), capture_output=True,
+                                  text=True, check=True)
+            values.append(float(done.stdout.strip().splitlines()[-1]))
+        lines.append(f"  {label}: {statistics.median(values):.2f} "
+                     f"(runs: {', '.join(f'{v:.2f}' for v in values)})")
+    return ["fixed costs (fresh processes; load " + _load() + "):", *lines]
+
+
 def write_tree(root: Path, n_cases: int, n_pred: int = 8, n_gt: int = 3, size: int = 128,
                fmt: str = "png", seed: int = 0) -> tuple[Path, Path, int]:
     """Write ``root/preds`` and ``root/gts`` with ``n_cases`` cases; return the two folders and the number
@@ -206,6 +263,7 @@ def run(argv: list[str] | None = None) -> list[str]:
     p.add_argument("--formats", default="png,npy", help="comma-separated: png, npy")
     p.add_argument("--no-dask", action="store_true", help="skip --scheduler local:2")
     p.add_argument("--crossover", action="store_true", help="only the jobs 1 / jobs 2 crossover sweep")
+    p.add_argument("--no-startup", action="store_true", help="skip the fixed-cost probes")
     p.add_argument("--sizes", default="25,50,100,200,400,800", help="case counts of --crossover")
     args = p.parse_args(argv)
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
@@ -215,13 +273,17 @@ def run(argv: list[str] | None = None) -> list[str]:
     try:
         if args.crossover:
             return crossover(root, [int(s) for s in args.sizes.split(",")], args.repeats)
+        dask = not args.no_dask
+        if dask:
+            try:
+                import distributed  # noqa: F401
+            except ImportError:
+                dask = False
+        if not args.no_startup:
+            for line in startup_costs(root, args.repeats, dask):
+                print(line, flush=True)
+                lines.append(line)
         for fmt in args.formats.split(","):
-            dask = not args.no_dask
-            if dask:
-                try:
-                    import distributed  # noqa: F401
-                except ImportError:
-                    dask = False
             r = bench(root, fmt.strip(), args.cases, args.repeats, dask=dask)
             for line in report(r):
                 print(line, flush=True)

@@ -19,7 +19,8 @@ def test_tree_layout(tmp_path):
 
 
 def test_smoke_run_reports_identical_outputs():
-    lines = bench.run(["--cases", "4", "--repeats", "1", "--formats", "png,npy", "--no-dask"])
+    lines = bench.run(["--cases", "4", "--repeats", "1", "--formats", "png,npy", "--no-dask",
+                       "--no-startup"])
     text = "\n".join(lines)
     assert text.count("byte-identical across ways of running: yes") == 2
     assert "decode only" in text and "jobs 2" in text and "jobs auto" in text
