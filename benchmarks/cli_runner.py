@@ -96,6 +96,28 @@ if __name__ == "__main__":
 """
 
 
+SPIN = "import sys; n = int(sys.argv[1]); s = 0\nfor i in range(n): s += i"
+
+
+def parallel_capacity(repeats: int, n: int = 4_000_000) -> tuple[float, list[str]]:
+    """How many cores two CPU-bound processes get right now: 2 × (time of one) / (time of two at once);
+    2.0 on two idle cores, about 1.0 when other jobs hold one core's worth."""
+    ratios = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        subprocess.run([sys.executable, "-c", SPIN, str(n)], check=True)
+        one = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        procs = [subprocess.Popen([sys.executable, "-c", SPIN, str(n)]) for _ in range(2)]
+        for proc in procs:
+            proc.wait()
+        two = time.perf_counter() - t0
+        ratios.append(2 * one / two)
+    value = statistics.median(ratios)
+    return value, [f"parallel capacity (2 busy-loop processes, 2 x time of one / time of two): {value:.2f} "
+                   f"cores (runs: {', '.join(f'{r:.2f}' for r in ratios)}; load {_load()})"]
+
+
 def startup_costs(root: Path, repeats: int, dask: bool) -> list[str]:
     """Medians of the fixed costs of a parallel run, each in fresh processes."""
     script = root / "startup_probe.py"
@@ -280,7 +302,7 @@ def run(argv: list[str] | None = None) -> list[str]:
             except ImportError:
                 dask = False
         if not args.no_startup:
-            for line in startup_costs(root, args.repeats, dask):
+            for line in parallel_capacity(args.repeats)[1] + startup_costs(root, args.repeats, dask):
                 print(line, flush=True)
                 lines.append(line)
         for fmt in args.formats.split(","):
@@ -288,6 +310,10 @@ def run(argv: list[str] | None = None) -> list[str]:
             for line in report(r):
                 print(line, flush=True)
                 lines.append(line)
+        if not args.no_startup:
+            line = "at the end: " + parallel_capacity(args.repeats)[1][0]
+            print(line, flush=True)
+            lines.append(line)
     finally:
         shutil.rmtree(root, ignore_errors=True)
     return lines
