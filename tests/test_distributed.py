@@ -15,7 +15,7 @@ distributed = pytest.importorskip("distributed", reason="needs the [distributed]
 
 from test_cli_data import write_dataset  # noqa: E402
 
-from ambiseg_metrics.files import cases as cases_module  # noqa: E402
+from ambiseg_metrics.files import case_eval  # noqa: E402
 from ambiseg_metrics.files.cases import EvalOptions, evaluate_cases  # noqa: E402
 from ambiseg_metrics.files.cli import main  # noqa: E402
 from ambiseg_metrics.files.distributed import (  # noqa: E402
@@ -188,9 +188,9 @@ def test_cases_evaluated_from_several_threads_match(tmp_path):
     preds, gts, _ = write_dataset(tmp_path, "file", ".npy", n_cases=8)
     found = discover_cases(preds, gts)
     options = EvalOptions().checked()
-    sequential = [cases_module._evaluate_item(c, options)[0] for c in found]
+    sequential = [case_eval.evaluate_item(c, options)[0] for c in found]
     with ThreadPoolExecutor(4) as pool:
-        threaded = list(pool.map(lambda c: cases_module._evaluate_item(c, options)[0], found))
+        threaded = list(pool.map(lambda c: case_eval.evaluate_item(c, options)[0], found))
     assert threaded == sequential
 
 

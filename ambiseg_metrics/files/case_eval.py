@@ -1,5 +1,5 @@
-"""Reading and evaluating cases: one case (:func:`_run_case`) or a chunk of them in batches
-(:func:`_evaluate_chunk`, the task every runner of :func:`~ambiseg_metrics.files.cases.evaluate_cases`
+"""Reading and evaluating cases: one case (:func:`run_case`) or a chunk of them in batches
+(:func:`evaluate_chunk`, the task every runner of :func:`~ambiseg_metrics.files.cases.evaluate_cases`
 executes: in this process, in local worker processes, on Dask).
 
 A chunk's cases are read one by one and then evaluated together, one batched
@@ -125,18 +125,18 @@ def _evaluate_one(r: _Read, options: EvalOptions) -> tuple[dict[str, object], li
     return _row(r, options.names, values), r.notes
 
 
-def _run_case(
+def run_case(
     name: str, pred: Source, gt: Source, options: EvalOptions, read: ReadOptions | None = None
 ) -> tuple[dict[str, object], list]:
     """Evaluate one case; return its row and the non-fatal notes ``[(kind, message), ...]``."""
     return _evaluate_one(_read_case(Case(name, pred, gt), options, read), options)
 
 
-def _evaluate_item(
+def evaluate_item(
     case: Case, options: EvalOptions, read: ReadOptions | None = None
 ) -> tuple[dict[str, object], list]:
     """One case's row and notes (what :func:`evaluate_case` computes)."""
-    return _run_case(case.name, case.pred, case.gt, options, read)
+    return run_case(case.name, case.pred, case.gt, options, read)
 
 
 #: The cases of a chunk are evaluated together in batches of at most about this many bytes of masks.
@@ -180,7 +180,7 @@ def _evaluate_batch(batch: list[_Read], options: EvalOptions) -> list[tuple[dict
             for done, r in zip(out, batch, strict=True)]
 
 
-def _evaluate_chunk(
+def evaluate_chunk(
     items: Sequence[Case], options: EvalOptions, read: ReadOptions | None = None, batched: bool = True
 ) -> list[tuple[dict[str, object], list]]:
     """The rows and notes of several cases, in order: the task of every runner (local processes, Dask).

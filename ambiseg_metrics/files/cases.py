@@ -30,7 +30,7 @@ from ..conventions import Conventions, resolve_options
 from ..evaluation import METRICS, check_metrics
 from ..options import evaluate_options
 from . import case_eval, distributed, runner
-from .case_eval import _evaluate_chunk, _evaluate_item, _run_case  # noqa: F401  (tasks of the runners)
+from .case_eval import evaluate_chunk, run_case
 from .io import Case, Source, case_name
 from .masks import ReadOptions
 
@@ -164,7 +164,7 @@ def evaluate_case(
     options = (options or EvalOptions()).checked()
     if name is None:
         name = "case" if isinstance(pred_source, np.ndarray) else case_name(pred_source)
-    row, notes = _run_case(name, pred_source, gt_source, options, ReadOptions())
+    row, notes = run_case(name, pred_source, gt_source, options, ReadOptions())
     for _, message in notes:
         warnings.warn(message, InputWarning, stacklevel=2)
     return row
@@ -275,9 +275,9 @@ def evaluate_cases(
         batched = len(items) >= case_eval.BATCH_MIN_CASES
         if client is not None:
             stream = distributed.run_on_client(client, items, options,
-                                               partial(_evaluate_chunk, read=read, batched=batched))
+                                               partial(evaluate_chunk, read=read, batched=batched))
         else:
-            stream = runner.run_local(_evaluate_chunk, items, (options, read, batched), int(jobs))
+            stream = runner.run_local(evaluate_chunk, items, (options, read, batched), int(jobs))
         with closing(stream):  # on any error: cancel what is still queued (pool / cluster) right away
             for i, result in stream:
                 if i in results:

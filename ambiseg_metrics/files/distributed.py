@@ -1,7 +1,7 @@
 """Running the per-case evaluation on a Dask cluster (optional extra ``[distributed]``).
 
 Only the glue lives here: :func:`run_on_client` submits one task per chunk of cases — the very function
-the local runner calls, :func:`ambiseg_metrics.files.case_eval._evaluate_chunk` — and yields each case's
+the local runner calls, :func:`ambiseg_metrics.files.case_eval.evaluate_chunk` — and yields each case's
 result as its chunk arrives;
 :func:`scheduler_client` turns ``--scheduler`` into a :class:`dask.distributed.Client`. Faults are Dask's
 job: a task whose worker dies is rescheduled on another worker (up to the scheduler's

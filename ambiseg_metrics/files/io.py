@@ -32,7 +32,6 @@ Every problem with a user's file raises :class:`InputFileError`, whose message n
 from __future__ import annotations
 
 import os
-import sys
 import unicodedata
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -41,6 +40,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import InputFileError, UnmatchedCasesError
+from .images import read_image
 from .masks import ReadOptions, interpret, multivalued
 
 __all__ = [
@@ -113,54 +113,6 @@ def _unknown_extension(path: Path) -> InputFileError:
     )
 
 
-#: Pillow's format for each image extension: a file is opened as that format first, so Pillow does not
-#: probe every plugin (nor imageio try to import optional plugins such as pillow_heif) for each file.
-_PILLOW_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".bmp": "BMP"}
-
-
-def _open_image(path: Path, ext: str):
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        return Image.open(path, formats=[_PILLOW_FORMATS[ext]])
-    except UnidentifiedImageError:  # another format under this extension: let Pillow identify it
-        return Image.open(path)
-
-
-def _frame(im) -> np.ndarray:
-    """The pixels of the current frame, as imageio's Pillow plugin reads them (without its per-file
-    overhead): palette images give their indices (the mask), 32-bit PNG greys become uint16."""
-    if im.mode in ("P", "PA"):  # an index mask with a colour palette: the indices are the mask
-        im.load()
-        return np.array(im)
-    if im.format == "PNG" and im.mode == "I":  # a 16-bit grey PNG decoded as int32
-        im = im.convert("I;16" if sys.byteorder == "little" else "I;16B")
-    return np.array(im)
-
-
-def _read_image(path: Path, ext: str) -> np.ndarray:
-    with _open_image(path, ext) as im:
-        if getattr(im, "is_animated", False) and im.format == "PNG":  # APNG: every frame, stacked
-            frames = []
-            for k in range(im.n_frames):
-                im.seek(k)
-                frames.append(_frame(im))
-            a = np.stack(frames)
-        else:
-            a = _frame(im)
-    if a.ndim == 3 and a.shape[-1] in (2, 3, 4):
-        channels = a.shape[-1] if a.shape[-1] in (1, 3) else a.shape[-1] - 1  # drop alpha
-        colour = a[..., :channels]
-        grey = all(np.array_equal(colour[..., 0], colour[..., c]) for c in range(1, channels))
-        if not grey:
-            raise InputFileError(
-                f"{path}: colour image (shape {a.shape}); masks must be greyscale/label images "
-                "(foreground = nonzero)", path
-            )
-        a = colour[..., 0]
-    return a
-
-
 def _read_tiff(path: Path) -> np.ndarray:
     import tifffile
 
@@ -211,7 +163,7 @@ def read_file(path: str | os.PathLike, warn: Warn = None, read: ReadOptions | No
         raise _unknown_extension(path)
     try:
         if ext in IMAGE_EXTENSIONS:
-            a = _read_image(path, ext)
+            a = read_image(path, ext)
         elif ext in (".tif", ".tiff"):
             a = _read_tiff(path)
         elif ext == ".npy":

@@ -2,7 +2,7 @@
 
 Cases are handed out in contiguous chunks — about :data:`CHUNKS_PER_WORKER` per worker, at most
 :data:`MAX_CHUNK` cases each — rather than one at a time: a chunk is read and evaluated as a batch
-(:func:`ambiseg_metrics.files.cases._evaluate_chunk`), the pipe carries one message per chunk, and its
+(:func:`ambiseg_metrics.files.case_eval.evaluate_chunk`), the pipe carries one message per chunk, and its
 results come back as soon as it is done, so a progress bar still moves. Each worker process gets
 ``usable CPUs // jobs`` numba threads, so that two workers on two cores do not run four threads.
 
