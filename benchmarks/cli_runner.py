@@ -278,6 +278,45 @@ def crossover(root: Path, sizes: list[int], repeats: int) -> list[str]:
     return lines
 
 
+def workload(settings, bw) -> tuple[object, dict[str, object]]:
+    """Workload 5 of ``python -m benchmarks`` (``--workloads 5``): this benchmark as one table
+    (``settings.quick``: 24 cases, no Dask, no fixed-cost probes)."""
+    from .workloads import ScalingTable
+
+    quick = bool(settings.quick)
+    n_cases, repeats = (24, 1) if quick else (2000, min(3, max(1, settings.repeats)))
+    try:
+        import distributed  # noqa: F401
+
+        dask = not quick
+    except ImportError:
+        dask = False
+    root = Path(tempfile.mkdtemp(prefix="ambiseg-cli-bench-"))
+    notes: list[str] = []
+    figures: dict[str, object] = {}
+    rows = []
+    try:
+        if not quick:
+            capacity, lines = parallel_capacity(repeats)
+            figures["capacity"] = capacity
+            notes += [line.strip() for line in lines + startup_costs(root, repeats, dask)[1:]]
+        for fmt in ("png", "npy"):
+            r = bench(root, fmt, n_cases, repeats, dask=dask)
+            figures[fmt] = {"wall": r.medians, "cpu": r.cpu, "identical": r.identical}
+            for label in r.medians:
+                rows.append([fmt, label, f"{r.medians[label]:.2f}", f"{r.cpu[label]:.2f}"])
+            notes += [f"{fmt}: {line.strip()}" for line in report(r)[1:] if " s wall" not in line]
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    table = ScalingTable(
+        title="Workload 5: ambiseg-eval on a tree of files",
+        description=f"{n_cases} cases of 8 + 3 masks of 128x128 (PNG folders / .npy stacks), fresh "
+                    f"processes, medians of {repeats}; decode only = Pillow/numpy reading every file in one "
+                    "process",
+        header=["files", "way of running", "wall s", "CPU s (all processes)"], rows=rows, notes=notes)
+    return table, figures
+
+
 def run(argv: list[str] | None = None) -> list[str]:
     p = argparse.ArgumentParser(prog="python -m benchmarks.cli_runner", description=__doc__.split("\n\n")[0])
     p.add_argument("--cases", type=int, default=2000)
