@@ -189,7 +189,7 @@ def build_compare_parser() -> argparse.ArgumentParser:
                    help="Monte Carlo sign flips when there are more than 16 non-zero differences (10000)")
     p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap and the sign flips (0)")
     p.add_argument("--jobs", type=jobs_value, default="auto", metavar="N",
-                   help="local processes ('auto', the default: one per usable CPU for large runs)")
+                   help="local processes ('auto', the default: 1 for small runs, else one per free CPU)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--debug", action="store_true", help="show the traceback of internal errors")
     return p
