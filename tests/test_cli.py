@@ -14,7 +14,7 @@ import pytest
 from test_cli_data import LOSSLESS, write_dataset, write_mask
 
 from ambiseg_metrics import METRICS, evaluate
-from ambiseg_metrics.files import cases as cases_module
+from ambiseg_metrics.files import case_eval
 from ambiseg_metrics.files.cli import main
 from ambiseg_metrics.files.report import bootstrap_ci
 
@@ -238,7 +238,7 @@ def test_internal_error_exits_1_and_debug_shows_traceback(tmp_path, capsys, monk
     def broken(*args, **kwargs):
         raise RuntimeError("kernel exploded")
 
-    monkeypatch.setattr(cases_module, "evaluate", broken)
+    monkeypatch.setattr(case_eval, "evaluate", broken)  # where the runners call it
     code, _, err = run(capsys, preds, gts, "--out", tmp_path / "r.csv")
     assert code == 1 and "internal error: RuntimeError: kernel exploded" in err and "Traceback" not in err
     code, _, err = run(capsys, preds, gts, "--out", tmp_path / "r.csv", "--debug")
@@ -248,7 +248,7 @@ def test_internal_error_exits_1_and_debug_shows_traceback(tmp_path, capsys, monk
 
 def test_interrupted_run_leaves_no_partial_output(tmp_path, capsys, monkeypatch):
     preds, gts, _ = write_dataset(tmp_path, "file", ".npy", n_cases=4)
-    real = cases_module.evaluate
+    real = case_eval.evaluate
     seen = []
 
     def interrupt_third(*args, **kwargs):
@@ -257,7 +257,7 @@ def test_interrupted_run_leaves_no_partial_output(tmp_path, capsys, monkeypatch)
             raise KeyboardInterrupt
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(cases_module, "evaluate", interrupt_third)
+    monkeypatch.setattr(case_eval, "evaluate", interrupt_third)
     code, _, err = run(capsys, preds, gts, "--out", tmp_path / "r.csv", "--json", tmp_path / "s.json")
     assert code == 130 and "no output written" in err
     assert_no_output(tmp_path, "r.csv", "s.json")

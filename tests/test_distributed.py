@@ -15,7 +15,7 @@ distributed = pytest.importorskip("distributed", reason="needs the [distributed]
 
 from test_cli_data import write_dataset  # noqa: E402
 
-from ambiseg_metrics.files import cases as cases_module  # noqa: E402
+from ambiseg_metrics.files import case_eval  # noqa: E402
 from ambiseg_metrics.files.cases import EvalOptions, evaluate_cases  # noqa: E402
 from ambiseg_metrics.files.cli import main  # noqa: E402
 from ambiseg_metrics.files.distributed import (  # noqa: E402
@@ -130,14 +130,14 @@ def test_duplicated_or_missing_results_are_detected(monkeypatch):
 
     def duplicating(client, items, options, task):
         for i in (0, 1, 1, 2):
-            yield i, task(items[i], options)
+            yield i, task([items[i]], options)[0]
 
     monkeypatch.setattr(glue, "run_on_client", duplicating)
     with pytest.raises(RuntimeError, match=r"case 'c1' was returned twice"):
         evaluate_cases(arrays, client=object(), progress=False)
 
     def losing(client, items, options, task):
-        yield 0, task(items[0], options)
+        yield 0, task([items[0]], options)[0]
 
     monkeypatch.setattr(glue, "run_on_client", losing)
     with pytest.raises(RuntimeError, match=r"2 case\(s\) never returned a result: c1, c2"):
@@ -188,9 +188,9 @@ def test_cases_evaluated_from_several_threads_match(tmp_path):
     preds, gts, _ = write_dataset(tmp_path, "file", ".npy", n_cases=8)
     found = discover_cases(preds, gts)
     options = EvalOptions().checked()
-    sequential = [cases_module._evaluate_item(c, options)[0] for c in found]
+    sequential = [case_eval.evaluate_item(c, options)[0] for c in found]
     with ThreadPoolExecutor(4) as pool:
-        threaded = list(pool.map(lambda c: cases_module._evaluate_item(c, options)[0], found))
+        threaded = list(pool.map(lambda c: case_eval.evaluate_item(c, options)[0], found))
     assert threaded == sequential
 
 

@@ -1,10 +1,12 @@
 """Evaluating many cases: the one per-case code path, run in-process, in local processes or on Dask.
 
 :func:`evaluate_case` reads one case's samples and annotations (:mod:`ambiseg_metrics.files.io`) and calls
-:func:`ambiseg_metrics.evaluate` once; :func:`evaluate_cases` runs it over many cases — sequentially,
-in ``jobs`` local processes, or on a ``dask.distributed.Client`` — and returns a :class:`CaseTable`
-with one row per case, sorted by case name. Every way of running calls the same function on the same
-inputs, so the numbers do not depend on how the work was spread.
+:func:`ambiseg_metrics.evaluate` once; :func:`evaluate_cases` runs many cases — in this process, in
+``jobs`` local processes (:mod:`~ambiseg_metrics.files.runner`), or on a ``dask.distributed.Client`` — in
+chunks of cases, each read and evaluated as a batch (:mod:`~ambiseg_metrics.files.case_eval`), and returns
+a :class:`CaseTable` with one row per case, sorted by case name. Every way of running calls the same
+function, and each case's numbers do not depend on the chunk it was in, so the table does not depend on
+how the work was spread.
 
 Cases with fewer than two samples or annotations
 -------------------------------------------------
@@ -16,23 +18,20 @@ cells are NaN (empty in summaries, ``nan`` in the CSV, ``null`` in JSON) and a w
 
 from __future__ import annotations
 
-import math
-import os
 import warnings
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from contextlib import closing
 from dataclasses import dataclass, field, replace
 from functools import partial
-from pathlib import Path
 
 import numpy as np
 
 from ..conventions import Conventions, resolve_options
-from ..core._validate import InputError, pairs_error
-from ..evaluation import FAMILIES, METRICS, check_metrics, evaluate
+from ..evaluation import METRICS, check_metrics
 from ..options import evaluate_options
-from . import distributed
-from .io import Case, InputFileError, Source, case_name, mask_files, read_source
+from . import case_eval, distributed, runner
+from .case_eval import evaluate_chunk, run_case
+from .io import Case, Source, case_name
 from .masks import ReadOptions
 
 __all__ = ["CaseTable", "EvalOptions", "InputWarning", "evaluate_case", "evaluate_cases", "to_cases"]
@@ -138,76 +137,6 @@ class CaseTable:
 
 
 # ----------------------------------------------------------------------------------------------- one case
-def _pair_metrics() -> frozenset[str]:
-    return frozenset().union(*(family.needs_pairs for family in FAMILIES))
-
-
-def _describe(source: Source, name: str, side: str) -> str:
-    if isinstance(source, np.ndarray):
-        return f"case {name!r} ({side} array)"
-    return os.fspath(source)
-
-
-def _file_error(exc: InputError, pred: Source, gt: Source, name: str) -> InputFileError:
-    """Turn a library input error into an InputFileError naming the file it came from (by its fields)."""
-    if exc.side not in ("preds", "gts"):
-        pair = f"{_describe(pred, name, 'predictions')} / {_describe(gt, name, 'annotations')}"
-        return InputFileError(f"case {name!r} ({pair}): {exc}", exc.path)
-    source, what = (pred, "predictions") if exc.side == "preds" else (gt, "annotations")
-    where = _describe(source, name, what)
-    path = exc.path or (None if isinstance(source, np.ndarray) else os.fspath(source))
-    if exc.path is None and path is not None and exc.index is not None and Path(path).is_dir():
-        files = mask_files(Path(path))
-        if exc.index < len(files):  # in the folder layout mask k is the k-th file by name
-            where = path = os.fspath(files[exc.index])
-    error = InputFileError(f"{where}: {exc}", path)
-    error.side, error.index = exc.side, exc.index
-    return error
-
-
-def _run_case(
-    name: str, pred: Source, gt: Source, options: EvalOptions, read: ReadOptions | None = None
-) -> tuple[dict[str, object], list]:
-    """Evaluate one case; return its row and the non-fatal notes ``[(kind, message), ...]``."""
-    notes: list[tuple[str, str]] = []
-
-    def warn(kind: str, message: str) -> None:
-        notes.append((kind, message))
-
-    preds = read_source(pred, warn, read)
-    gts = read_source(gt, warn, read)
-    if preds.shape[1:] != gts.shape[1:]:
-        raise InputFileError(
-            f"case {name!r}: the predictions ({_describe(pred, name, 'predictions')}) have masks of shape "
-            f"{preds.shape[1:]} but the annotations ({_describe(gt, name, 'annotations')}) have "
-            f"{gts.shape[1:]}",
-            None if isinstance(pred, np.ndarray) else pred,
-        )
-    n, m = int(preds.shape[0]), int(gts.shape[0])
-    names = options.names
-    undefined: list[str] = []
-    if pairs_error("", n, m) is not None:
-        undefined = [x for x in names if x in _pair_metrics()]
-        error = pairs_error(", ".join(undefined), n, m)
-        if undefined and options.metrics is not None and error is not None:
-            pair = f"{_describe(pred, name, 'predictions')}, {_describe(gt, name, 'annotations')}"
-            path = None if isinstance(pred, np.ndarray) else pred
-            raise InputFileError(f"case {name!r} ({pair}): {error}", path)
-        if undefined:
-            warn("undefined", f"case {name!r} has N={n}, M={m}: {', '.join(undefined)} left undefined (NaN)")
-    wanted = [x for x in names if x not in undefined]
-    try:
-        # every choice travels in the resolved Conventions (see EvalOptions.checked); the kernels serialise
-        # their parallel sections themselves, so threaded Dask workers are safe
-        values = evaluate(preds, gts, metrics=wanted, conventions=options.conventions)
-    except InputError as exc:  # InputTypeError (a dtype the rules reject) included
-        raise _file_error(exc, pred, gt, name) from exc
-    row: dict[str, object] = {"case": name, "n_pred": n, "n_gt": m}
-    for x in names:
-        row[x] = float(values[x]) if x in values else math.nan
-    return row, notes
-
-
 def evaluate_case(
     pred_source: Source, gt_source: Source, options: EvalOptions | None = None, *, name: str | None = None
 ) -> dict[str, object]:
@@ -235,7 +164,7 @@ def evaluate_case(
     options = (options or EvalOptions()).checked()
     if name is None:
         name = "case" if isinstance(pred_source, np.ndarray) else case_name(pred_source)
-    row, notes = _run_case(name, pred_source, gt_source, options, ReadOptions())
+    row, notes = run_case(name, pred_source, gt_source, options, ReadOptions())
     for _, message in notes:
         warnings.warn(message, InputWarning, stacklevel=2)
     return row
@@ -274,28 +203,6 @@ def to_cases(cases: Iterable[object] | Mapping[str, Sequence[Source]]) -> list[C
     return out
 
 
-def _evaluate_item(
-    case: Case, options: EvalOptions, read: ReadOptions | None = None
-) -> tuple[dict[str, object], list]:
-    """The task every runner executes (module level so that processes and Dask workers can import it)."""
-    return _run_case(case.name, case.pred, case.gt, options, read)
-
-
-def _run_local(
-    items: list[Case], options: EvalOptions, jobs: int, read: ReadOptions | None
-) -> Iterator[tuple[int, tuple]]:
-    if jobs == 1 or len(items) <= 1:
-        for i, case in enumerate(items):
-            yield i, _evaluate_item(case, options, read)
-        return
-    from .workers import run_in_processes
-
-    # share the cores between the processes (numba is not imported in them yet)
-    threads = max(1, (os.cpu_count() or 1) // jobs)
-    yield from run_in_processes(_evaluate_item, [(case, options, read) for case in items], jobs,
-                                env={"NUMBA_NUM_THREADS": str(threads)})
-
-
 def _aggregate(notes: list[tuple[str, str]]) -> list[str]:
     """One line per kind of note: the first message and how many more there were."""
     by_kind: dict[str, list[str]] = {}
@@ -314,7 +221,7 @@ def evaluate_cases(
     options: EvalOptions | None = None,
     *,
     client: object | None = None,
-    jobs: int = 1,
+    jobs: int | str = 1,
     progress: bool = True,
     extra_notes: Sequence[tuple[str, str]] = (),
     read: ReadOptions | None = None,
@@ -330,10 +237,12 @@ def evaluate_cases(
     options : EvalOptions, optional
         What to compute (default: every metric with the library defaults).
     client : dask.distributed.Client, optional
-        Run every case as one task on this Dask cluster (workers read the files themselves, so paths must
-        be visible to them). Default: run here.
-    jobs : int, default 1
-        Without ``client``: the number of local processes (1 = in this process).
+        Run the cases on this Dask cluster, in chunks of cases per task (workers read the files
+        themselves, so paths must be visible to them). Default: run here.
+    jobs : int or "auto", default 1
+        Without ``client``: the number of local processes (1 = in this process; ``"auto"``: one process
+        for small runs, else one per usable CPU, see :mod:`ambiseg_metrics.files.runner`). The results
+        are the same for every value.
     progress : bool, default True
         Show a progress bar over cases (tqdm, on stderr).
     extra_notes : sequence of (kind, message)
@@ -354,18 +263,21 @@ def evaluate_cases(
     options = (options or EvalOptions()).checked()
     read = ReadOptions() if read is None else read
     items = to_cases(cases)
-    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
-        raise ValueError(f"jobs must be a positive integer; got {jobs!r}")
+    jobs = runner.check_jobs(jobs)
     if not items:
         raise ValueError("no cases to evaluate")
+    if jobs == "auto":
+        jobs = runner.auto_jobs(len(items)) if client is None else 1
     from tqdm.auto import tqdm
 
     results: dict[int, tuple] = {}
     with tqdm(total=len(items), disable=not progress, unit="case", desc="cases", leave=False) as bar:
+        batched = len(items) >= case_eval.BATCH_MIN_CASES
         if client is not None:
-            stream = distributed.run_on_client(client, items, options, partial(_evaluate_item, read=read))
+            stream = distributed.run_on_client(client, items, options,
+                                               partial(evaluate_chunk, read=read, batched=batched))
         else:
-            stream = _run_local(items, options, jobs, read)
+            stream = runner.run_local(evaluate_chunk, items, (options, read, batched), int(jobs))
         with closing(stream):  # on any error: cancel what is still queued (pool / cluster) right away
             for i, result in stream:
                 if i in results:

@@ -47,6 +47,7 @@ from .io import InputFileError
 from .masks import ReadOptions
 from .outputs import OutputPathError, check_output, check_outputs
 from .report import csv_text, format_summary, json_text, summarize
+from .runner import AUTO_MIN_CASES, jobs_value
 
 __all__ = ["main"]
 
@@ -134,8 +135,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="write one row per case (every metric, N and M) to this CSV ('-' = stdout)")
     p.add_argument("--json", metavar="JSON",
                    help="write the summary (and per-case rows) to this JSON file ('-' = stdout)")
-    p.add_argument("--jobs", type=int, default=1, metavar="N",
-                   help="read and evaluate cases in N parallel processes (default 1)")
+    p.add_argument("--jobs", type=jobs_value, default="auto", metavar="N",
+                   help="read and evaluate cases in N parallel processes; 'auto' (the default): one "
+                   f"process below {AUTO_MIN_CASES} cases, else one per free CPU (usable CPUs less the "
+                   "load average)")
     p.add_argument("--scheduler", metavar="ADDR",
                    help="run on Dask: tcp://host:8786 (an existing cluster whose workers see the same paths) "
                    "or local:N (a local cluster of N worker processes); needs the [distributed] extra")
@@ -188,11 +191,11 @@ def _run(args: argparse.Namespace) -> int:
         args.preds, args.gts = (str(p) for p in example_paths())
     elif not (args.preds and args.gts):
         raise UsageError("give the PREDS and GTS folders (or --example); see --help")
-    if args.jobs < 1:
+    if args.jobs != "auto" and args.jobs < 1:
         raise UsageError(f"--jobs must be >= 1; got {args.jobs}")
     if args.bootstrap < 1:
         raise UsageError(f"--bootstrap must be >= 1; got {args.bootstrap}")
-    if args.scheduler is not None and args.jobs != 1:
+    if args.scheduler is not None and args.jobs not in (1, "auto"):
         raise UsageError("--jobs and --scheduler do not combine (size the Dask cluster instead)")
     if args.scheduler is not None:
         try:

@@ -17,6 +17,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .runner import jobs_value
+
 __all__ = [
     "ReportUsageError", "add_report_arguments", "check_report_arguments", "compare_main", "report_outputs",
 ]
@@ -186,7 +188,8 @@ def build_compare_parser() -> argparse.ArgumentParser:
     p.add_argument("--permutations", type=int, default=10_000, metavar="P",
                    help="Monte Carlo sign flips when there are more than 16 non-zero differences (10000)")
     p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap and the sign flips (0)")
-    p.add_argument("--jobs", type=int, default=1, metavar="N", help="local processes (default 1)")
+    p.add_argument("--jobs", type=jobs_value, default="auto", metavar="N",
+                   help="local processes ('auto', the default: 1 for small runs, else one per free CPU)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--debug", action="store_true", help="show the traceback of internal errors")
     return p
@@ -221,7 +224,7 @@ def _run_compare(args: argparse.Namespace, argv: Sequence[str]) -> int:
         raise ReportUsageError("give at least two model folders and the annotations folder")
     for flag, v in (("--bootstrap", args.bootstrap), ("--permutations", args.permutations),
                     ("--jobs", args.jobs)):
-        if v < 1:
+        if v != "auto" and v < 1:
             raise ReportUsageError(f"{flag} must be >= 1; got {v}")
     *model_dirs, gts = args.folders
     names = _model_names(args, model_dirs)

@@ -1,7 +1,8 @@
 """Running the per-case evaluation on a Dask cluster (optional extra ``[distributed]``).
 
-Only the glue lives here: :func:`run_on_client` submits one task per case — the very function the local
-runner calls, :func:`ambiseg_metrics.files.cases._evaluate_item` — and yields the results as they arrive;
+Only the glue lives here: :func:`run_on_client` submits one task per chunk of cases — the very function
+the local runner calls, :func:`ambiseg_metrics.files.case_eval.evaluate_chunk` — and yields each case's
+result as its chunk arrives;
 :func:`scheduler_client` turns ``--scheduler`` into a :class:`dask.distributed.Client`. Faults are Dask's
 job: a task whose worker dies is rescheduled on another worker (up to the scheduler's
 ``distributed.scheduler.allowed-failures``, default 3, after which the run fails with ``KilledWorker``);
@@ -13,7 +14,6 @@ retried: it stops the run and the remaining tasks are cancelled.
 from __future__ import annotations
 
 import logging
-import os
 import uuid
 import warnings
 from collections.abc import Callable, Iterator, Sequence
@@ -87,13 +87,15 @@ def scheduler_client(spec: str, *, timeout: float = 30.0) -> Iterator[object]:
     """A :class:`dask.distributed.Client` for a scheduler spec; a ``local:N`` cluster is closed on exit.
 
     ``local:N`` starts a :class:`~dask.distributed.LocalCluster` of N single-threaded worker processes on
-    the loopback interface (no dashboard), each allowed ``cpu_count // N`` numba threads.
+    the loopback interface (no dashboard), each allowed ``usable CPUs // N`` numba threads.
     """
     kind, value = parse_scheduler(spec)
     distributed = require_distributed()
     if kind == "local":
         n = int(value)
-        threads = max(1, (os.cpu_count() or 1) // n)
+        from .runner import usable_cpus
+
+        threads = max(1, usable_cpus() // n)
         with warnings.catch_warnings():
             # without a dashboard the scheduler still serves /health etc., by default on 8787 or any free port
             warnings.filterwarnings("ignore", message=r"Port \d+ is already in use")
@@ -126,9 +128,9 @@ class _Failed:
         self.error = error
 
 
-def _guarded(task: Callable, item: object, **kwargs: object) -> object:
+def _guarded(task: Callable, chunk: list, **kwargs: object) -> object:
     try:
-        return task(item, **kwargs)
+        return task(chunk, **kwargs)
     except ValueError as exc:  # bad input (InputFileError is one): the client raises it
         return _Failed(exc)
 
@@ -137,21 +139,33 @@ def _holds_array(case: object) -> bool:
     return any(isinstance(getattr(case, side, None), np.ndarray) for side in ("pred", "gt"))
 
 
+def _workers(client: object) -> int:
+    try:
+        return max(1, sum(client.nthreads().values()))  # type: ignore[attr-defined]
+    except Exception:  # a client without the method (or not connected): chunks as for one worker
+        return 1
+
+
 def run_on_client(
     client: object, items: Sequence[object], options: object, task: Callable, *, label: str = "ambiseg-case"
 ) -> Iterator[tuple[int, object]]:
-    """Run ``task(item, options)`` for every item on ``client``; yield ``(index, result)`` as they finish.
+    """Run ``task(chunk, options)`` on ``client`` for chunks of the items; yield ``(index, result)`` per item
+    as each chunk finishes. ``task`` returns one result per item of its chunk, in order.
 
-    Each case is one task with its own key; paths are opened by the workers themselves (they must see the
-    same files), arrays are scattered to the cluster first. On any error the remaining tasks are cancelled.
-    Task keys are ``<label>-<run token>-<index>`` (what the Dask dashboard shows).
+    The chunks are those of the local runner (:func:`ambiseg_metrics.files.runner.chunk_ranges`, for the
+    cluster's worker threads), one task each with its own key; paths are opened by the workers themselves
+    (they must see the same files), arrays are scattered to the cluster first. On any error the remaining
+    tasks are cancelled. Task keys are ``<label>-<run token>-<chunk>`` (what the Dask dashboard shows).
     """
+    from .runner import chunk_ranges
+
     distributed = require_distributed()
     token = uuid.uuid4().hex[:12]
-    keys = [f"{label}-{token}-{i}" for i in range(len(items))]
-    index = {key: i for i, key in enumerate(keys)}
-    args = list(items)
-    if any(_holds_array(c) for c in args):
+    ranges = chunk_ranges(len(items), _workers(client))
+    keys = [f"{label}-{token}-{k}" for k in range(len(ranges))]
+    chunk_of = {key: k for k, key in enumerate(keys)}
+    args: list = [[items[i] for i in r] for r in ranges]
+    if any(_holds_array(c) for c in items):
         args = client.scatter(args, hash=False)  # own keys: two runs on the same arrays must not share them
     futures = client.map(partial(_guarded, task), args, options=options, key=keys, pure=False)
     try:
@@ -161,6 +175,9 @@ def run_on_client(
             result = future.result()
             if isinstance(result, _Failed):
                 raise result.error
-            yield index[future.key], result
+            r = ranges[chunk_of[future.key]]
+            if len(result) != len(r):
+                raise RuntimeError(f"a chunk of {len(r)} cases returned {len(result)} results")
+            yield from zip(r, result, strict=True)
     finally:
         client.cancel(futures)

@@ -9,7 +9,7 @@ Two layouts, chosen per case (``preds/`` and ``gts/`` may use different ones):
 Formats (by extension, case-insensitive):
 
 ========================  ==================================================================================
-``.png .jpg .jpeg .bmp``  one 2D mask per file (imageio); grey or grey-as-RGB(A); alpha is ignored
+``.png .jpg .jpeg .bmp``  one 2D mask per file (Pillow); grey or grey-as-RGB(A); alpha is ignored
 ``.tif .tiff``            tifffile; a multi-page TIFF is a stack of 2D masks in the file-per-case layout
                           (in a case folder every file is one mask, so there it is one 3D mask)
 ``.npy``                  one array; ``.npz``: its only array, or the array named ``masks``
@@ -40,7 +40,8 @@ from pathlib import Path
 import numpy as np
 
 from .errors import InputFileError, UnmatchedCasesError
-from .masks import ReadOptions, interpret
+from .images import read_image
+from .masks import ReadOptions, interpret, multivalued
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -56,10 +57,12 @@ __all__ = [
     "read_source",
 ]
 
-#: Extensions read with imageio (one 2D mask per file).
+#: Extensions read with Pillow (one 2D mask per file).
 IMAGE_EXTENSIONS: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp")
 #: Every extension this module reads.
 MASK_EXTENSIONS: tuple[str, ...] = (*IMAGE_EXTENSIONS, ".tif", ".tiff", ".npy", ".npz", ".nii", ".nii.gz")
+
+_LONGEST_FIRST = tuple(sorted(MASK_EXTENSIONS, key=len, reverse=True))  # ".nii.gz" before ".gz"-less ones
 
 #: ``warn(kind, message)`` callback for non-fatal findings (e.g. lossy JPEG); ``None`` ignores them.
 Warn = Callable[[str, str], None] | None
@@ -87,7 +90,7 @@ class Case:
 def mask_extension(path: str | os.PathLike) -> str | None:
     """The mask extension of ``path`` (lower case, ``.nii.gz`` as one), or None if it is not one we read."""
     name = os.fspath(path).lower()
-    for ext in sorted(MASK_EXTENSIONS, key=len, reverse=True):
+    for ext in _LONGEST_FIRST:
         if name.endswith(ext):
             return ext
     return None
@@ -108,30 +111,6 @@ def _unknown_extension(path: Path) -> InputFileError:
     return InputFileError(
         f"{path}: unknown mask file extension; ambiseg-eval reads {', '.join(MASK_EXTENSIONS)}", path
     )
-
-
-def _read_image(path: Path) -> np.ndarray:
-    import imageio.v3 as iio
-    from PIL import Image
-
-    with Image.open(path) as im:
-        palette = im.mode in ("P", "PA")  # an index mask with a colour palette: the indices are the mask
-        if palette:
-            im.load()
-            a = np.asarray(im)
-    if not palette:
-        a = np.asarray(iio.imread(path, plugin="pillow"))
-    if a.ndim == 3 and a.shape[-1] in (2, 3, 4):
-        channels = a.shape[-1] if a.shape[-1] in (1, 3) else a.shape[-1] - 1  # drop alpha
-        colour = a[..., :channels]
-        grey = all(np.array_equal(colour[..., 0], colour[..., c]) for c in range(1, channels))
-        if not grey:
-            raise InputFileError(
-                f"{path}: colour image (shape {a.shape}); masks must be greyscale/label images "
-                "(foreground = nonzero)", path
-            )
-        a = colour[..., 0]
-    return a
 
 
 def _read_tiff(path: Path) -> np.ndarray:
@@ -178,13 +157,13 @@ def read_file(path: str | os.PathLike, warn: Warn = None, read: ReadOptions | No
     InputFileError
         Unknown extension, unreadable, corrupt or non-numeric content; the message names ``path``.
     """
-    path = Path(path)
+    path = path if isinstance(path, Path) else Path(path)
     ext = mask_extension(path)
     if ext is None:
         raise _unknown_extension(path)
     try:
         if ext in IMAGE_EXTENSIONS:
-            a = _read_image(path)
+            a = read_image(path, ext)
         elif ext in (".tif", ".tiff"):
             a = _read_tiff(path)
         elif ext == ".npy":
@@ -213,6 +192,10 @@ def read_file(path: str | os.PathLike, warn: Warn = None, read: ReadOptions | No
         )
     if read is None:
         return a
+    return _interpreted(path, a, warn, read)
+
+
+def _interpreted(path: Path, a: np.ndarray, warn: Warn, read: ReadOptions) -> np.ndarray:
     try:
         return interpret(a, read, warn, str(path))
     except ValueError as exc:
@@ -243,13 +226,19 @@ def _entries(folder: Path) -> list[Path]:
 
 def mask_files(folder: Path) -> list[Path]:
     """The mask files of a case folder in the order they are stacked (by name, hidden ones left out)."""
+    try:  # scandir: the entry types come with the listing, no stat per file
+        with os.scandir(folder) as it:
+            entries = sorted(((e.name, e.is_dir()) for e in it), key=lambda x: x[0])
+    except OSError as exc:
+        raise InputFileError(f"{folder}: cannot list this folder: {exc.strerror or exc}", folder) from exc
     files = []
-    for entry in _entries(folder):
-        if _hidden(entry.name):
+    for name, is_dir in entries:
+        if _hidden(name):
             continue
-        if entry.is_dir():
+        entry = folder / name
+        if is_dir:
             raise InputFileError(f"{entry}: a case folder must hold mask files only, not folders", entry)
-        if mask_extension(entry) is None:
+        if mask_extension(name) is None:
             raise _unknown_extension(entry)
         files.append(entry)
     if not files:
@@ -259,9 +248,13 @@ def mask_files(folder: Path) -> list[Path]:
 
 def _read_folder(folder: Path, warn: Warn, read: ReadOptions | None) -> np.ndarray:
     files = mask_files(folder)
+    # With the default reading options a mask is returned as stored and only a multi-valued integer file
+    # is reported; one check of the whole stack then stands for the checks of its files (a stack with
+    # one foreground value and no negative one has no such file), which run only when it finds something.
+    plain = read is not None and read == ReadOptions()
     masks = []
     for f in files:
-        a = read_file(f, warn, read)
+        a = read_file(f, warn, None if plain else read)
         if a.ndim not in (2, 3):
             raise InputFileError(
                 f"{f}: each file of a case folder must hold one 2D or 3D mask; got shape {a.shape}", f
@@ -280,7 +273,10 @@ def _read_folder(folder: Path, warn: Warn, read: ReadOptions | None) -> np.ndarr
                     "use either probabilities (float) or label masks (bool/integer)", f
                 )
         masks.append(a)
-    return np.stack(masks)
+    stack = np.stack(masks)
+    if plain and stack.dtype.kind in "iu" and multivalued(stack):
+        stack = np.stack([_interpreted(f, a, warn, read) for f, a in zip(files, masks, strict=True)])
+    return stack
 
 
 def read_source(source: Source, warn: Warn = None, read: ReadOptions | None = None) -> np.ndarray:
@@ -302,7 +298,7 @@ def read_source(source: Source, warn: Warn = None, read: ReadOptions | None = No
     """
     if isinstance(source, np.ndarray):
         return source
-    path = Path(source)
+    path = source if isinstance(source, Path) else Path(source)
     if path.is_dir():
         return _read_folder(path, warn, read)
     if not path.exists():

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["ReadOptions", "interpret"]
+__all__ = ["ReadOptions", "interpret", "multivalued"]
 
 
 @dataclass(frozen=True)
@@ -50,13 +50,15 @@ def _values(a: np.ndarray, limit: int = 6) -> str:
     return shown + (f", ... ({u.size} distinct values)" if u.size > limit else "")
 
 
-def _multivalued(a: np.ndarray) -> bool:
+def multivalued(a: np.ndarray) -> bool:
+    """Whether the integer array ``a`` holds a negative value or more than one nonzero value."""
     if a.dtype.kind == "b" or a.size == 0:
         return False
-    low, high = a.min(), a.max()
-    if low < 0:
+    high = a.max()
+    if a.dtype.kind == "i" and a.min() < 0:
         return True
-    return bool(high > 0 and np.any((a != 0) & (a != high)))
+    # every nonzero value equals the maximum: as many nonzero pixels as pixels at the maximum
+    return bool(high > 0 and np.count_nonzero(a) != np.count_nonzero(a == high))
 
 
 def interpret(a: np.ndarray, read: ReadOptions | None, warn: Callable[[str, str], None] | None,
@@ -84,7 +86,7 @@ def interpret(a: np.ndarray, read: ReadOptions | None, warn: Callable[[str, str]
     if kind == "f":
         return a
     problems = []
-    if _multivalued(a):
+    if multivalued(a):
         problems.append(("multivalued", f"integer mask with values {_values(a)}: read as nonzero = "
                          "foreground; pass --label K for one class of a label map, or --grey-probability "
                          "for 8-bit probability images"))

@@ -1,0 +1,67 @@
+"""Reading one image mask (``.png .jpg .jpeg .bmp``) with Pillow, as imageio's Pillow plugin read it but
+without its per-file cost (it tried to import optional plugins such as ``pillow_heif`` and opened each file
+twice): a file is opened as the format its extension names first, so Pillow does not probe every plugin.
+``tests/test_image_reader.py`` checks that the arrays equal imageio's for every image mode a mask comes in.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from .errors import InputFileError
+
+__all__ = ["read_image"]
+
+
+#: Pillow's format for each image extension: a file is opened as that format first, so Pillow does not
+#: probe every plugin (nor imageio try to import optional plugins such as pillow_heif) for each file.
+_PILLOW_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".bmp": "BMP"}
+
+
+def _open_image(path: Path, ext: str):
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        return Image.open(path, formats=[_PILLOW_FORMATS[ext]])
+    except UnidentifiedImageError:  # another format under this extension: let Pillow identify it
+        return Image.open(path)
+
+
+def _frame(im) -> np.ndarray:
+    """The pixels of the current frame, as imageio's Pillow plugin reads them (without its per-file
+    overhead): palette images give their indices (the mask), 32-bit PNG greys become uint16."""
+    if im.mode in ("P", "PA"):  # an index mask with a colour palette: the indices are the mask
+        im.load()
+        return np.array(im)
+    if im.format == "PNG" and im.mode == "I":  # a 16-bit grey PNG decoded as int32
+        im = im.convert("I;16" if sys.byteorder == "little" else "I;16B")
+    return np.array(im)
+
+
+def read_image(path: Path, ext: str) -> np.ndarray:
+    """The mask stored in the image file ``path`` (extension ``ext``, one of ``.png .jpg .jpeg .bmp``): a 2D
+    array of the stored values; grey stored as RGB(A) or grey+alpha becomes 2D, a colour image is an
+    :class:`InputFileError`; an animated PNG gives its frames stacked (as imageio read it)."""
+    with _open_image(path, ext) as im:
+        if getattr(im, "is_animated", False) and im.format == "PNG":  # APNG: every frame, stacked
+            frames = []
+            for k in range(im.n_frames):
+                im.seek(k)
+                frames.append(_frame(im))
+            a = np.stack(frames)
+        else:
+            a = _frame(im)
+    if a.ndim == 3 and a.shape[-1] in (2, 3, 4):
+        channels = a.shape[-1] if a.shape[-1] in (1, 3) else a.shape[-1] - 1  # drop alpha
+        colour = a[..., :channels]
+        grey = all(np.array_equal(colour[..., 0], colour[..., c]) for c in range(1, channels))
+        if not grey:
+            raise InputFileError(
+                f"{path}: colour image (shape {a.shape}); masks must be greyscale/label images "
+                "(foreground = nonzero)", path
+            )
+        a = colour[..., 0]
+    return a

@@ -1,0 +1,120 @@
+"""Spreading cases over local processes: how many (``--jobs auto``), in which chunks, with how many threads.
+
+Cases are handed out in contiguous chunks — about :data:`CHUNKS_PER_WORKER` per worker, at most
+:data:`MAX_CHUNK` cases each — rather than one at a time: a chunk is read and evaluated as a batch
+(:func:`ambiseg_metrics.files.case_eval.evaluate_chunk`), the pipe carries one message per chunk, and its
+results come back as soon as it is done, so a progress bar still moves. Each worker process gets
+``usable CPUs // jobs`` numba threads, so that two workers on two cores do not run four threads.
+
+``jobs="auto"`` (the CLI's default) runs in this process below :data:`AUTO_MIN_CASES` cases — a worker
+costs about 0.2 s of CPU to start and 0.5 s to load the compiled kernels, the work of a few hundred small
+cases — and otherwise in one process per *free* CPU: usable CPUs (the affinity mask) less the 1-minute load
+average, since on a busy machine more processes only add their start-up to the same share of the cores
+(measured: ``python -m benchmarks.cli_runner``, see the README).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import closing
+
+__all__ = ["AUTO_MIN_CASES", "CHUNKS_PER_WORKER", "MAX_CHUNK", "auto_jobs", "check_jobs", "chunk_ranges",
+           "free_cpus", "jobs_value", "run_local", "usable_cpus"]
+
+#: Chunks per worker: enough that a slow chunk at the end does not leave the other workers idle long.
+CHUNKS_PER_WORKER = 8
+#: The most cases in one chunk (the granularity of the progress bar and of the results streamed back).
+MAX_CHUNK = 64
+#: ``jobs="auto"`` runs in one process below this many cases (measured: see the module docstring).
+AUTO_MIN_CASES = 400
+
+
+def usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity mask where the OS has one, else ``os.cpu_count``)."""
+    if hasattr(os, "sched_getaffinity"):
+        try:
+            return max(1, len(os.sched_getaffinity(0)))
+        except OSError:  # pragma: no cover - exotic platform
+            pass
+    return max(1, os.cpu_count() or 1)
+
+
+def free_cpus(cpus: int | None = None) -> int:
+    """Usable CPUs not already busy: ``cpus`` less the 1-minute load average (rounded; at least 1).
+
+    The load average counts every runnable process, a niced one included, so a machine that runs a
+    niced background job looks busier than it is to a normal-priority run: the estimate errs towards
+    fewer processes."""
+    cpus = usable_cpus() if cpus is None else cpus
+    try:
+        load = os.getloadavg()[0]
+    except (OSError, AttributeError):  # no load average (Windows): assume idle
+        load = 0.0
+    return max(1, min(cpus, cpus - int(round(load))))
+
+
+def auto_jobs(n_cases: int, cpus: int | None = None) -> int:
+    """The number of processes ``jobs="auto"`` uses for ``n_cases`` cases: 1 below
+    :data:`AUTO_MIN_CASES` cases, else one per free CPU (:func:`free_cpus`), and no more than one per
+    ``AUTO_MIN_CASES // 2`` cases."""
+    if n_cases < AUTO_MIN_CASES:
+        return 1
+    return max(1, min(free_cpus(cpus), n_cases // (AUTO_MIN_CASES // 2)))
+
+
+def check_jobs(jobs: object) -> int | str:
+    """``jobs`` validated: a positive int or ``"auto"``; anything else is a ValueError."""
+    if jobs == "auto":
+        return "auto"
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise ValueError(f"jobs must be a positive integer or 'auto'; got {jobs!r}")
+    return jobs
+
+
+def jobs_value(text: str) -> int | str:
+    """``--jobs`` as argparse reads it: ``auto`` or an integer (range-checked by the caller)."""
+    text = text.strip().lower()
+    return "auto" if text == "auto" else int(text)
+
+
+jobs_value.__name__ = "jobs"  # argparse: "invalid jobs value: 'x'"
+
+
+def chunk_ranges(n_items: int, workers: int) -> list[range]:
+    """Split ``range(n_items)`` into contiguous chunks: about :data:`CHUNKS_PER_WORKER` per worker, none
+    larger than :data:`MAX_CHUNK` (so 1 case per chunk for small runs)."""
+    if n_items <= 0:
+        return []
+    size = max(1, min(MAX_CHUNK, math.ceil(n_items / (CHUNKS_PER_WORKER * max(1, workers)))))
+    return [range(start, min(start + size, n_items)) for start in range(0, n_items, size)]
+
+
+def run_local(
+    task: Callable, items: Sequence[object], args: tuple, jobs: int
+) -> Iterator[tuple[int, object]]:
+    """Run ``task(chunk, *args)`` — which returns one result per item of ``chunk``, in order — over chunks
+    of ``items``, here (``jobs == 1``) or in ``jobs`` worker processes; yield ``(index, result)`` per item
+    as each chunk finishes. ``task`` must be a module-level function (the workers import it)."""
+    ranges = chunk_ranges(len(items), jobs)
+    if jobs == 1 or len(ranges) <= 1:
+        for r in ranges:
+            results = task([items[i] for i in r], *args)
+            yield from zip(r, _checked(results, r), strict=True)
+        return
+    from .workers import run_in_processes
+
+    # share the cores between the processes (numba is not imported in them yet)
+    threads = max(1, usable_cpus() // jobs)
+    stream = run_in_processes(task, [([items[i] for i in r], *args) for r in ranges], jobs,
+                              env={"NUMBA_NUM_THREADS": str(threads)})
+    with closing(stream):  # an error here (or the consumer closing us) stops the workers at once
+        for k, results in stream:
+            yield from zip(ranges[k], _checked(results, ranges[k]), strict=True)
+
+
+def _checked(results: Sequence[object], r: range) -> Sequence[object]:
+    if len(results) != len(r):
+        raise RuntimeError(f"a chunk of {len(r)} cases returned {len(results)} results")
+    return results
