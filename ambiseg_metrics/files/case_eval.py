@@ -199,7 +199,7 @@ def evaluate_chunk(
     for case in items:
         try:
             r = _read_case(case, options, read)
-        except BaseException:
+        except Exception:  # not an interrupt: that must not wait for (or be replaced by) the batch
             results.extend(_evaluate_batch(batch, options))  # an earlier case's error comes first
             raise
         batch.append(r)
