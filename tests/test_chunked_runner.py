@@ -175,6 +175,14 @@ def test_workers_get_their_share_of_the_cores(monkeypatch):
     assert set(got.values()) == {str(max(1, runner.usable_cpus() // 2))}
 
 
+def test_more_jobs_than_chunks_share_the_cores_among_the_workers_started(monkeypatch):
+    """--jobs 8 on 2 cases starts 2 workers: the cores are shared between those 2, not between 8."""
+    monkeypatch.delenv("NUMBA_NUM_THREADS", raising=False)
+    monkeypatch.setattr(runner, "usable_cpus", lambda: 8)
+    got = dict(runner.run_local(_thread_env, [0, 1], (), 8))
+    assert got == {0: "4", 1: "4"}
+
+
 def test_cli_jobs_flag(tmp_path, capsys):
     preds, gts = _mixed_tree(tmp_path, n_big=0)
     for value, message in (("0", "--jobs must be >= 1"), ("x", "invalid jobs value")):
