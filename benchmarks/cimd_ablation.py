@@ -44,7 +44,7 @@ def run_one(name: str, seed: int, args: argparse.Namespace, overrides: dict[str,
     from cimd_model.diffusion.diagnostics import latent_diagnostics
     from cimd_model.registry import build_model
     from cimd_model.sample import sample_dataset
-    from cimd_model.train import load_model, seed_everything, train
+    from cimd_model.train import load_checkpoint, load_model, seed_everything, train
     from cimd_model.true_ged import true_ged_batch
 
     out = Path(args.out) / name / f"seed{seed}"
@@ -55,13 +55,19 @@ def run_one(name: str, seed: int, args: argparse.Namespace, overrides: dict[str,
     )
     t0 = time.time()
     ckpt = out / "checkpoint.pt"
+    run = {"model": name, "data": args.data, "data_kwargs": kw, "config_name": args.config}
+    if ckpt.is_file():  # reused or resumed below: only a checkpoint of this very run
+        saved = load_checkpoint(ckpt, "cpu").get("run", {})
+        if any(saved.get(k) != v for k, v in run.items()):
+            raise ValueError(
+                f"{ckpt} was trained for {({k: saved.get(k) for k in run})}, not {run}; choose another --out"
+            )
     if ckpt.is_file() and load_model(ckpt)[1]["step"] >= args.steps:
         model = load_model(ckpt)[0]
         train_s = None
     else:
         seed_everything(seed)
         model = build_model(name, cfg, train_set.in_channels)
-        run = {"model": name, "data": args.data, "data_kwargs": kw, "config_name": args.config}
         train(
             model,
             train_set,

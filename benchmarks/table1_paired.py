@@ -53,7 +53,11 @@ def paired_table(path: str, reference: str = "cimd", n_boot: int = 10_000) -> st
                     cells.append("–")
                     continue
                 seeds = sorted(set(ours) & set(theirs))
-                cases = sorted(set.intersection(*(set(ours[s]) & set(theirs[s]) for s in seeds)))
+                shared = [set(ours[s]) & set(theirs[s]) for s in seeds]
+                cases = sorted(set.intersection(*shared)) if shared else []
+                if not cases:  # no seed, or no test image, in common: nothing to pair
+                    cells.append("–")
+                    continue
                 a = np.array([[ours[s][c] for c in cases] for s in seeds])
                 b = np.array([[theirs[s][c] for c in cases] for s in seeds])
                 sign = -1.0 if metric in LOWER_IS_BETTER else 1.0

@@ -175,6 +175,14 @@ def test_workers_get_their_share_of_the_cores(monkeypatch):
     assert set(got.values()) == {str(max(1, runner.usable_cpus() // 2))}
 
 
+def test_more_jobs_than_chunks_share_the_cores_among_the_workers_started(monkeypatch):
+    """--jobs 8 on 2 cases starts 2 workers: the cores are shared between those 2, not between 8."""
+    monkeypatch.delenv("NUMBA_NUM_THREADS", raising=False)
+    monkeypatch.setattr(runner, "usable_cpus", lambda: 8)
+    got = dict(runner.run_local(_thread_env, [0, 1], (), 8))
+    assert got == {0: "4", 1: "4"}
+
+
 def test_cli_jobs_flag(tmp_path, capsys):
     preds, gts = _mixed_tree(tmp_path, n_big=0)
     for value, message in (("0", "--jobs must be >= 1"), ("x", "invalid jobs value")):
@@ -219,3 +227,24 @@ def test_a_stack_check_still_names_each_multivalued_file(tmp_path):
     assert [k for k, _ in notes] == ["multivalued"] and "c.png" in notes[0][1]
     with pytest.raises(InputFileError, match=r"c\.png.*--strict"):
         read_source(folder, None, ReadOptions(strict=True))
+
+
+def test_an_interrupt_while_reading_a_chunk_is_not_held_up_by_the_batch(monkeypatch):
+    """Ctrl-C while a batched chunk is read propagates at once: the cases read so far are not evaluated
+    first (only an error of one of them may come before a later case's read error), so it is neither
+    delayed nor replaced by an earlier case's input error."""
+    rng = np.random.default_rng(1)
+    bad = rng.random((3, 8, 8)).astype(np.float32)
+    bad[0, 0, 0] = 1.5  # an evaluation error in the first case, which would be raised first
+    items = [case_eval.Case("c0", bad, rng.random((2, 8, 8)) > 0.5),
+             case_eval.Case("c1", rng.random((3, 8, 8)) > 0.5, rng.random((2, 8, 8)) > 0.5)]
+    read = case_eval._read_case
+
+    def interrupted(case, options, read_options):
+        if case.name == "c1":
+            raise KeyboardInterrupt
+        return read(case, options, read_options)
+
+    monkeypatch.setattr(case_eval, "_read_case", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        case_eval.evaluate_chunk(items, EvalOptions().checked(), None, batched=True)

@@ -310,7 +310,8 @@ def test_help_is_light_and_the_entry_point_runs(tmp_path):
         "from ambiseg_metrics.files.cli import main\n"
         "assert main(['--help']) == 0\n"
         "heavy = sorted({m.split('.')[0] for m in sys.modules} & "
-        "{'numba', 'torch', 'dask', 'distributed', 'tqdm', 'imageio', 'nibabel', 'tifffile', 'matplotlib'})\n"
+        "{'numba', 'torch', 'dask', 'distributed', 'tqdm', 'imageio', 'PIL', 'nibabel', 'tifffile', "
+        "'matplotlib'})\n"
         "print('HEAVY', heavy)\n"
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)

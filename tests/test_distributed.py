@@ -182,15 +182,18 @@ def test_parse_scheduler_and_unreachable_address():
 
 
 def test_cases_evaluated_from_several_threads_match(tmp_path):
-    # a Dask worker with --nthreads > 1 runs tasks in threads: same numbers as one at a time
+    # a Dask worker with --nthreads > 1 runs its tasks, batched chunks of cases, in threads: same numbers
+    # as one case at a time
     from concurrent.futures import ThreadPoolExecutor
 
     preds, gts, _ = write_dataset(tmp_path, "file", ".npy", n_cases=8)
     found = discover_cases(preds, gts)
     options = EvalOptions().checked()
-    sequential = [case_eval.evaluate_item(c, options)[0] for c in found]
+    sequential = [case_eval.run_case(c.name, c.pred, c.gt, options)[0] for c in found]
+    chunks = [found[k:k + 2] for k in range(0, len(found), 2)]
     with ThreadPoolExecutor(4) as pool:
-        threaded = list(pool.map(lambda c: case_eval.evaluate_item(c, options)[0], found))
+        done = pool.map(lambda chunk: case_eval.evaluate_chunk(chunk, options, batched=True), chunks)
+        threaded = [row for results in done for row, _ in results]
     assert threaded == sequential
 
 

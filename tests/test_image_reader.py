@@ -107,3 +107,12 @@ def test_no_optional_plugin_import_per_file(tmp_path, monkeypatch):
     for _ in range(3):
         read_file(tmp_path / "a.png")
     assert calls == []
+
+
+def test_a_cmyk_jpeg_reads_as_its_grey_values_not_as_zeros(tmp_path):
+    """A CMYK JPEG of a grey mask keeps the mask in K (C = M = Y = 0): it read as all zeros (the three
+    colour channels taken as grey, K dropped as if it were alpha) — a silently empty mask."""
+    m = np.zeros((16, 16), np.uint8)
+    m[4:10, 3:12] = 255
+    Image.fromarray(m).convert("CMYK").save(tmp_path / "c.jpg")
+    np.testing.assert_array_equal(read_file(tmp_path / "c.jpg") > 127, m > 127)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-HEAVY = ["torch", "numba", "matplotlib", "dask", "distributed", "imageio", "nibabel", "tifffile",
+HEAVY = ["torch", "numba", "matplotlib", "dask", "distributed", "imageio", "PIL", "nibabel", "tifffile",
          "scipy.optimize"]
 
 

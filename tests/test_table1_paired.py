@@ -37,6 +37,21 @@ def test_orientation_means_and_seed_counts(tmp_path):
     line = next(ln for ln in table.splitlines() if ln.startswith("| toy | PHiSeg"))
     cells = [c.strip() for c in line.strip("|").split("|")][2:]
     assert cells[0] == "–"  # CIMD has no GED vs. truth here
-    assert cells[1].startswith("+0.033") and cells[1].endswith("(2/3)")  # mean of (+0.1, +0.1, -0.1) / 3 seeds
+    # mean of (+0.1, +0.1, -0.1) / 3 seeds
+    assert cells[1].startswith("+0.033") and cells[1].endswith("(2/3)")
     assert cells[2] == "+0.200 [+0.200, +0.200] (3/3)"
     assert cells[3].startswith("+0.000") and cells[3].endswith("(0/3)")
+
+
+def test_a_baseline_with_no_seed_in_common_gives_a_dash(tmp_path):
+    """CIMD run with seeds 0-1, a baseline with seed 2 only: no pairs, so the cell is '–' (it raised
+    TypeError from set.intersection() of no sets)."""
+    base = {"ged": 0.5, "ged_true": 0.4, "ci": 0.5, "max_dice_matching": 0.7, "hm_iou": 0.6}
+    rows = [{"data": "toy", "model": "cimd", "seed": s, "case": f"c{i}", **base}
+            for s in (0, 1) for i in range(3)]
+    rows += [{"data": "toy", "model": "phiseg", "seed": 2, "case": f"c{i}", **base} for i in range(3)]
+    path = tmp_path / "per_image.csv"
+    _write(path, rows)
+    table = paired_table(str(path), n_boot=50)
+    line = next(ln for ln in table.splitlines() if ln.startswith("| toy | PHiSeg"))
+    assert [c.strip() for c in line.strip("|").split("|")][2:] == ["–"] * 5

@@ -132,13 +132,6 @@ def run_case(
     return _evaluate_one(_read_case(Case(name, pred, gt), options, read), options)
 
 
-def evaluate_item(
-    case: Case, options: EvalOptions, read: ReadOptions | None = None
-) -> tuple[dict[str, object], list]:
-    """One case's row and notes (what :func:`evaluate_case` computes)."""
-    return run_case(case.name, case.pred, case.gt, options, read)
-
-
 #: The cases of a chunk are evaluated together in batches of at most about this many bytes of masks.
 BATCH_BYTES = 64 << 20
 #: Runs of fewer cases are evaluated one case at a time: a batch of small cases is counted by the numba
@@ -199,7 +192,7 @@ def evaluate_chunk(
     for case in items:
         try:
             r = _read_case(case, options, read)
-        except BaseException:
+        except Exception:  # not an interrupt: that must not wait for (or be replaced by) the batch
             results.extend(_evaluate_batch(batch, options))  # an earlier case's error comes first
             raise
         batch.append(r)

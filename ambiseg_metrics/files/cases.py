@@ -241,8 +241,8 @@ def evaluate_cases(
         themselves, so paths must be visible to them). Default: run here.
     jobs : int or "auto", default 1
         Without ``client``: the number of local processes (1 = in this process; ``"auto"``: one process
-        for small runs, else one per usable CPU, see :mod:`ambiseg_metrics.files.runner`). The results
-        are the same for every value.
+        for small runs, else one per free CPU, i.e. usable CPUs less the load average, see
+        :mod:`ambiseg_metrics.files.runner`). The results are the same for every value.
     progress : bool, default True
         Show a progress bar over cases (tqdm, on stderr).
     extra_notes : sequence of (kind, message)

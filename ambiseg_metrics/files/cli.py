@@ -2,7 +2,7 @@
 
 The command only reads files, runs :func:`ambiseg_metrics.files.cases.evaluate_cases` (which calls
 :func:`ambiseg_metrics.evaluate` once per case) and reports; it does no metric arithmetic itself. Heavy
-modules (numba, tqdm, imageio, nibabel, dask) are imported only once a run starts, so ``--help`` is instant.
+modules (numba, tqdm, Pillow, nibabel, dask) are imported only once a run starts, so ``--help`` is instant.
 Its option flags are made from the option table (:data:`ambiseg_metrics.options.OPTIONS`): one flag
 ``--<name>`` per option :func:`~ambiseg_metrics.evaluate` takes. The library's messages speak Python; the
 flag hints (``--allow-missing``, ``--scheduler``) are added here.

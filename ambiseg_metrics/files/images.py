@@ -32,12 +32,15 @@ def _open_image(path: Path, ext: str):
 
 def _frame(im) -> np.ndarray:
     """The pixels of the current frame, as imageio's Pillow plugin reads them (without its per-file
-    overhead): palette images give their indices (the mask), 32-bit PNG greys become uint16."""
+    overhead): palette images give their indices (the mask), 32-bit PNG greys become uint16; CMYK
+    (which imageio gave as 4 channels, read as an all-zero mask) becomes RGB."""
     if im.mode in ("P", "PA"):  # an index mask with a colour palette: the indices are the mask
         im.load()
         return np.array(im)
     if im.format == "PNG" and im.mode == "I":  # a 16-bit grey PNG decoded as int32
         im = im.convert("I;16" if sys.byteorder == "little" else "I;16B")
+    if im.mode == "CMYK":  # a JPEG's grey lies in K: as RGB it is grey again (its 4th channel is no alpha)
+        im = im.convert("RGB")
     return np.array(im)
 
 

@@ -105,8 +105,9 @@ def run_local(
         return
     from .workers import run_in_processes
 
-    # share the cores between the processes (numba is not imported in them yet)
-    threads = max(1, usable_cpus() // jobs)
+    # share the cores between the processes started, no more than one per chunk (numba is not imported
+    # in them yet)
+    threads = max(1, usable_cpus() // min(jobs, len(ranges)))
     stream = run_in_processes(task, [([items[i] for i in r], *args) for r in ranges], jobs,
                               env={"NUMBA_NUM_THREADS": str(threads)})
     with closing(stream):  # an error here (or the consumer closing us) stops the workers at once

@@ -42,3 +42,17 @@ def test_ablation_script_runs_and_summarises(tmp_path, capsys, data, extra, has_
     text = capsys.readouterr().out
     assert "Difference to cond-ddpm" in text and ("true_ged" in text) == has_truth
     assert cimd_ablation.main(["--summarise", str(out)]) == 0
+
+
+def test_a_checkpoint_of_another_data_set_is_not_reused(tmp_path, capsys):
+    """The same --out for a second data set: the first one's checkpoints (same variant and seed, enough
+    steps) must not be sampled as if trained on the second (they were, silently)."""
+    base = ["--variants", "cond-ddpm", "--seeds", "0", "--steps", "2", "--size", "16", "--test-images", "2",
+            "--n", "2", "--sampler", "ddim", "--eta", "1.0", "--sampling-steps", "2", "--diag-pairs", "4",
+            "--out", str(tmp_path / "runs"), *TINY]
+    assert cimd_ablation.main([*base, "--data", "ambiblobs-ct"]) == 0
+    with pytest.raises(ValueError, match="ambiblobs-ct"):
+        cimd_ablation.main([*base, "--data", "lidc-raters-sim:fixture", "--data-arg", "spacing=4.0"])
+    capsys.readouterr()
+    assert cimd_ablation.main([*base, "--data", "ambiblobs-ct"]) == 0  # the same run: reused
+    assert "train None s" in capsys.readouterr().err
