@@ -28,10 +28,11 @@ import argparse
 import itertools
 import json
 import os
-import statistics
 import time
 from collections.abc import Callable
 from typing import Any
+
+from .harness import median_time
 
 MODELS = ("prob_unet", "phiseg", "gen_prob_unet", "cimd")
 SIZES = {"cpu-small": 64, "paper": 128}
@@ -39,12 +40,7 @@ SIZES = {"cpu-small": 64, "paper": 128}
 
 def _median_time(fn: Callable[[], object], repeats: int) -> float:
     fn()  # warm-up (allocator, oneDNN primitive caches)
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+    return median_time(fn, repeats)[0]
 
 
 def matmul_rate(threads: int) -> float:
