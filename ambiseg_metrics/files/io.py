@@ -216,23 +216,20 @@ def _as_stack(path: Path, a: np.ndarray) -> np.ndarray:
     return a
 
 
-def _entries(folder: Path) -> list[Path]:
-    """The entries of ``folder`` sorted by name; an unreadable folder is an :class:`InputFileError`."""
+def _entries(folder: Path) -> list[tuple[str, bool]]:
+    """``(name, is a folder)`` of every entry of ``folder``, sorted by name (scandir: the entry types come
+    with the listing, no stat per file); an unreadable folder is an :class:`InputFileError`."""
     try:
-        return sorted(folder.iterdir(), key=lambda p: p.name)
+        with os.scandir(folder) as it:
+            return sorted(((e.name, e.is_dir()) for e in it), key=lambda x: x[0])
     except OSError as exc:
         raise InputFileError(f"{folder}: cannot list this folder: {exc.strerror or exc}", folder) from exc
 
 
 def mask_files(folder: Path) -> list[Path]:
     """The mask files of a case folder in the order they are stacked (by name, hidden ones left out)."""
-    try:  # scandir: the entry types come with the listing, no stat per file
-        with os.scandir(folder) as it:
-            entries = sorted(((e.name, e.is_dir()) for e in it), key=lambda x: x[0])
-    except OSError as exc:
-        raise InputFileError(f"{folder}: cannot list this folder: {exc.strerror or exc}", folder) from exc
     files = []
-    for name, is_dir in entries:
+    for name, is_dir in _entries(folder):
         if _hidden(name):
             continue
         entry = folder / name
@@ -313,10 +310,11 @@ def _index_root(root: Path, what: str) -> dict[str, Path]:
     if not root.is_dir():
         raise InputFileError(f"{root}: {what} must be a folder of cases (a folder or file per case)", root)
     cases: dict[str, Path] = {}
-    for entry in _entries(root):
-        if _hidden(entry.name):
+    for entry_name, is_dir in _entries(root):
+        if _hidden(entry_name):
             continue
-        if not entry.is_dir() and mask_extension(entry) is None:
+        entry = root / entry_name
+        if not is_dir and mask_extension(entry) is None:
             raise _unknown_extension(entry)
         name = unicodedata.normalize("NFC", case_name(entry))  # macOS writes NFD names
         if name in cases:
