@@ -21,6 +21,8 @@ mutants, for a quick look.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import hashlib
 import json
 import random
 import shutil
@@ -48,36 +50,67 @@ SCOPE: dict[str, list[str]] = {
         "tests/test_inputs.py",
     ],
     "core/counts.py": [
-        "tests/test_kernels.py",
-        "tests/test_reference_equality.py",
         "tests/test_inputs.py",
+        "tests/test_input_errors.py",
+        "tests/test_small_path.py",
+        "tests/test_kernels.py",
+        "tests/test_gram_blocks.py",
+        "tests/test_votes.py",
+        "tests/test_raters.py",
+        "tests/test_reference_equality.py",
         "tests/test_properties.py",
+        "tests/test_weighted.py",
     ],
     "core/pairwise.py": [
         "tests/test_pairwise.py",
         "tests/test_reference_equality.py",
         "tests/test_properties.py",
         "tests/test_worked_examples.py",
+        "tests/test_small_path.py",
     ],
     "metrics/ged.py": [
-        "tests/test_reference_equality.py",
-        "tests/test_properties.py",
+        "tests/test_ged_api.py",
         "tests/test_worked_examples.py",
         "tests/test_conventions.py",
+        "tests/test_reference_equality.py",
+        "tests/test_properties.py",
+        "tests/test_weighted.py",
+        "tests/test_options.py",
+    ],
+    "metrics/ged_readouts.py": [
+        "tests/test_ged_api.py",
+        "tests/test_worked_examples.py",
+        "tests/test_conventions.py",
+        "tests/test_reference_equality.py",
+        "tests/test_properties.py",
+        "tests/test_weighted.py",
     ],
     "metrics/collective_insight.py": [
-        "tests/test_reference_equality.py",
-        "tests/test_properties.py",
         "tests/test_worked_examples.py",
         "tests/test_conventions.py",
+        "tests/test_reference_equality.py",
+        "tests/test_properties.py",
+        "tests/test_weighted.py",
+        "tests/test_options.py",
+    ],
+    "metrics/ci_counts.py": [
+        "tests/test_worked_examples.py",
+        "tests/test_conventions.py",
+        "tests/test_reference_equality.py",
+        "tests/test_properties.py",
     ],
     "metrics/matching.py": [
         "tests/test_matching.py",
         "tests/test_reference_equality.py",
         "tests/test_properties.py",
+        "tests/test_weighted.py",
     ],
     "files/report.py": ["tests/test_report.py"],
 }
+# a mutated annotation (``str | None`` -> ``str - None``) is only noticed when something evaluates it
+for _module, _tests in SCOPE.items():
+    _dotted = "ambiseg_metrics." + _module.removesuffix(".py").replace("/", ".")
+    _tests.insert(0, f"tests/test_annotations.py::test_annotations_resolve[{_dotted}]")
 
 #: operators left out everywhere, with the reason (each would only add run time, not information)
 EXCLUDED_OPERATORS = [
@@ -94,7 +127,8 @@ EXCLUDED_OPERATORS = [
 
 
 def _copy_tree(dst: Path) -> None:
-    files = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True).stdout
+    listing = ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"]  # untracked tests too
+    files = subprocess.run(listing, cwd=ROOT, capture_output=True, check=True).stdout
     for name in files.decode().split("\0"):
         if not name or not (ROOT / name).is_file():
             continue
@@ -102,9 +136,10 @@ def _copy_tree(dst: Path) -> None:
         shutil.copy2(ROOT / name, dst / name)
 
 
-def _config(module: str, tests: list[str], timeout: float) -> str:
+def _config(module: str, tests: list[str], timeout: float, profile: str = "mutation") -> str:
     excluded = ", ".join(json.dumps(e) for e in EXCLUDED_OPERATORS)
-    test_command = f"{sys.executable} -m pytest -x -q -p no:cacheprovider " + " ".join(tests)
+    test_command = (f"{sys.executable} -m pytest -x -q -p no:cacheprovider --hypothesis-profile={profile} "
+                    + " ".join(tests))
     return (
         "[cosmic-ray]\n"
         f'module-path = "ambiseg_metrics/{module}"\n'
@@ -156,21 +191,50 @@ def _sample(db: Path, fraction: float, seed: int) -> None:
     con.close()
 
 
-def run_module(work: Path, module: str, tests: list[str], sample: float, seed: int, timeout: float) -> dict:
-    cfg = work / f"{module.replace('/', '_')}.toml"
-    db = work / f"{module.replace('/', '_')}.sqlite"
-    cfg.write_text(_config(module, tests, timeout))
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def run_module(
+    work: Path, module: str, tests: list[str], sample: float, seed: int, timeout: float, again: bool = False,
+    profile: str = "mutation",
+) -> dict:
+    """Mutate ``module`` in the copy under ``work`` and run its tests against each mutant.
+
+    With ``again``, the mutants of an earlier run kept in ``work`` are reused: the ones that survived are
+    run again (against the tests as they are now), the killed ones stay killed. The module's source must be
+    the one the mutants were made from.
+    """
+    stem = module.replace("/", "_")
+    cfg, db, stamp = work / f"{stem}.toml", work / f"{stem}.sqlite", work / f"{stem}.sha256"
     repo = work / "repo"
+    source = repo / "ambiseg_metrics" / module
+    cfg.write_text(_config(module, tests, timeout, profile))
 
     def cr(*args: str) -> None:
         subprocess.run([*args], cwd=repo, check=True, stdout=subprocess.DEVNULL)
 
     bindir = Path(sys.executable).parent
-    cr(str(bindir / "cosmic-ray"), "init", str(cfg), str(db))
-    cr(str(bindir / "cr-filter-operators"), str(db), str(cfg))
-    cr(str(bindir / "cr-filter-pragma"), str(db))
-    if sample < 1.0:
-        _sample(db, sample, seed)
+    if again and db.exists():
+        if not stamp.exists() or stamp.read_text() != _digest(source):
+            raise SystemExit(
+                f"{module} changed since its mutants were made in {work}: run it without --again"
+            )
+        con = sqlite3.connect(db)
+        con.execute(
+            "delete from work_results where test_outcome = 'SURVIVED' and worker_outcome != 'SKIPPED'"
+        )
+        con.commit()
+        con.close()
+    else:
+        if db.exists():
+            db.unlink()
+        stamp.write_text(_digest(source))
+        cr(str(bindir / "cosmic-ray"), "init", str(cfg), str(db))
+        cr(str(bindir / "cr-filter-operators"), str(db), str(cfg))
+        cr(str(bindir / "cr-filter-pragma"), str(db))
+        if sample < 1.0:
+            _sample(db, sample, seed)
     t0 = time.perf_counter()
     cr(str(bindir / "cosmic-ray"), "exec", str(cfg), str(db))
     seconds = time.perf_counter() - t0
@@ -199,20 +263,46 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--timeout", type=float, default=300.0, help="seconds per mutant before it counts as killed"
     )
+    p.add_argument(
+        "--hypothesis-profile", dest="profile",
+        help='hypothesis profile of the tests (tests/conftest.py); default "mutation" (20 reproducible '
+        'examples per test, fast), or "ci" with --again, so that a survivor is judged by the full tests',
+    )
     p.add_argument("--json", type=Path, help="write the summary here")
+    p.add_argument(
+        "--keep", type=Path, metavar="DIR",
+        help="work in DIR (created) and keep it: the mutants and their results, for --again",
+    )
+    p.add_argument(
+        "--again", type=Path, metavar="DIR",
+        help="rerun only the survivors of a run kept with --keep DIR, against the current tests",
+    )
     args = p.parse_args(argv)
     if not 0.0 < args.sample <= 1.0:
         p.error("--sample must be in (0, 1]")
+    if args.keep and args.again:
+        p.error("--keep and --again are exclusive (--again reuses the folder it names)")
+    if args.keep and args.keep.exists() and any(args.keep.iterdir()):
+        p.error(f"--keep {args.keep}: the folder is not empty")
+    if args.again and not (args.again / "repo").is_dir():
+        p.error(f"--again {args.again}: not a folder kept by --keep")
     if shutil.which("cosmic-ray", path=str(Path(sys.executable).parent)) is None:
         p.error("cosmic-ray is not installed in this environment: pip install -e '.[mutation]'")
     known = _load_equivalent()
     status = 0
     summary = []
-    with tempfile.TemporaryDirectory(prefix="ambiseg-mutation-") as tmp:
-        work = Path(tmp)
-        _copy_tree(work / "repo")
+    with contextlib.ExitStack() as stack:
+        if args.keep or args.again:
+            work = args.keep or args.again
+            work.mkdir(parents=True, exist_ok=True)
+        else:
+            work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="ambiseg-mutation-")))
+        _copy_tree(work / "repo")  # again: the tests as they are now (a changed module is refused below)
         for module in args.module or sorted(SCOPE):
-            res = run_module(work, module, SCOPE[module], args.sample, args.seed, args.timeout)
+            res = run_module(
+                work, module, SCOPE[module], args.sample, args.seed, args.timeout, again=bool(args.again),
+                profile=args.profile or ("ci" if args.again else "mutation"),
+            )
             real = []
             for diff in res["survived"]:
                 why = _is_equivalent(module, diff, known)
@@ -221,7 +311,8 @@ def main(argv: list[str] | None = None) -> int:
             n_eq = len(res["survived"]) - len(real)
             score = (res["tested"] - len(real) - n_eq) / max(1, res["tested"] - n_eq)
             print(
-                f"{module}: {res['tested']} mutants in {res['seconds']:.0f} s; killed {res['killed']}, "
+                f"{module}: {res['tested']} mutants ({'survivors rerun' if args.again else 'run'} in "
+                f"{res['seconds']:.0f} s); killed {res['killed']}, "
                 f"equivalent {n_eq}, surviving {len(real)}; score {score:.1%}",
                 flush=True,
             )

@@ -19,4 +19,9 @@ settings.register_profile(
 settings.register_profile(
     "long", max_examples=2000, deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )
+# python -m mutation: fewer, reproducible examples per mutant; its survivors are rerun with "ci" (--again)
+settings.register_profile(
+    "mutation", max_examples=20, derandomize=True, deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..conventions import Conventions, resolve_options
-from ..core._validate import INPUT_RULES_DOC, pairs_error
+from ..core._validate import INPUT_RULES_DOC, check_masks, pairs_error
 from ..core.counts import PairCounts, pair_counts
 from ..core.docfill import fill_doc
 from ..core.weights import GT_WEIGHTS_DOC, block_gt_weights
@@ -234,23 +234,30 @@ def _first_masks(masks: object, batch: bool) -> object:
 
 def _diversity(masks: object, what: str, batch: bool, conventions: str | Conventions | None = None,
                **options: object) -> float | np.ndarray:
-    """Within-set term of ``masks`` (``ged_terms(masks, masks).<what>``): the masks on the predictions'
-    side and only their first mask on the other side (a Gram of (N + 1)² pairs instead of (2N)²; the
-    other terms are not used)."""
+    """Within-set term of ``masks``: ``ged_terms(masks, masks).<what>``, counted with the masks on their own
+    side (``preds`` for ``sample_diversity``, ``gts`` for ``annotator_diversity``, so that an input error
+    names the argument the caller passed) and only their first mask on the other side: a Gram of
+    (K + 1)² pairs instead of (2K)²; the other terms are not used."""
     o = resolve_options(conventions, accepted=GED_OPTIONS, caller=f"{what}()", **options)
-    other = _first_masks(masks, batch)
-    counts = pair_counts(masks, masks if other is None else other, batch=batch, threshold=o.threshold)
+    side = "gts" if what == "annotator_diversity" else "preds"
+    first = _first_masks(masks, batch)
+    if first is None:  # cannot be sliced, so not valid input: the input rules say why
+        check_masks(masks, side, batch)
+        first = masks  # pragma: no cover - the rules accept nothing that cannot be sliced
+    counts = (pair_counts(masks, first, batch=batch, threshold=o.threshold) if side == "preds" else
+              pair_counts(first, masks, batch=batch, threshold=o.threshold))
     if o.estimator == "unbiased":
         for block in counts.blocks:
-            error = pairs_error('ged with estimator="unbiased"', block.n_pred, block.n_pred,
+            k = block.n_pred if side == "preds" else block.n_gt
+            error = pairs_error(f'{what}() with estimator="unbiased"', k, k,
                                 int(block.index[0]) if counts.batch else None)
             if error is not None:
                 raise error
+    column = 2 if side == "preds" else 3
     return counts.map(lambda block: block_terms(block, o.estimator, o.distance, o.empty_pair,
-                                                 pair_average=o.pair_average)[:, 2])
+                                                 pair_average=o.pair_average)[:, column])
 
 
-@fill_doc(conventions=CONVENTIONS_DOC)
 def sample_diversity(
     preds: object,
     *,
