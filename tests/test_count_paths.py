@@ -1,0 +1,99 @@
+"""Which counting path a call takes, and what each path is handed.
+
+The paths give the same numbers (``test_small_path.py``), so a wrong choice would only cost time: small
+groups (< 1 MiB) are counted by numpy without loading compiled code, one contiguous batch array per side
+in one fused pack-and-count pass, anything else (a list of images, a transposed view) packed at
+64 pixels per word and then counted. These tests pin that choice and the packed width, and the image an
+error names on the packing path.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import ambiseg_metrics as am
+from ambiseg_metrics.core import _kernels, counts
+
+RNG = np.random.default_rng(11)
+# 2 images x (3 + 2) float64 masks of 60 x 331 pixels: 1.59 MB, above the 1 MiB numpy limit;
+# 19,860 pixels = 310.3 words, so the last word is partly used
+BIG = (2, 60, 331)
+
+
+def _spy(monkeypatch, name):
+    calls = []
+    real = getattr(_kernels, name)
+
+    def spy(*args):
+        calls.append(args)
+        return real(*args)
+
+    monkeypatch.setattr(_kernels, name, spy)
+    return calls
+
+
+def _big(n, dtype=np.float64):
+    return RNG.random((BIG[0], n, *BIG[1:])).astype(dtype)
+
+
+def test_small_group_is_counted_by_numpy(monkeypatch):
+    fused, gram = _spy(monkeypatch, "fused_counts"), _spy(monkeypatch, "gram_counts")
+    p, g = RNG.random((2, 3, 16, 16)), RNG.random((2, 2, 16, 16)) > 0.5
+    am.pair_counts(p, g, batch=True)
+    assert fused == [] and gram == []
+
+
+def test_contiguous_batch_takes_the_fused_pass(monkeypatch):
+    fused, gram = _spy(monkeypatch, "fused_counts"), _spy(monkeypatch, "gram_counts")
+    p, g = _big(3), _big(2)
+    assert p.nbytes + g.nbytes > counts._NUMPY_COUNT_BYTES
+    c = am.pair_counts(p, g, batch=True)
+    assert len(fused) == 1 and gram == []
+    assert fused[0][0].shape == (2, 3, BIG[1] * BIG[2])
+    np.testing.assert_array_equal(c.blocks[0].inter[:, 0, 0], (p[:, 0] > 0.5).sum(axis=(1, 2)))
+
+
+@pytest.mark.parametrize("layout", ["list", "transposed"])
+def test_other_layouts_are_packed_64_pixels_per_word(monkeypatch, layout):
+    fused, gram = _spy(monkeypatch, "fused_counts"), _spy(monkeypatch, "gram_counts")
+    p, g = _big(3), _big(2)
+    if layout == "list":
+        p_in, g_in = list(p), list(g)
+    else:
+        p, g = np.swapaxes(p, -1, -2), np.swapaxes(g, -1, -2)
+        p_in, g_in = p, g
+    c = am.pair_counts(p_in, g_in, batch=True)
+    assert fused == [] and len(gram) == 1
+    packed = gram[0][0]
+    assert packed.shape == (2, 5, -(-BIG[1] * BIG[2] // 64))  # ceil(P / 64) words, no more
+    np.testing.assert_array_equal(c.blocks[0].inter[:, 1, 4],
+                                  ((p[:, 1] > 0.5) & (g[:, 1] > 0.5)).sum(axis=(1, 2)))
+
+
+@pytest.mark.parametrize("image", [1, 2])
+@pytest.mark.parametrize("side", ["preds", "gts"])
+def test_bad_value_on_the_packing_path_names_its_image(side, image):
+    """A transposed batch is packed one mask at a time: the error still names the image and mask."""
+    p, g = RNG.random((3, 3, *BIG[1:])), RNG.random((3, 2, *BIG[1:]))
+    (p if side == "preds" else g)[image, 1, 5, 7] = 1.5
+    p, g = np.swapaxes(p, -1, -2), np.swapaxes(g, -1, -2)  # pixel (5, 7) is flat index 7 * 60 + 5
+    with pytest.raises(ValueError, match=rf"{side} contains 1.5 \(image {image}, mask 1, pixel 425\)"):
+        am.pair_counts(p, g, batch=True)
+
+
+def test_vote_counts_alone_skip_the_gram(monkeypatch):
+    votes = _spy(monkeypatch, "vote_counts")
+    p, g = _big(3), _big(2)
+    am.vote_counts(p, g, batch=True)
+    am.pair_and_vote_counts(p, g, batch=True)
+    assert [call[-1] for call in votes] == [False, True]  # with_gram
+
+
+def test_pair_counts_signature():
+    p, g = RNG.random((2, 4, 4)), RNG.random((2, 4, 4))
+    by_name = am.pair_counts(preds=p, gts=g, threshold=0.5)
+    np.testing.assert_array_equal(by_name.blocks[0].inter, am.pair_counts(p, g).blocks[0].inter)
+    with pytest.raises(TypeError):
+        am.pair_counts(p, g, False)  # batch and threshold are keyword-only
+    assert "_memo" not in repr(by_name.blocks[0])  # the similarity cache is not part of the value
