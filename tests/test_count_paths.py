@@ -54,21 +54,19 @@ def test_contiguous_batch_takes_the_fused_pass(monkeypatch):
     np.testing.assert_array_equal(c.blocks[0].inter[:, 0, 0], (p[:, 0] > 0.5).sum(axis=(1, 2)))
 
 
-@pytest.mark.parametrize("layout", ["list", "transposed"])
+@pytest.mark.parametrize("layout", ["list", "transposed", "list of transposed"])
 def test_other_layouts_are_packed_64_pixels_per_word(monkeypatch, layout):
     fused, gram = _spy(monkeypatch, "fused_counts"), _spy(monkeypatch, "gram_counts")
-    p, g = _big(3), _big(2)
-    if layout == "list":
-        p_in, g_in = list(p), list(g)
-    else:
+    p, g = RNG.random((3, 3, *BIG[1:])), RNG.random((3, 2, *BIG[1:]))
+    if "transposed" in layout:  # packed one mask at a time, each into its own image's row
         p, g = np.swapaxes(p, -1, -2), np.swapaxes(g, -1, -2)
-        p_in, g_in = p, g
+    p_in, g_in = (list(p), list(g)) if "list" in layout else (p, g)
     c = am.pair_counts(p_in, g_in, batch=True)
     assert fused == [] and len(gram) == 1
     packed = gram[0][0]
-    assert packed.shape == (2, 5, -(-BIG[1] * BIG[2] // 64))  # ceil(P / 64) words, no more
-    np.testing.assert_array_equal(c.blocks[0].inter[:, 1, 4],
-                                  ((p[:, 1] > 0.5) & (g[:, 1] > 0.5)).sum(axis=(1, 2)))
+    assert packed.shape == (3, 5, -(-BIG[1] * BIG[2] // 64))  # ceil(P / 64) words, no more
+    x = np.concatenate([p, g], axis=1).reshape(3, 5, -1) > 0.5
+    np.testing.assert_array_equal(c.blocks[0].inter, np.einsum("bip,bjp->bij", x, x.astype(np.int64)))
 
 
 @pytest.mark.parametrize("image", [1, 2])
@@ -80,6 +78,18 @@ def test_bad_value_on_the_packing_path_names_its_image(side, image):
     p, g = np.swapaxes(p, -1, -2), np.swapaxes(g, -1, -2)  # pixel (5, 7) is flat index 7 * 60 + 5
     with pytest.raises(ValueError, match=rf"{side} contains 1.5 \(image {image}, mask 1, pixel 425\)"):
         am.pair_counts(p, g, batch=True)
+
+
+@pytest.mark.parametrize("transposed", [False, True])
+@pytest.mark.parametrize("side", ["preds", "gts"])
+def test_bad_value_in_vote_counts_names_its_image(side, transposed):
+    p, g = RNG.random((3, 3, 8, 8)), RNG.random((3, 2, 8, 8))
+    (p if side == "preds" else g)[2, 1, 0, 3] = -0.5
+    if transposed:
+        p, g = np.swapaxes(p, -1, -2), np.swapaxes(g, -1, -2)
+    pixel = 24 if transposed else 3
+    with pytest.raises(ValueError, match=rf"{side} contains -0.5 \(image 2, mask 1, pixel {pixel}\)"):
+        am.vote_counts(p, g, batch=True)
 
 
 def test_vote_counts_alone_skip_the_gram(monkeypatch):
