@@ -111,7 +111,8 @@ SCOPE: dict[str, list[str]] = {
 # a mutated annotation (``str | None`` -> ``str - None``) is only noticed when something evaluates it
 for _module, _tests in SCOPE.items():
     _dotted = "ambiseg_metrics." + _module.removesuffix(".py").replace("/", ".")
-    _tests.insert(0, f"tests/test_annotations.py::test_annotations_resolve[{_dotted}]")
+    _tests[:0] = [f"tests/test_annotations.py::test_{kind}annotations_resolve[{_dotted}]"
+                  for kind in ("", "variable_")]
 
 #: operators left out everywhere, with the reason (each would only add run time, not information)
 EXCLUDED_OPERATORS = [

@@ -2,11 +2,14 @@
 
 Sphinx autodoc and ``typing.get_type_hints`` evaluate the annotations, which ``from __future__ import
 annotations`` keeps as strings: a broken one (``str - None``) would only show up there. Private helpers are
-included, since a mistyped annotation anywhere is a latent error.
+included, since a mistyped annotation anywhere is a latent error, and so are the annotations of variables
+(``out: list[Block | None] = ...``), which Python never evaluates at all.
 """
 
 from __future__ import annotations
 
+import ast
+import builtins
 import functools
 import importlib
 import inspect
@@ -58,3 +61,17 @@ def test_annotations_resolve(module_name):
             typing.get_type_hints(obj, localns=classes)
         except Exception as exc:  # noqa: BLE001 - report which annotation is broken
             raise AssertionError(f"{module_name}.{name}: {type(exc).__name__}: {exc}") from exc
+
+
+@pytest.mark.parametrize("module_name", MODULES)
+def test_variable_annotations_resolve(module_name):
+    module = importlib.import_module(module_name)
+    namespace = {**vars(builtins), **_library_classes(), **vars(module)}
+    tree = ast.parse(inspect.getsource(module))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.AnnAssign):
+            text = ast.unparse(node.annotation)
+            try:
+                eval(compile(ast.Expression(node.annotation), module_name, "eval"), namespace)  # noqa: S307
+            except Exception as exc:  # noqa: BLE001 - report which annotation is broken
+                raise AssertionError(f"{module_name}, line {node.lineno}: {text}: {exc}") from exc
