@@ -107,3 +107,25 @@ def test_pair_counts_signature():
     with pytest.raises(TypeError):
         am.pair_counts(p, g, False)  # batch and threshold are keyword-only
     assert "_memo" not in repr(by_name.blocks[0])  # the similarity cache is not part of the value
+
+
+def test_numpy_path_is_limited_by_pixels_as_well(monkeypatch):
+    """The numpy product sums in float32, exact while every count stays below 2**24: above 4,194,304
+    pixels per mask the kernels count, whatever the byte limit says."""
+    fused = _spy(monkeypatch, "fused_counts")
+    monkeypatch.setattr(counts, "_NUMPY_COUNT_BYTES", 1 << 62)
+    p = np.zeros((2, 2048, 2049), bool)  # 4,196,352 pixels, just above the limit
+    p[0, :5, :7] = True
+    c = am.pair_counts(p, p[:1])
+    assert len(fused) == 1
+    assert c.blocks[0].inter[0, 0, 0] == 35
+
+
+def test_count_block_cache_is_not_a_field():
+    import dataclasses
+    import inspect
+
+    assert "_memo" not in inspect.signature(counts.CountBlock).parameters
+    assert [f.name for f in dataclasses.fields(counts.CountBlock) if f.compare] == [
+        f.name for f in dataclasses.fields(counts.CountBlock) if f.name != "_memo"
+    ]
