@@ -197,9 +197,29 @@ def _digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def _shard(db: Path, shard: tuple[int, int]) -> None:
+    """Keep only every n-th pending mutant (offset k) of ``shard = (k, n)``; mark the others skipped."""
+    k, n = shard
+    con = sqlite3.connect(db)
+    pending = [
+        r[0]
+        for r in con.execute(
+            "select job_id from work_items where job_id not in (select job_id from work_results) "
+            "order by job_id"
+        )
+    ]
+    con.executemany(
+        "insert into work_results (worker_outcome, output, test_outcome, diff, job_id) "
+        "values ('SKIPPED', 'other shard', 'SKIPPED', '', ?)",
+        [(j,) for i, j in enumerate(pending) if i % n != k],
+    )
+    con.commit()
+    con.close()
+
+
 def run_module(
     work: Path, module: str, tests: list[str], sample: float, seed: int, timeout: float, again: bool = False,
-    profile: str = "mutation",
+    profile: str = "mutation", shard: tuple[int, int] = (0, 1),
 ) -> dict:
     """Mutate ``module`` in the copy under ``work`` and run its tests against each mutant.
 
@@ -237,6 +257,8 @@ def run_module(
         cr(str(bindir / "cr-filter-pragma"), str(db))
         if sample < 1.0:
             _sample(db, sample, seed)
+        if shard[1] > 1:
+            _shard(db, shard)
     t0 = time.perf_counter()
     cr(str(bindir / "cosmic-ray"), "exec", str(cfg), str(db))
     seconds = time.perf_counter() - t0
@@ -266,6 +288,11 @@ def main(argv: list[str] | None = None) -> int:
         "--timeout", type=float, default=300.0, help="seconds per mutant before it counts as killed"
     )
     p.add_argument(
+        "--shard", default="0/1", metavar="K/N",
+        help="run only the K-th of N interleaved parts of the (sampled) mutants, e.g. 0/2 and 1/2 in two "
+        "processes with their own --keep folders",
+    )
+    p.add_argument(
         "--hypothesis-profile", dest="profile",
         help='hypothesis profile of the tests (tests/conftest.py); default "mutation" (20 reproducible '
         'examples per test, fast), or "ci" with --again, so that a survivor is judged by the full tests',
@@ -282,6 +309,12 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if not 0.0 < args.sample <= 1.0:
         p.error("--sample must be in (0, 1]")
+    try:
+        shard = tuple(int(v) for v in args.shard.split("/"))
+        if len(shard) != 2 or not 0 <= shard[0] < shard[1]:
+            raise ValueError
+    except ValueError:
+        p.error(f"--shard must be K/N with 0 <= K < N; got {args.shard!r}")
     if args.keep and args.again:
         p.error("--keep and --again are exclusive (--again reuses the folder it names)")
     if args.keep and args.keep.exists() and any(args.keep.iterdir()):
@@ -303,7 +336,7 @@ def main(argv: list[str] | None = None) -> int:
         for module in args.module or sorted(SCOPE):
             res = run_module(
                 work, module, SCOPE[module], args.sample, args.seed, args.timeout, again=bool(args.again),
-                profile=args.profile or ("ci" if args.again else "mutation"),
+                profile=args.profile or ("ci" if args.again else "mutation"), shard=shard,
             )
             real = []
             for diff in res["survived"]:
