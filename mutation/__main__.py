@@ -108,6 +108,7 @@ SCOPE: dict[str, list[str]] = {
         "tests/test_weighted.py",
     ],
     "core/_assign.py": [
+        "tests/test_kernel_cache_deps.py",
         "tests/test_matching.py",
         "tests/test_small_path.py",
         "tests/test_readout_kernels.py",
@@ -126,13 +127,6 @@ for _module, _tests in SCOPE.items():
     _dotted = "ambiseg_metrics." + _module.removesuffix(".py").replace("/", ".")
     _tests[:0] = [f"tests/test_annotations.py::test_{kind}annotations_resolve[{_dotted}]"
                   for kind in ("", "variable_")]
-
-#: compiled code cached under another file's name: numba's cache notices a change of the file that defines
-#: a cached function, not of the files it calls into, so these cache entries are deleted before each test run
-STALE_CACHES: dict[str, list[str]] = {
-    # assign_image (plain Python) is compiled into _kernels.assignment_kernel
-    "core/_assign.py": ["ambiseg_metrics/core/__pycache__/_kernels.assignment_kernel-*"],
-}
 
 #: operators left out everywhere, with the reason (each would only add run time, not information)
 EXCLUDED_OPERATORS = [
@@ -162,8 +156,6 @@ def _config(module: str, tests: list[str], timeout: float, profile: str = "mutat
     excluded = ", ".join(json.dumps(e) for e in EXCLUDED_OPERATORS)
     test_command = (f"{sys.executable} -m pytest -x -q -p no:cacheprovider --hypothesis-profile={profile} "
                     + " ".join(shlex.quote(t) for t in tests))
-    if module in STALE_CACHES:
-        test_command = "sh -c " + shlex.quote(f"rm -f {' '.join(STALE_CACHES[module])}; exec {test_command}")
     return (
         "[cosmic-ray]\n"
         f'module-path = "ambiseg_metrics/{module}"\n'

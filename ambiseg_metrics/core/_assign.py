@@ -13,7 +13,7 @@ import math
 
 import numpy as np
 
-__all__ = ["assign_image", "assignment_means"]
+__all__ = ["assign_image", "assignment_means", "batch_means"]
 
 
 def assign_image(cost, a, cap, u, v, col, members, cnt, minv, way, used, vis):
@@ -94,8 +94,11 @@ def assign_image(cost, a, cap, u, v, col, members, cnt, minv, way, used, vis):
                             way[j] = x
 
 
-def _means_python(sim: np.ndarray, a: int, cap: int, out: np.ndarray) -> None:
-    """The batch loop of :func:`._kernels.assignment_kernel`, run by the interpreter."""
+def batch_means(sim: np.ndarray, a: int, cap: int, out: np.ndarray) -> None:
+    """``out[b]`` = the best mean of ``sim[b]`` (B, R, C) over the duplicated assignment problem.
+
+    Run by the interpreter, and compiled by :mod:`._kernels` as ``assignment_kernel`` (which is why it is
+    defined here, next to :func:`assign_image`: see the note there)."""
     B, R, C = sim.shape
     L = R * a
     u, v, minv = np.empty(L), np.empty(C), np.empty(C)
@@ -144,5 +147,5 @@ def assignment_means(sim: np.ndarray, compiled: bool = True) -> np.ndarray:
 
         _kernels.assignment_kernel(sim, L // N, L // M, out)
     else:
-        _means_python(sim, L // N, L // M, out)
+        batch_means(sim, L // N, L // M, out)
     return out

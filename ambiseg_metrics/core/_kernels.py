@@ -44,7 +44,7 @@ from numba import config as numba_config
 from numba import njit, types
 from numba.extending import intrinsic, overload
 
-from ._assign import assign_image
+from ._assign import assign_image, batch_means
 
 __all__ = ["pack_rows", "gram_counts", "fused_counts", "vote_counts", "assignment_kernel",
            "similarity_matrices", "set_threads"]
@@ -821,34 +821,19 @@ def vote_counts(
 
 
 # ------------------------------------------------------------------------------ batched assignment
-#: The assignment of one image (plain Python source in :mod:`._assign`, compiled here).
-_assign_image = njit(cache=_CACHE, nogil=True)(assign_image)
+# The assignment is plain Python in :mod:`._assign` (run by the interpreter for a few small images), and is
+# compiled from there: numba caches a function under the file that defines it and does not notice a change
+# of a file it calls into, so the batch loop and the per-image solver both live in ``_assign.py`` and an
+# edit of that file invalidates both cache entries. (A batch loop defined here, calling the solver, kept
+# the old solver's machine code after ``_assign.py`` changed.)
+@overload(assign_image, jit_options={"cache": _CACHE, "nogil": True})
+def _assign_image_impl(cost, a, cap, u, v, col, members, cnt, minv, way, used, vis):  # pragma: no cover
+    return assign_image
 
 
-@njit(cache=_CACHE, nogil=True)
-def assignment_kernel(sim, a, cap, out):  # pragma: no cover - compiled by numba
-    """``out[b]`` = max over assignments of the mean of ``sim[b]`` on the duplicated L × L problem."""
-    B, R, C = sim.shape
-    L = R * a
-    u = np.empty(L)
-    v = np.empty(C)
-    col = np.empty(L, dtype=np.int64)
-    members = np.empty((C, cap), dtype=np.int64)
-    cnt = np.empty(C, dtype=np.int64)
-    minv = np.empty(C)
-    way = np.empty(C, dtype=np.int64)
-    used = np.empty(C, dtype=np.bool_)
-    vis = np.empty(L, dtype=np.int64)
-    cost = np.empty((R, C))
-    for b in range(B):
-        for i in range(R):
-            for j in range(C):
-                cost[i, j] = -sim[b, i, j]
-        _assign_image(cost, a, cap, u, v, col, members, cnt, minv, way, used, vis)
-        total = 0.0
-        for r in range(L):
-            total += sim[b, r // a, col[r]]
-        out[b] = total / L
+#: ``assignment_kernel(sim, a, cap, out)``: ``out[b]`` = max over assignments of the mean of ``sim[b]`` on
+#: the duplicated L × L problem (:func:`._assign.batch_means`, compiled).
+assignment_kernel = njit(cache=_CACHE, nogil=True)(batch_means)
 
 
 # ------------------------------------------------------------------------------ similarity readout
