@@ -217,3 +217,54 @@ def test_evaluate_counts_checks_that_votes_carry_the_weights():
     for name in want:
         np.testing.assert_array_equal(got[name], want[name])
     np.testing.assert_array_equal(got["qubiq"], am.qubiq_score(p, g, batch=True, gt_weights=w))
+
+
+@pytest.mark.parametrize("distance", ["iou", "dice"])
+@pytest.mark.parametrize("estimator", ["v-statistic", "unbiased"])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_pooled_terms_match_a_plain_reference(distance, estimator, weighted):
+    """Each pooled term is 1 - Σ w·num / Σ w·den over its pairs (pair weight w_j·w_k between annotations,
+    w_m against a prediction), the diagonal left out by the unbiased estimator."""
+    rng = np.random.default_rng(5)
+    preds, gts = rng.random((3, 7, 7)) < 0.4, rng.random((4, 7, 7)) < 0.4
+    w_g = np.array([0.1, 0.2, 0.3, 0.4]) if weighted else np.full(4, 0.25)
+    w_p = np.full(3, 1 / 3)
+
+    def pooled(a_set, w_a, b_set, w_b, within):
+        top = bottom = 0.0
+        for i, a in enumerate(a_set):
+            for j, b in enumerate(b_set):
+                if within and estimator == "unbiased" and i == j:
+                    continue
+                inter, total = (a & b).sum(), a.sum() + b.sum()
+                num, den = (inter, total - inter) if distance == "iou" else (2 * inter, total)
+                top += w_a[i] * w_b[j] * num
+                bottom += w_a[i] * w_b[j] * den
+        return 1 - top / bottom
+
+    got = am.ged_terms(preds, gts, distance=distance, estimator=estimator, pair_average="pooled",
+                       gt_weights=w_g if weighted else None)
+    cross = pooled(preds, w_p, gts, w_g, False)
+    ss, yy = pooled(preds, w_p, preds, w_p, True), pooled(gts, w_g, gts, w_g, True)
+    np.testing.assert_allclose([got.ged, got.cross, got.sample_diversity, got.annotator_diversity],
+                               [2 * cross - ss - yy, cross, ss, yy], rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_all_pairs_skipped_is_nan_without_warnings(weighted):
+    """empty_pair="skip" with only empty masks: every term has no pair left, so NaN (documented), and no
+    division-by-zero warning on the way."""
+    import warnings
+
+    empty = np.zeros((2, 5, 5), bool)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        t = am.ged_terms(empty, empty, empty_pair="skip", gt_weights=[0.3, 0.7] if weighted else None)
+    assert all(np.isnan(v) for v in (t.ged, t.cross, t.sample_diversity, t.annotator_diversity))
+
+
+def test_mean_distance_without_pairs_is_nan_per_image():
+    from ambiseg_metrics.metrics.ged_readouts import _mean_distance
+
+    out = _mean_distance(np.ones((3, 1, 1)), exclude_diagonal=True)  # one mask, its self-pair left out
+    assert out.shape == (3,) and np.isnan(out).all()

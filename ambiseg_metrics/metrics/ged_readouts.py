@@ -15,7 +15,7 @@ from ..core.pairwise import empty_pair_value
 __all__ = ["block_terms", "terms_from_distance"]
 
 
-def _distance_matrix(block: CountBlock, distance: str, empty_value: float = 1.0) -> np.ndarray:
+def _distance_matrix(block: CountBlock, distance: str, empty_value: float) -> np.ndarray:
     return 1.0 - block.similarity(distance, empty_value)
 
 
