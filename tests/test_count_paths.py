@@ -129,3 +129,56 @@ def test_count_block_cache_is_not_a_field():
     assert [f.name for f in dataclasses.fields(counts.CountBlock) if f.compare] == [
         f.name for f in dataclasses.fields(counts.CountBlock) if f.name != "_memo"
     ]
+
+
+@pytest.mark.parametrize("func", [am.pair_counts, am.vote_counts, am.pair_and_vote_counts])
+def test_count_functions_take_options_by_keyword_only(func):
+    p, g = RNG.random((2, 4, 4)), RNG.random((2, 4, 4))
+    func(preds=p, gts=g, batch=False, threshold=0.5)
+    with pytest.raises(TypeError):
+        func(p, g, False)
+
+
+def test_count_results_are_frozen():
+    import dataclasses
+
+    p, g = RNG.random((2, 4, 4)), RNG.random((2, 4, 4))
+    pairs, votes = am.pair_and_vote_counts(p, g)
+    for value in (pairs, pairs.blocks[0], votes, votes.blocks[0]):
+        field = dataclasses.fields(value)[0].name
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            setattr(value, field, None)
+
+
+def test_similarity_is_cached_per_kind_and_empty_value():
+    empty = np.zeros((1, 4, 4), bool)
+    full = np.ones((1, 4, 4), bool)
+    block = am.pair_counts(np.concatenate([empty, full]), empty).blocks[0]  # masks: ∅, full | ∅
+    for kind in ("iou", "dice"):
+        assert block.similarity(kind)[0, 0, 2] == 1.0  # default: two empty masks agree
+        assert block.similarity(kind, 0.0)[0, 0, 2] == 0.0
+        assert np.isnan(block.similarity(kind, np.nan)[0, 0, 2])
+        assert block.similarity(kind, 1.0)[0, 1, 2] == 0.0
+        assert block.cross_similarity(kind)[0, 0, 0] == 1.0
+    fresh = am.pair_counts(np.concatenate([empty, full]), empty).blocks[0]
+    assert fresh.cross_similarity("dice")[0, 0, 0] == 1.0  # computed alone, same default
+    assert fresh.cross_similarity("dice", 0.0)[0, 0, 0] == 0.0
+    assert np.isnan(fresh.cross_similarity("dice", np.nan)[0, 0, 0])
+
+
+def test_too_few_masks_names_the_first_image_of_the_group():
+    one = RNG.random((3, 1, 4, 4))
+    with pytest.raises(ValueError, match=r"got N=1, M=1 \(image 0\)"):
+        am.ged(one, one, batch=True, estimator="unbiased")
+
+
+@pytest.mark.parametrize("layout", ["contiguous", "transposed preds", "transposed gts"])
+def test_vote_counts_copy_a_non_contiguous_batch_one_image_at_a_time(monkeypatch, layout):
+    votes = _spy(monkeypatch, "vote_counts")
+    p, g = RNG.random((3, 3, 9, 9)), RNG.random((3, 2, 9, 9))  # square: transposing one side is legal
+    p_in = np.swapaxes(p, -1, -2) if layout == "transposed preds" else p
+    g_in = np.swapaxes(g, -1, -2) if layout == "transposed gts" else g
+    got = am.vote_counts(p_in, g_in, batch=True).blocks[0].table
+    assert [call[0].shape[0] for call in votes] == ([3] if layout == "contiguous" else [1, 1, 1])
+    ref = am.vote_counts(np.ascontiguousarray(p_in), np.ascontiguousarray(g_in), batch=True).blocks[0].table
+    np.testing.assert_array_equal(got, ref)
