@@ -51,10 +51,10 @@ SCOPE: dict[str, list[str]] = {
         "tests/test_inputs.py",
     ],
     "core/counts.py": [
+        "tests/test_count_paths.py",
         "tests/test_inputs.py",
         "tests/test_input_errors.py",
         "tests/test_small_path.py",
-        "tests/test_count_paths.py",
         "tests/test_kernels.py",
         "tests/test_gram_blocks.py",
         "tests/test_votes.py",
