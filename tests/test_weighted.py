@@ -264,7 +264,28 @@ def test_all_pairs_skipped_is_nan_without_warnings(weighted):
 
 
 def test_mean_distance_without_pairs_is_nan_per_image():
+    import warnings
+
     from ambiseg_metrics.metrics.ged_readouts import _mean_distance
 
-    out = _mean_distance(np.ones((3, 1, 1)), exclude_diagonal=True)  # one mask, its self-pair left out
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # NaN by construction, not by a 0/0
+        out = _mean_distance(np.ones((3, 1, 1)), exclude_diagonal=True)  # one mask, its self-pair left out
     assert out.shape == (3,) and np.isnan(out).all()
+
+
+@pytest.mark.parametrize("distance", ["iou", "dice"])
+def test_pooled_terms_at_the_smallest_denominators(distance):
+    """A pooled ratio with Σ den = 1 (one pixel against an empty mask) is a ratio, not the empty-pair value;
+    with Σ den = 0 (only empty masks) it is the empty-pair value, without a 0/0 on the way."""
+    import warnings
+
+    pixel = np.zeros((1, 3, 3), bool)
+    pixel[0, 1, 1] = True
+    empty = np.zeros((1, 3, 3), bool)
+    t = am.ged_terms(pixel, empty, distance=distance, pair_average="pooled")
+    assert (t.cross, t.sample_diversity, t.annotator_diversity) == (1.0, 0.0, 0.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        t = am.ged_terms(np.concatenate([empty, empty]), empty, distance=distance, pair_average="pooled")
+    assert (t.ged, t.cross, t.sample_diversity, t.annotator_diversity) == (0.0, 0.0, 0.0, 0.0)
