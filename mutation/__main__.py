@@ -181,7 +181,8 @@ def _load_equivalent() -> list[dict[str, str]]:
 def _is_equivalent(module: str, diff: str, known: list[dict[str, str]]) -> str | None:
     before, after = _changed_lines(diff)
     for k in known:
-        if k["module"] == module and k["before"].strip() == before and k["after"].strip() == after:
+        afters = [k["after"]] if isinstance(k["after"], str) else k["after"]
+        if k["module"] == module and k["before"].strip() == before and after in (a.strip() for a in afters):
             return k["why"]
     return None
 
