@@ -107,3 +107,31 @@ def test_batch_returns_array_single_returns_float():
     assert isinstance(am.ged(preds[0], gts[0]), float)
     ci = am.collective_insight(preds, gts, batch=True)
     assert ci.ci.shape == (2,)
+
+
+def test_single_image_ci_fields_are_floats():
+    preds, gts = np.stack([A, B]), np.stack([A, C])
+    ci = am.collective_insight(preds, gts)
+    for value in (ci.ci, ci.ci_harmonic, ci.combined_sensitivity, ci.max_dice_matching,
+                  ci.diversity_agreement):
+        assert type(value) is float
+    assert all(type(v) is float for v in am.ci_from_components(0.5, 0.25, 1.0))
+    assert am.ci_from_components(0.5, 0.25, 1.0) == pytest.approx((3 * 0.125 / 1.75, 3 / (2 + 4 + 1)))
+
+
+def test_sensitivity_of_a_one_pixel_annotation():
+    """S_c = |∪ preds ∩ ∪ gts| / |∪ gts| also when ∪ gts is one pixel: 0 if no prediction covers it."""
+    gts = np.zeros((2, 3, 3), bool)
+    gts[0, 1, 1] = True
+    preds = np.zeros((2, 3, 3), bool)
+    preds[0, 0, 0] = True
+    assert am.combined_sensitivity(preds, gts) == 0.0
+    preds[1, 1, 1] = True
+    assert am.combined_sensitivity(preds, gts) == 1.0
+
+
+def test_collective_insight_from_counts_options_are_keyword_only():
+    counts = am.pair_counts(np.stack([A, B]), np.stack([A, C]))
+    assert am.collective_insight_from_counts(counts, variance="pixel").ci >= 0
+    with pytest.raises(TypeError):
+        am.collective_insight_from_counts(counts, "pixel")

@@ -68,10 +68,8 @@ def _dmax_block(block: CountBlock) -> np.ndarray:
     return dice[:, n:, :n].max(axis=2).mean(axis=1)
 
 
-def _pair_variance(block: CountBlock, variance: str) -> np.ndarray:
-    """V(A, B) for every pair of masks, shape (B, K, K)."""
-    if variance == "dice":
-        return 1.0 - block.similarity("dice")
+def _pixel_variance(block: CountBlock) -> np.ndarray:
+    """``variance="pixel"``: V(A, B) = Var(A - B) over the pixels for every pair of masks, (B, K, K)."""
     areas = block.areas.astype(np.float64)
     p = float(block.n_pixels)
     # A - B takes values in {-1, 0, 1}: E[(A-B)^2] = |A xor B| / P, E[A-B] = (|A| - |B|) / P.
@@ -89,7 +87,7 @@ def _da_block(block: CountBlock, variance: str) -> np.ndarray:
         v_pred = 1.0 - dice[:, ip, jp]
         v_gt = 1.0 - dice[:, n + ig, n + jg]
     else:
-        v = _pair_variance(block, variance)
+        v = _pixel_variance(block)
         v_pred = v[:, ip, jp]
         v_gt = v[:, n + ig, n + jg]
     dv_max = np.abs(v_gt.max(axis=1) - v_pred.max(axis=1))
