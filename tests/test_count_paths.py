@@ -54,17 +54,21 @@ def test_contiguous_batch_takes_the_fused_pass(monkeypatch):
     np.testing.assert_array_equal(c.blocks[0].inter[:, 0, 0], (p[:, 0] > 0.5).sum(axis=(1, 2)))
 
 
+@pytest.mark.parametrize("spatial", [BIG[1:], (64, 320)], ids=["partial last word", "whole words"])
 @pytest.mark.parametrize("layout", ["list", "transposed", "list of transposed"])
-def test_other_layouts_are_packed_64_pixels_per_word(monkeypatch, layout):
+def test_other_layouts_are_packed_64_pixels_per_word(monkeypatch, layout, spatial):
     fused, gram = _spy(monkeypatch, "fused_counts"), _spy(monkeypatch, "gram_counts")
-    p, g = RNG.random((3, 3, *BIG[1:])), RNG.random((3, 2, *BIG[1:]))
+    packs = _spy(monkeypatch, "pack_rows")
+    p, g = RNG.random((3, 3, *spatial)), RNG.random((3, 2, *spatial))
     if "transposed" in layout:  # packed one mask at a time, each into its own image's row
         p, g = np.swapaxes(p, -1, -2), np.swapaxes(g, -1, -2)
     p_in, g_in = (list(p), list(g)) if "list" in layout else (p, g)
     c = am.pair_counts(p_in, g_in, batch=True)
     assert fused == [] and len(gram) == 1
     packed = gram[0][0]
-    assert packed.shape == (3, 5, -(-BIG[1] * BIG[2] // 64))  # ceil(P / 64) words, no more
+    assert packed.shape == (3, 5, -(-spatial[0] * spatial[1] // 64))  # ceil(P / 64) words, no more
+    # a contiguous image is packed by one call per side, a transposed one mask by mask
+    assert len(packs) == (6 if layout == "list" else 3 * (3 + 2))
     x = np.concatenate([p, g], axis=1).reshape(3, 5, -1) > 0.5
     np.testing.assert_array_equal(c.blocks[0].inter, np.einsum("bip,bjp->bij", x, x.astype(np.int64)))
 
@@ -182,3 +186,53 @@ def test_vote_counts_copy_a_non_contiguous_batch_one_image_at_a_time(monkeypatch
     assert [call[0].shape[0] for call in votes] == ([3] if layout == "contiguous" else [1, 1, 1])
     ref = am.vote_counts(np.ascontiguousarray(p_in), np.ascontiguousarray(g_in), batch=True).blocks[0].table
     np.testing.assert_array_equal(got, ref)
+
+
+def test_numpy_limit_is_one_mebibyte(monkeypatch):
+    fused = _spy(monkeypatch, "fused_counts")
+    at_limit = np.zeros((4, 512, 512), np.uint8)  # 4 masks x 262,144 bytes = 1 MiB exactly: kernels
+    am.pair_counts(at_limit[:2], at_limit[2:])
+    assert len(fused) == 1
+    below = np.zeros((4, 384, 512), np.uint8)  # 0.75 MiB: numpy
+    am.pair_counts(below[:2], below[2:])
+    assert len(fused) == 1
+
+
+def test_numpy_path_below_the_pixel_limit(monkeypatch):
+    fused = _spy(monkeypatch, "fused_counts")
+    monkeypatch.setattr(counts, "_NUMPY_COUNT_BYTES", 1 << 62)
+    p = np.zeros((2, 1024, 3072), bool)  # 3,145,728 pixels: under 2**22, so numpy
+    p[0, :3, :5] = True
+    assert am.pair_counts(p, p[:1]).blocks[0].inter[0, 0, 0] == 15
+    assert fused == []
+
+
+@pytest.mark.parametrize("transposed", [False, True])
+@pytest.mark.parametrize("counter", ["pair_counts", "vote_counts"])
+def test_bad_value_in_a_list_batch_names_its_image(monkeypatch, counter, transposed):
+    """A list batch is one chunk per image: the error must name the image of its chunk (odd and even)."""
+    packs = _spy(monkeypatch, "pack_rows")
+    for image in (1, 2):
+        # 3 images x 5 masks x 10,000 float64 pixels = 1.2 MB: the kernels' path
+        p, g = RNG.random((3, 3, 100, 100)), RNG.random((3, 2, 100, 100))
+        p[image, 2, 4, 9] = np.nan
+        if transposed:
+            p, g = np.swapaxes(p, -1, -2), np.swapaxes(g, -1, -2)
+        pixel = 9 * 100 + 4 if transposed else 4 * 100 + 9
+        with pytest.raises(ValueError, match=rf"preds contains NaN \(image {image}, mask 2, pixel {pixel}\)"):
+            getattr(am, counter)(list(p), list(g), batch=True)
+    assert (len(packs) > 0) == (counter == "pair_counts")  # pair counts of a list: the packing path
+
+
+def test_vote_counts_per_image_are_the_single_image_tables():
+    sizes = [(2, 3, 9), (3, 2, 9), (2, 3, 9), (2, 3, 4)]  # three groups, one of two images
+    preds = [RNG.random((n, s, s)) for n, _, s in sizes]
+    gts = [RNG.random((m, s, s)) for _, m, s in sizes]
+    per_image = am.vote_counts(preds, gts, batch=True).per_image()
+    assert len(per_image) == len(sizes)
+    for i, blk in enumerate(per_image):
+        alone = am.vote_counts(preds[i], gts[i]).blocks[0]
+        assert list(blk.index) == [i]
+        np.testing.assert_array_equal(blk.table, alone.table)
+        np.testing.assert_array_equal(blk.areas, alone.areas)
+        assert (blk.n_pred, blk.n_gt, blk.n_pixels) == (alone.n_pred, alone.n_gt, alone.n_pixels)
