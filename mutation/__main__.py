@@ -47,6 +47,12 @@ SCOPE: dict[str, list[str]] = {
     "core/_kernels.py": [
         "tests/test_kernels.py",
         "tests/test_kernel_chunks.py",
+        "tests/test_count_paths.py",
+        "tests/test_votes.py",
+        "tests/test_gram_blocks.py",
+        "tests/test_small_path.py",
+        "tests/test_readout_kernels.py",
+        "tests/test_raters.py",
         "tests/test_reference_equality.py",
         "tests/test_inputs.py",
     ],

@@ -135,3 +135,11 @@ def test_collective_insight_from_counts_options_are_keyword_only():
     assert am.collective_insight_from_counts(counts, variance="pixel").ci >= 0
     with pytest.raises(TypeError):
         am.collective_insight_from_counts(counts, "pixel")
+
+
+def test_collective_insight_result_is_frozen():
+    import dataclasses
+
+    ci = am.collective_insight(np.stack([A, B]), np.stack([A, C]))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        ci.ci = 0.0  # type: ignore[misc]
