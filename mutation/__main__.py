@@ -108,6 +108,7 @@ SCOPE: dict[str, list[str]] = {
         "tests/test_properties.py",
     ],
     "metrics/matching.py": [
+        "tests/test_matching_paths.py",
         "tests/test_matching.py",
         "tests/test_reference_equality.py",
         "tests/test_properties.py",
