@@ -246,7 +246,8 @@ def run_module(
     """Mutate ``module`` in the copy under ``work`` and run its tests against each mutant.
 
     With ``again``, the mutants of an earlier run kept in ``work`` are reused: the ones that survived are
-    run again (against the tests as they are now), the killed ones stay killed. The module's source must be
+    run again (against the tests as they are now), except those ``mutation/equivalent.toml`` explains;
+    the killed ones stay killed. The module's source must be
     the one the mutants were made from.
     """
     stem = module.replace("/", "_")
@@ -265,9 +266,15 @@ def run_module(
                 f"{module} changed since its mutants were made in {work}: run it without --again"
             )
         con = sqlite3.connect(db)
-        con.execute(
-            "delete from work_results where test_outcome = 'SURVIVED' and worker_outcome != 'SKIPPED'"
-        )
+        known = _load_equivalent()
+        rerun = [  # survivors that mutation/equivalent.toml does not explain
+            (job,) for job, diff in con.execute(
+                "select job_id, diff from work_results where test_outcome = 'SURVIVED' "
+                "and worker_outcome != 'SKIPPED'"
+            )
+            if _is_equivalent(module, diff, known) is None
+        ]
+        con.executemany("delete from work_results where job_id = ?", rerun)
         con.commit()
         con.close()
     else:
