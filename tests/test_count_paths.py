@@ -236,3 +236,13 @@ def test_vote_counts_per_image_are_the_single_image_tables():
         np.testing.assert_array_equal(blk.table, alone.table)
         np.testing.assert_array_equal(blk.areas, alone.areas)
         assert (blk.n_pred, blk.n_gt, blk.n_pixels) == (alone.n_pred, alone.n_gt, alone.n_pixels)
+
+
+def test_vote_tables_hold_up_to_65535_masks_per_side():
+    """Per-pixel vote counts are bit-sliced over 16 planes: 65,535 masks per side at most."""
+    preds = np.zeros((40_000, 1, 2), bool)  # more than 15 planes could count
+    preds[:30_001, 0, 0] = True
+    table = am.vote_counts(preds, np.ones((1, 1, 2), bool)).blocks[0].table[0]
+    assert table[30_001, 1] == 1 and table[0, 1] == 1 and table.sum() == 2
+    with pytest.raises(ValueError, match="the vote table supports at most 65535 masks per side"):
+        am.vote_counts(np.zeros((65_536, 1, 2), bool), np.ones((1, 1, 2), bool))

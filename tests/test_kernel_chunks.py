@@ -89,3 +89,59 @@ def test_the_sweep_reaches_uneven_chunks_and_clipped_tiles() -> None:
         uneven |= w % n_chunks != 0
         clipped |= chunk % _kernels._TILE != 0
     assert uneven and clipped
+
+
+@pytest.fixture
+def two_threads():
+    """The chunk count depends on the thread count: pin it, so these cases are the same on every machine."""
+    _kernels.set_threads(2)
+    yield
+    _kernels.set_threads(None)
+
+
+def brute_votes(preds: np.ndarray, gts: np.ndarray) -> np.ndarray:
+    a = preds.reshape(len(preds), -1).sum(0)
+    b = gts.reshape(len(gts), -1).sum(0)
+    table = np.zeros((len(preds) + 1, len(gts) + 1), np.int64)
+    np.add.at(table, (a, b), 1)
+    return table
+
+
+# B images of W = 4097 words: with 2 threads, 2 word chunks for B = 4..7 and 3 for B = 3 (4097 = 2·2048 + 1
+# = 3·1365 + 2), so the chunk length is a rounded-up quotient and the last chunk is short
+@pytest.mark.parametrize("images", [3, 5])
+@pytest.mark.parametrize("path", ["fused", "packed", "votes"])
+def test_few_chunks_count_every_word(two_threads, images, path):
+    words = 4097
+    n_chunks = _kernels._n_chunks(images, words)
+    assert n_chunks == (3 if images == 3 else 2)
+    P = 64 * words - 3
+    rng = np.random.default_rng(images)
+    preds = rng.random((images, 2, 1, P)) < 0.4  # (B, N, 1, P): 2D images of one row
+    gts = rng.random((images, 1, 1, P)) < 0.4
+    preds[:, :, -2:] = True  # the last word of the last chunk counts in every mask
+    gts[:, :, -2:] = True
+    if path == "votes":
+        blk = am.vote_counts(preds, gts, batch=True).blocks[0]
+        for i in range(images):
+            np.testing.assert_array_equal(blk.table[i], brute_votes(preds[i], gts[i]))
+        return
+    block = am.pair_counts(list(preds) if path == "packed" else preds, gts if path == "fused" else list(gts),
+                           batch=True).blocks[0]
+    for i in range(images):
+        inter, union = brute_counts(preds[i], gts[i])
+        np.testing.assert_array_equal(block.inter[i], inter)
+        np.testing.assert_array_equal(block.union[i], union)
+
+
+@pytest.mark.parametrize("counter", ["pair_counts", "vote_counts"])
+def test_bad_value_in_a_later_chunk_is_found(two_threads, counter):
+    """Each chunk reports its first bad value; the first over all chunks must be the one named."""
+    words = 4097
+    P = 64 * words
+    x = np.random.default_rng(0).random((1, 3, 1, P))
+    x[0, 1, 0, P - 10] = np.nan  # in the last chunk of mask 1
+    x[0, 2, 0, 70] = 2.0  # mask 2: in the first chunk
+    g = np.random.default_rng(1).random((1, 2, 1, P)) > 0.5
+    with pytest.raises(ValueError, match=rf"preds contains NaN \(image 0, mask 1, pixel {P - 10}\)"):
+        getattr(am, counter)(x, g, batch=True)
