@@ -114,11 +114,11 @@ def test_pair_counts_signature():
 
 
 def test_numpy_path_is_limited_by_pixels_as_well(monkeypatch):
-    """The numpy product sums in float32, exact while every count stays below 2**24: above 4,194,304
-    pixels per mask the kernels count, whatever the byte limit says."""
+    """The numpy product sums in float32, exact while every count stays below 2**24: from 2**22 pixels per
+    mask on, the kernels count, whatever the byte limit says."""
     fused = _spy(monkeypatch, "fused_counts")
     monkeypatch.setattr(counts, "_NUMPY_COUNT_BYTES", 1 << 62)
-    p = np.zeros((2, 2048, 2049), bool)  # 4,196,352 pixels, just above the limit
+    p = np.zeros((2, 2048, 2048), bool)  # 4,194,304 = 2**22 pixels: the limit itself goes to the kernels
     p[0, :5, :7] = True
     c = am.pair_counts(p, p[:1])
     assert len(fused) == 1
@@ -246,3 +246,10 @@ def test_vote_tables_hold_up_to_65535_masks_per_side():
     assert table[30_001, 1] == 1 and table[0, 1] == 1 and table.sum() == 2
     with pytest.raises(ValueError, match="the vote table supports at most 65535 masks per side"):
         am.vote_counts(np.zeros((65_536, 1, 2), bool), np.ones((1, 1, 2), bool))
+
+
+def test_shared_similarity_matrices_are_read_only():
+    block = am.pair_counts(RNG.random((2, 4, 4)), RNG.random((2, 4, 4))).blocks[0]
+    for kind in ("iou", "dice"):
+        with pytest.raises(ValueError, match="read-only"):
+            block.similarity(kind)[0, 0, 1] = 0.5
