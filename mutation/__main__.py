@@ -71,6 +71,7 @@ SCOPE: dict[str, list[str]] = {
     ],
     "core/pairwise.py": [
         "tests/test_pairwise.py",
+        "tests/test_count_paths.py",
         "tests/test_reference_equality.py",
         "tests/test_properties.py",
         "tests/test_worked_examples.py",

@@ -28,3 +28,62 @@ def test_similarity_from_counts_default_and_explicit_empty_value(kind: str) -> N
     assert similarity_from_counts(INTER, kind)[2, 2] == 1.0
     assert similarity_from_counts(INTER, kind, empty_value=0.0)[2, 2] == 0.0
     assert np.isnan(similarity_from_counts(INTER, kind, empty_value=np.nan)[2, 2])
+
+
+# ---- the N × M block alone, the compiled matrices, the Dice of two masks
+def _counts(rng, shape, k, p=40):
+    masks = rng.random((*shape, k, p)) < rng.random((*shape, k, 1))  # some empty, some full
+    masks[..., 0, :] = False  # an empty prediction
+    masks[..., -1, :] = False  # and an empty annotation: an empty pair
+    x = masks.astype(np.int64)
+    return np.einsum("...ip,...jp->...ij", x, x)
+
+
+@pytest.mark.parametrize("shape", [(), (3,), (2, 2)], ids=["one image", "batch", "two batch axes"])
+@pytest.mark.parametrize("kind", ["iou", "dice"])
+@pytest.mark.parametrize("empty_value", [None, 0.0, 1.0, np.nan])
+def test_cross_similarity_is_the_block_of_the_full_matrix(shape, kind, empty_value):
+    from ambiseg_metrics.core.pairwise import cross_similarity, similarity_from_counts
+
+    rng = np.random.default_rng(len(shape))
+    inter = _counts(rng, shape, 5)  # N = 3 predictions, M = 2 annotations
+    kw = {} if empty_value is None else {"empty_value": empty_value}
+    full = similarity_from_counts(inter, kind, **kw)[..., :3, 3:]
+    got = cross_similarity(inter, 3, kind, **kw)
+    assert got.shape == (*shape, 3, 2)
+    np.testing.assert_array_equal(got, full)  # same operations, same bits
+    expected = 1.0 if empty_value is None else empty_value  # default: two empty masks agree
+    np.testing.assert_array_equal(got[..., 0, 1], np.full(shape, expected))
+
+
+@pytest.mark.parametrize("kind", ["iou", "dice"])
+def test_large_batches_take_the_compiled_matrices(monkeypatch, kind):
+    """From 2**15 pairs on (B·K²) one compiled pass; below, numpy; both give the same bits."""
+    from ambiseg_metrics.core import _kernels, pairwise
+
+    calls = []
+    real = _kernels.similarity_matrices
+    monkeypatch.setattr(_kernels, "similarity_matrices", lambda *a: calls.append(a) or real(*a))
+    rng = np.random.default_rng(9)
+    at_limit = _counts(rng, (2048,), 4)  # 2048 · 16 = 2**15 pairs
+    below = at_limit[:2047]
+    numpy_path = (pairwise.iou_from_counts if kind == "iou" else pairwise.dice_from_counts)
+    np.testing.assert_array_equal(pairwise.similarity_from_counts(at_limit, kind, 0.5),
+                                  numpy_path(at_limit, 0.5))
+    assert len(calls) == 1 and calls[0][1] == (kind == "dice")
+    pairwise.similarity_from_counts(below, kind)
+    pairwise.similarity_from_counts(at_limit.reshape(-1, 4)[:4], kind)  # a 2-D matrix: numpy
+    assert len(calls) == 1
+
+
+def test_dice_of_masks():
+    from ambiseg_metrics.core.pairwise import dice_of_masks
+
+    a = np.array([[True, True, False, False]])
+    b = np.array([[True, False, True, True]])
+    assert dice_of_masks(a, b) == pytest.approx(2 * 1 / 5)
+    assert dice_of_masks(a, a) == 1.0
+    empty = np.zeros((1, 4), bool)
+    assert dice_of_masks(empty, empty) == 1.0  # default: two empty masks agree
+    assert dice_of_masks(empty, empty, 0.0) == 0.0
+    assert dice_of_masks(a, empty) == 0.0
