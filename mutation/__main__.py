@@ -124,6 +124,7 @@ SCOPE: dict[str, list[str]] = {
         "tests/test_multiclass.py",
     ],
     "core/weights.py": [
+        "tests/test_weight_rules.py",
         "tests/test_weighted.py",
         "tests/test_raters.py",
         "tests/test_inputs.py",
