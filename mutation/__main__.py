@@ -12,10 +12,12 @@ is printed with its diff, so that a test can be written that kills it.
 
 Examples
 --------
-``python -m mutation --module core/pairwise.py`` (58 mutants, about 5 min on 2 cores) or the whole scope
-``python -m mutation`` (about 2,400 mutants: hours; run it before touching the kernels or a metric's
-arithmetic, see the README's development section). ``--sample 0.1`` runs a seeded 10% of each module's
-mutants, for a quick look.
+``python -m mutation --module core/counts.py --keep /tmp/m`` runs every mutant of one module with the fast
+``mutation`` hypothesis profile and keeps the work folder; after writing tests for the survivors,
+``python -m mutation --module core/counts.py --again /tmp/m`` reruns only the survivors that
+``equivalent.toml`` does not explain, with the full ``ci`` profile. ``--sample 0.05`` runs a seeded 5% of
+the mutants (the kernels: about 2,000 mutants that each recompile, hours on 2 cores), ``--shard K/N`` one of N
+interleaved parts. Figures are in the README's development section.
 """
 
 from __future__ import annotations
