@@ -77,7 +77,8 @@ def test_uniform_column_weights_keep_the_assignment(calls):
 
 @pytest.mark.parametrize(
     ("b", "n", "compiled"),
-    [(16, 16, False), (17, 16, True), (1, 64, False), (2, 64, True), (4096, 1, False), (4097, 1, True)],
+    [(15, 16, False), (16, 16, False), (17, 16, True), (1, 64, False), (2, 64, True), (4096, 1, False),
+     (4097, 1, True)],
 )
 def test_hm_iou_compiles_only_past_4096_cells(monkeypatch, b, n, compiled):
     """B images with an L × L problem each (here L = N, M = 1): compiled when B·L² > 4096."""
@@ -104,19 +105,23 @@ def test_hm_iou_beyond_the_duplication_limit_solves_transport_problems(calls, mo
 
 
 def test_hm_iou_at_the_duplication_limit_uses_the_assignment(calls):
-    preds = RNG.random((1, 16, 3, 3)) > 0.5  # L = 256
-    gts = RNG.random((1, 16, 3, 3)) > 0.5
+    preds = RNG.random((1, 256, 2, 2)) > 0.5  # L = lcm(256, 1) = 256
+    gts = RNG.random((1, 1, 2, 2)) > 0.5
     am.hungarian_iou(preds, gts, batch=True)
     assert calls == []  # the batched assignment, neither the LP nor scipy
 
 
 @pytest.mark.parametrize("func", ["hungarian_iou", "similarity_matrix", "hungarian_iou_from_counts"])
 def test_matching_options_are_keyword_only(func):
+    import inspect
+
     p, g = RNG.random((2, 4, 4)), RNG.random((2, 4, 4))
-    args = (am.pair_counts(p, g),) if func.endswith("from_counts") else (p, g)
-    getattr(am, func)(*args, similarity="iou")
-    with pytest.raises(TypeError):
-        getattr(am, func)(*args, "iou")
+    kwargs = {"counts": am.pair_counts(p, g)} if func.endswith("from_counts") else {"preds": p, "gts": g}
+    getattr(am, func)(**kwargs, similarity="iou")  # the data by name too
+    params = list(inspect.signature(getattr(am, func)).parameters.values())
+    data = [q for q in params if q.kind is q.POSITIONAL_OR_KEYWORD]
+    assert [q.name for q in data] == list(kwargs)
+    assert all(q.kind is q.KEYWORD_ONLY for q in params[len(data):])
 
 
 def test_annotation_weights_are_renormalised_for_the_transport_problem():

@@ -30,6 +30,8 @@ def test_accepted_forms():
     ("weights", "n_gts", "batch", "message"),
     [
         ([[0.5, 0.5]], [2], False, r"must have shape \(M,\); got shape \(1, 2\)"),
+        (0.5, [2], False, r"must have shape \(M,\); got shape \(\)"),
+        (0.5, [2, 2], True, r"must have shape \(M,\) or \(B, M\); got shape \(\)"),
         ([[0.5, 0.5]] * 3, [2, 2], True, r"must have shape \(M,\) or \(B, M\); got shape \(3, 2\)"),
         ([[[0.5, 0.5]]], [2], True, r"must have shape \(M,\) or \(B, M\); got shape \(1, 1, 2\)"),
         ([0.5, 0.5], [3], False, r"gt_weights must hold one weight per annotation, M=3; got shape \(2,\)"),
