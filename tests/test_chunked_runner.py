@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import os
+import time
 
 import numpy as np
 import pytest
@@ -164,23 +165,43 @@ def test_auto_jobs_and_checks(monkeypatch):
     assert 1 <= runner.usable_cpus() <= (os.cpu_count() or 1)
 
 
-def _thread_env(chunk: list) -> list:
-    return [os.environ.get("NUMBA_NUM_THREADS")] * len(chunk)
+def _threads_used(chunk: list, folder: str) -> list:
+    """The kernel threads of the process that runs the chunk, and whether it is a worker (this process
+    first waits for a worker to have run a chunk, so that both are seen)."""
+    from ambiseg_metrics.core import _kernels
+
+    worker = os.environ.get("NUMBA_NUM_THREADS") is not None
+    if worker:
+        open(os.path.join(folder, f"ran-{os.getpid()}"), "w").close()
+    else:
+        deadline = time.monotonic() + 60
+        while not os.listdir(folder) and time.monotonic() < deadline:
+            time.sleep(0.01)
+    return [(_kernels._n_threads(), worker)] * len(chunk)
 
 
-def test_workers_get_their_share_of_the_cores(monkeypatch):
+def test_workers_get_their_share_of_the_cores(monkeypatch, tmp_path):
+    """--jobs 2: one worker and this process, each with half the cores; this process's setting is restored."""
+    from ambiseg_metrics.core import _kernels  # loaded: this process limits its threads while it computes
+
     monkeypatch.delenv("NUMBA_NUM_THREADS", raising=False)
-    got = dict(runner.run_local(_thread_env, list(range(10)), (), 2))
+    before = _kernels._n_threads()
+    got = dict(runner.run_local(_threads_used, list(range(10)), (str(tmp_path),), 2))
     assert sorted(got) == list(range(10))
-    assert set(got.values()) == {str(max(1, runner.usable_cpus() // 2))}
+    assert {threads for threads, _ in got.values()} == {max(1, runner.usable_cpus() // 2)}
+    assert {worker for _, worker in got.values()} == {True, False}  # both did a share
+    assert _kernels._n_threads() == before
 
 
-def test_more_jobs_than_chunks_share_the_cores_among_the_workers_started(monkeypatch):
-    """--jobs 8 on 2 cases starts 2 workers: the cores are shared between those 2, not between 8."""
+def test_more_jobs_than_chunks_share_the_cores_among_the_processes_started(monkeypatch, tmp_path):
+    """--jobs 8 on 2 cases runs 2 processes (this one and one worker): the cores are shared between
+    those 2, not between 8."""
+    from ambiseg_metrics.core import _kernels  # noqa: F401 - loaded, as in the test above
+
     monkeypatch.delenv("NUMBA_NUM_THREADS", raising=False)
     monkeypatch.setattr(runner, "usable_cpus", lambda: 8)
-    got = dict(runner.run_local(_thread_env, [0, 1], (), 8))
-    assert got == {0: "4", 1: "4"}
+    got = dict(runner.run_local(_threads_used, [0, 1], (str(tmp_path),), 8))
+    assert got == {0: (4, True), 1: (4, False)}  # the worker takes the front, this process the back
 
 
 def test_cli_jobs_flag(tmp_path, capsys):

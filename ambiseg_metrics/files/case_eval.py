@@ -27,7 +27,7 @@ from .masks import ReadOptions
 if TYPE_CHECKING:
     from .cases import EvalOptions
 
-__all__ = ["BATCH_BYTES", "BATCH_MIN_CASES"]
+__all__ = ["BATCH_BYTES", "BATCH_MIN_CASES", "warm_up"]
 
 
 def _pair_metrics() -> frozenset[str]:
@@ -202,3 +202,17 @@ def evaluate_chunk(
             batch, size = [], 0
     results.extend(_evaluate_batch(batch, options))
     return results
+
+
+def warm_up(options: EvalOptions, batched: bool) -> None:
+    """What a worker process runs before it asks for its first chunk (see
+    :func:`ambiseg_metrics.files.workers.run_in_processes`): for a batched run, one batched
+    :func:`evaluate` of 8 random cases of 8 + 3 masks of 128 × 128 with the run's metrics and conventions,
+    which imports numba and loads the compiled kernels from numba's cache (about 0.5 s of CPU), so that
+    no chunk waits for that in a worker while the parent could have run it. Errors are the tasks' business
+    (ignored here by the caller)."""
+    if not batched:
+        return
+    rng = np.random.default_rng(0)
+    evaluate(rng.random((8, 8, 128, 128)) > 0.5, rng.random((8, 3, 128, 128)) > 0.5, batch=True,
+             metrics=list(options.names), conventions=options.conventions)

@@ -277,7 +277,8 @@ def evaluate_cases(
             stream = distributed.run_on_client(client, items, options,
                                                partial(evaluate_chunk, read=read, batched=batched))
         else:
-            stream = runner.run_local(evaluate_chunk, items, (options, read, batched), int(jobs))
+            stream = runner.run_local(evaluate_chunk, items, (options, read, batched), int(jobs),
+                                      warm_up=(case_eval.warm_up, (options, batched)))
         with closing(stream):  # on any error: cancel what is still queued (pool / cluster) right away
             for i, result in stream:
                 if i in results:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import closing
 
@@ -92,11 +93,13 @@ def chunk_ranges(n_items: int, workers: int) -> list[range]:
 
 
 def run_local(
-    task: Callable, items: Sequence[object], args: tuple, jobs: int
+    task: Callable, items: Sequence[object], args: tuple, jobs: int,
+    warm_up: tuple[Callable, tuple] | None = None,
 ) -> Iterator[tuple[int, object]]:
     """Run ``task(chunk, *args)`` — which returns one result per item of ``chunk``, in order — over chunks
-    of ``items``, here (``jobs == 1``) or in ``jobs`` worker processes; yield ``(index, result)`` per item
-    as each chunk finishes. ``task`` must be a module-level function (the workers import it)."""
+    of ``items``, here (``jobs == 1``) or in this process and ``jobs - 1`` worker processes; yield
+    ``(index, result)`` per item as each chunk finishes. ``task`` must be a module-level function (the
+    workers import it); ``warm_up = (f, args)`` is run by each worker before it asks for a chunk."""
     ranges = chunk_ranges(len(items), jobs)
     if jobs == 1 or len(ranges) <= 1:
         for r in ranges:
@@ -105,14 +108,35 @@ def run_local(
         return
     from .workers import run_in_processes
 
-    # share the cores between the processes started, no more than one per chunk (numba is not imported
-    # in them yet)
+    # share the cores between the processes that run (this one and jobs - 1 workers), no more than one
+    # per chunk (numba is not imported in the workers yet)
     threads = max(1, usable_cpus() // min(jobs, len(ranges)))
     stream = run_in_processes(task, [([items[i] for i in r], *args) for r in ranges], jobs,
-                              env={"NUMBA_NUM_THREADS": str(threads)})
+                              env={"NUMBA_NUM_THREADS": str(threads)}, here=_with_threads(threads),
+                              warm_up=warm_up)
     with closing(stream):  # an error here (or the consumer closing us) stops the workers at once
         for k, results in stream:
             yield from zip(ranges[k], _checked(results, ranges[k]), strict=True)
+
+
+def _with_threads(threads: int) -> Callable:
+    """``here`` of :func:`~ambiseg_metrics.files.workers.run_in_processes`: run a task in this process
+    with the compiled kernels limited to ``threads`` threads (as the workers are), then restore the
+    setting. Only once the kernels are loaded (a task that loads them runs with this process's default),
+    so that a run that never needs them does not import numba here."""
+
+    def here(task: Callable, *args: object) -> object:
+        kernels = sys.modules.get("ambiseg_metrics.core._kernels")
+        if kernels is None:
+            return task(*args)
+        before = kernels._THREADS
+        kernels.set_threads(threads)
+        try:
+            return task(*args)
+        finally:
+            kernels.set_threads(before)
+
+    return here
 
 
 def _checked(results: Sequence[object], r: range) -> Sequence[object]:
