@@ -149,11 +149,23 @@ def test_chunk_ranges_cover_everything_in_order(n, workers):
 
 def test_auto_jobs_and_checks(monkeypatch):
     monkeypatch.setattr(os, "getloadavg", lambda: (0.3, 0.0, 0.0))  # an idle machine
-    assert runner.auto_jobs(10, cpus=8) == 1
-    assert runner.auto_jobs(runner.AUTO_MIN_CASES - 1, cpus=8) == 1
-    assert runner.auto_jobs(100_000, cpus=8) == 8
-    assert runner.auto_jobs(100_000, cpus=1) == 1
-    assert 1 < runner.auto_jobs(runner.AUTO_MIN_CASES, cpus=2) <= 2
+    ref = runner.AUTO_REFERENCE_PIXELS
+    for kind, least in runner.AUTO_MIN_CASES.items():
+        assert runner.auto_jobs(10, cpus=8, kind=kind) == 1
+        assert runner.auto_jobs(least - 1, cpus=8, kind=kind) == 1
+        assert runner.auto_jobs(least - 1, cpus=8, kind=kind, pixels_per_case=ref) == 1
+        assert 1 < runner.auto_jobs(least, cpus=2, kind=kind) <= 2
+        assert runner.auto_jobs(100_000, cpus=8, kind=kind) == 8
+        assert runner.auto_jobs(100_000, cpus=1, kind=kind) == 1
+        # larger cases: proportionally fewer of them pay for a second process; smaller ones: not more
+        quarter = math.ceil(least / 4)
+        assert runner.auto_jobs(quarter, cpus=2, kind=kind, pixels_per_case=4 * ref) == 2
+        assert runner.auto_jobs(quarter - 1, cpus=2, kind=kind, pixels_per_case=4 * ref) == 1
+        assert runner.auto_jobs(least, cpus=2, kind=kind, pixels_per_case=ref // 16) == 2
+        assert runner.auto_jobs(2, cpus=2, kind=kind, pixels_per_case=10**6 * ref) == 2  # 2 huge 3D cases
+        assert runner.auto_jobs(1, cpus=2, kind=kind, pixels_per_case=10**6 * ref) == 1
+    assert runner.AUTO_MIN_CASES["arrays"] >= runner.AUTO_MIN_CASES["images"]  # cheaper to read
+    assert runner.auto_jobs(100_000, cpus=8, kind="memory") == 1  # arrays in memory: never shipped
     monkeypatch.setattr(os, "getloadavg", lambda: (5.6, 0.0, 0.0))  # busy: the cores are shared already
     assert runner.free_cpus(8) == 2 and runner.auto_jobs(100_000, cpus=8) == 2
     assert runner.auto_jobs(100_000, cpus=2) == 1
@@ -163,6 +175,21 @@ def test_auto_jobs_and_checks(monkeypatch):
             runner.check_jobs(bad)
     assert runner.jobs_value(" Auto ") == "auto" and runner.jobs_value("3") == 3
     assert 1 <= runner.usable_cpus() <= (os.cpu_count() or 1)
+
+
+def test_workload_of_a_case(tmp_path):
+    """What --jobs auto reads of the first case: its kind, and its mask pixels from headers only."""
+    preds, gts = _mixed_tree(tmp_path)
+    cases = {c.name: c for c in discover_cases(preds, gts)}
+    assert case_eval.workload(cases["big0"]) == ("images", 11 * 128 * 128)
+    assert case_eval.workload(cases["prob0"]) == ("arrays", 8 * 20 * 20)
+    rng = np.random.default_rng(0)
+    in_memory = case_eval.Case("m", rng.random((2, 4, 4)), rng.random((2, 4, 4)))
+    assert case_eval.workload(in_memory) == ("memory", None)
+    np.savez(preds / "z.npz", masks=np.zeros((2, 4, 4), bool))
+    np.savez(gts / "z.npz", masks=np.zeros((2, 4, 4), bool))
+    assert case_eval.workload(case_eval.Case("z", preds / "z.npz", gts / "z.npz")) == ("arrays", None)
+    assert case_eval.workload(case_eval.Case("gone", preds / "nothing", gts / "nothing")) == ("images", None)
 
 
 def _threads_used(chunk: list, folder: str) -> list:

@@ -267,7 +267,7 @@ def evaluate_cases(
     if not items:
         raise ValueError("no cases to evaluate")
     if jobs == "auto":
-        jobs = runner.auto_jobs(len(items)) if client is None else 1
+        jobs = runner.auto_jobs(len(items), None, *case_eval.workload(items[0])) if client is None else 1
     from tqdm.auto import tqdm
 
     results: dict[int, tuple] = {}

@@ -28,8 +28,15 @@ __all__ = ["AUTO_MIN_CASES", "CHUNKS_PER_WORKER", "MAX_CHUNK", "auto_jobs", "che
 CHUNKS_PER_WORKER = 8
 #: The most cases in one chunk (the granularity of the progress bar and of the results streamed back).
 MAX_CHUNK = 64
-#: ``jobs="auto"`` runs in one process below this many cases (measured: see the module docstring).
-AUTO_MIN_CASES = 400
+#: ``jobs="auto"``: the fewest cases for which a second process pays, by how the cases are stored —
+#: ``"images"`` (decoded: PNG/TIFF/... folders, TIFF/NIfTI stacks), ``"arrays"`` (``.npy``/``.npz`` stacks)
+#: — measured with cases of :data:`AUTO_REFERENCE_PIXELS` mask pixels (see the module docstring). Arrays
+#: given in memory (``"memory"``) always run in one process: sending them to a worker costs more than
+#: evaluating them.
+AUTO_MIN_CASES = {"images": 400, "arrays": 400}
+#: The mask pixels per case (8 + 3 masks of 128 x 128) with which :data:`AUTO_MIN_CASES` was measured;
+#: cases with more pixels need proportionally fewer cases (never fewer than 2), smaller ones the same.
+AUTO_REFERENCE_PIXELS = 11 * 128 * 128
 
 
 def usable_cpus() -> int:
@@ -56,13 +63,20 @@ def free_cpus(cpus: int | None = None) -> int:
     return max(1, min(cpus, cpus - int(round(load))))
 
 
-def auto_jobs(n_cases: int, cpus: int | None = None) -> int:
-    """The number of processes ``jobs="auto"`` uses for ``n_cases`` cases: 1 below
-    :data:`AUTO_MIN_CASES` cases, else one per free CPU (:func:`free_cpus`), and no more than one per
-    ``AUTO_MIN_CASES // 2`` cases."""
-    if n_cases < AUTO_MIN_CASES:
+def auto_jobs(n_cases: int, cpus: int | None = None, kind: str = "images",
+              pixels_per_case: int | None = None) -> int:
+    """The number of processes ``jobs="auto"`` uses for ``n_cases`` cases of the given ``kind`` (see
+    :data:`AUTO_MIN_CASES`) and mask pixels per case (None: unknown, taken as the reference): 1 below
+    the kind's threshold, scaled down for larger cases, else one per free CPU (:func:`free_cpus`) and no
+    more than one per half-threshold of cases."""
+    if kind not in AUTO_MIN_CASES:
         return 1
-    return max(1, min(free_cpus(cpus), n_cases // (AUTO_MIN_CASES // 2)))
+    threshold = AUTO_MIN_CASES[kind]
+    if pixels_per_case:
+        threshold = max(2, math.ceil(threshold * min(1.0, AUTO_REFERENCE_PIXELS / pixels_per_case)))
+    if n_cases < threshold:
+        return 1
+    return max(1, min(free_cpus(cpus), n_cases // max(1, threshold // 2)))
 
 
 def check_jobs(jobs: object) -> int | str:
