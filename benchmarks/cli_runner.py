@@ -18,7 +18,7 @@ Examples
 --------
 python -m benchmarks.cli_runner                       # 2000 PNG cases (22k files) and 2000 .npy cases
 python -m benchmarks.cli_runner --cases 200 --repeats 1 --formats png
-python -m benchmarks.cli_runner --crossover           # --jobs 1 vs 2 (and auto) over 25..1600 cases, per format
+python -m benchmarks.cli_runner --crossover           # --jobs 1 vs 2 (and auto), 25..1600 cases, per format
 """
 
 from __future__ import annotations
@@ -269,6 +269,10 @@ def report(r: Result) -> list[str]:
     return lines
 
 
+#: Case counts of the crossover sweep in ``python -m benchmarks --workloads 5``.
+CROSSOVER_SIZES = (50, 100, 200, 400, 800)
+
+
 def crossover(root: Path, sizes: list[int], repeats: int, formats: tuple[str, ...] = ("png", "npy"),
               echo: bool = True) -> list[str]:
     """--jobs 1 against --jobs 2 (and what --jobs auto does) on trees of growing size, per format: where a
@@ -284,8 +288,9 @@ def crossover(root: Path, sizes: list[int], repeats: int, formats: tuple[str, ..
                       variants=["jobs 1", "jobs 2", "jobs auto"])
             m = r.medians
             best = min(m["jobs 1"], m["jobs 2"])
-            lines.append(f"  {n:5d}  {m['jobs 1']:6.2f}  {m['jobs 2']:6.2f}  {m['jobs 1'] / m['jobs 2']:.2f}x  "
-                         f"{m['jobs auto']:6.2f}  {m['jobs auto'] / best:.2f}x  load {r.load_after}"
+            one, two, auto = m["jobs 1"], m["jobs 2"], m["jobs auto"]
+            lines.append(f"  {n:5d}  {one:6.2f}  {two:6.2f}  {one / two:.2f}x  "
+                         f"{auto:6.2f}  {auto / best:.2f}x  load {r.load_after}"
                          + ("" if r.identical else "  CSVs DIFFER"))
             if echo:
                 print(lines[-1], flush=True)
@@ -320,6 +325,9 @@ def workload(settings, bw) -> tuple[object, dict[str, object]]:
             for label in r.medians:
                 rows.append([fmt, label, f"{r.medians[label]:.2f}", f"{r.cpu[label]:.2f}"])
             notes += [f"{fmt}: {line.strip()}" for line in report(r)[1:] if " s wall" not in line]
+        if not quick:  # where a second process starts to pay, and whether --jobs auto follows it
+            notes += [line.strip() for line in crossover(root / "crossover", list(CROSSOVER_SIZES), repeats,
+                                                         echo=False)]
     finally:
         shutil.rmtree(root, ignore_errors=True)
     table = ScalingTable(
