@@ -148,6 +148,7 @@ def test_chunk_ranges_cover_everything_in_order(n, workers):
 
 
 def test_auto_jobs_and_checks(monkeypatch):
+    monkeypatch.setattr(runner, "busy_cpus", lambda: None)  # no /proc/stat: the load average decides
     monkeypatch.setattr(os, "getloadavg", lambda: (0.3, 0.0, 0.0))  # an idle machine
     ref = runner.AUTO_REFERENCE_PIXELS
     for kind, least in runner.AUTO_MIN_CASES.items():
@@ -169,12 +170,38 @@ def test_auto_jobs_and_checks(monkeypatch):
     monkeypatch.setattr(os, "getloadavg", lambda: (5.6, 0.0, 0.0))  # busy: the cores are shared already
     assert runner.free_cpus(8) == 2 and runner.auto_jobs(100_000, cpus=8) == 2
     assert runner.auto_jobs(100_000, cpus=2) == 1
+    # what the CPUs do now wins over the lagging load average, both ways
+    monkeypatch.setattr(runner, "busy_cpus", lambda: 0.1)
+    assert runner.free_cpus(2) == 2 and runner.auto_jobs(100_000, cpus=2) == 2
+    monkeypatch.setattr(os, "getloadavg", lambda: (0.0, 0.0, 0.0))
+    monkeypatch.setattr(runner, "busy_cpus", lambda: 1.9)
+    assert runner.free_cpus(2) == 1 and runner.free_cpus(8) == 6
     assert runner.check_jobs("auto") == "auto" and runner.check_jobs(3) == 3
     for bad in (0, -1, True, 1.5, "4", None):
         with pytest.raises(ValueError, match="jobs must be"):
             runner.check_jobs(bad)
     assert runner.jobs_value(" Auto ") == "auto" and runner.jobs_value("3") == 3
     assert 1 <= runner.usable_cpus() <= (os.cpu_count() or 1)
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_getaffinity"), reason="/proc/stat and affinity: Linux")
+def test_busy_cpus_sees_a_busy_process():
+    """A process spinning on one of our CPUs shows as (about) one busy CPU more than an idle sample."""
+    import subprocess
+    import sys
+
+    cpus = len(os.sched_getaffinity(0))
+    first = runner.busy_cpus(0.3)
+    assert first is not None and 0.0 <= first <= cpus + 1e-9
+    spin = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.2)
+        busy = runner.busy_cpus(0.5)
+    finally:
+        spin.kill()
+        spin.wait()
+    assert busy is not None and busy <= cpus + 1e-9
+    assert busy >= min(cpus, first + 1) - 0.5  # one CPU more, unless they were all busy already
 
 
 def test_workload_of_a_case(tmp_path):

@@ -1,16 +1,20 @@
 """Spreading cases over local processes: how many (``--jobs auto``), in which chunks, with how many threads.
 
-Cases are handed out in contiguous chunks — about :data:`CHUNKS_PER_WORKER` per worker, at most
+``jobs=N`` runs this process and ``N - 1`` workers (:func:`ambiseg_metrics.files.workers.run_in_processes`).
+Cases are handed out in contiguous chunks — about :data:`CHUNKS_PER_WORKER` per process, at most
 :data:`MAX_CHUNK` cases each — rather than one at a time: a chunk is read and evaluated as a batch
 (:func:`ambiseg_metrics.files.case_eval.evaluate_chunk`), the pipe carries one message per chunk, and its
-results come back as soon as it is done, so a progress bar still moves. Each worker process gets
-``usable CPUs // jobs`` numba threads, so that two workers on two cores do not run four threads.
+results come back as soon as it is done, so a progress bar still moves. The workers take chunks from the
+front once they have loaded the compiled kernels, this process from the back, so a worker slow to start
+never holds the run up. Each process gets ``usable CPUs // jobs`` kernel threads, so that two processes
+on two cores do not run four threads.
 
-``jobs="auto"`` (the CLI's default) runs in this process below :data:`AUTO_MIN_CASES` cases — a worker
-costs about 0.2 s of CPU to start and 0.5 s to load the compiled kernels, the work of a few hundred small
-cases — and otherwise in one process per *free* CPU: usable CPUs (the affinity mask) less the 1-minute load
-average, since on a busy machine more processes only add their start-up to the same share of the cores
-(measured: ``python -m benchmarks.cli_runner``, see the README).
+``jobs="auto"`` (the CLI's default) decides from the workload and the machine (:func:`auto_jobs`): one
+process below :data:`AUTO_MIN_CASES` cases of the first case's kind (decoded image files, or
+``.npy``/``.npz`` stacks, whose reading is cheap), fewer cases for cases with more mask pixels; else one
+process per *free* CPU (:func:`free_cpus`: usable CPUs less those busy right now), since on a busy
+machine more processes only add their start-up to the same share of the cores (measured:
+``python -m benchmarks.cli_runner --crossover``, see docs/cli.rst).
 """
 
 from __future__ import annotations
@@ -21,8 +25,9 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import closing
 
-__all__ = ["AUTO_MIN_CASES", "CHUNKS_PER_WORKER", "MAX_CHUNK", "auto_jobs", "check_jobs", "chunk_ranges",
-           "free_cpus", "jobs_value", "run_local", "usable_cpus"]
+__all__ = ["AUTO_MIN_CASES", "AUTO_REFERENCE_PIXELS", "BUSY_SAMPLE_S", "CHUNKS_PER_WORKER", "MAX_CHUNK",
+           "auto_jobs", "busy_cpus", "check_jobs", "chunk_ranges", "free_cpus", "jobs_value", "run_local",
+           "usable_cpus"]
 
 #: Chunks per worker: enough that a slow chunk at the end does not leave the other workers idle long.
 CHUNKS_PER_WORKER = 8
@@ -50,17 +55,59 @@ def usable_cpus() -> int:
 
 
 def free_cpus(cpus: int | None = None) -> int:
-    """Usable CPUs not already busy: ``cpus`` less the 1-minute load average (rounded; at least 1).
-
-    The load average counts every runnable process, a niced one included, so a machine that runs a
-    niced background job looks busier than it is to a normal-priority run: the estimate errs towards
-    fewer processes."""
+    """Usable CPUs not already busy (rounded; at least 1): ``cpus`` less the CPUs that other work keeps
+    busy *now* (:func:`busy_cpus`: what the usable CPUs did over :data:`BUSY_SAMPLE_S` seconds, on Linux),
+    else less the 1-minute load average. The load average lags: right after other runs (a loop of
+    ``ambiseg-eval`` calls, a benchmark) it still counts them on an idle machine; and it counts every
+    runnable process, a niced one included."""
     cpus = usable_cpus() if cpus is None else cpus
+    busy = busy_cpus()
+    if busy is None:
+        try:
+            busy = os.getloadavg()[0]
+        except (OSError, AttributeError):  # no load average (Windows): assume idle
+            busy = 0.0
+    return max(1, min(cpus, cpus - int(round(busy))))
+
+
+#: Seconds over which :func:`busy_cpus` watches the CPUs.
+BUSY_SAMPLE_S = 0.05
+
+
+def _cpu_ticks(ids: set[int]) -> tuple[int, int]:
+    """(busy, total) jiffies since boot of the CPUs ``ids``, from ``/proc/stat``."""
+    busy = total = 0
+    with open("/proc/stat") as f:
+        for line in f:
+            if not line.startswith("cpu") or line.startswith("cpu "):
+                continue
+            name, *fields = line.split()
+            if int(name[3:]) not in ids:
+                continue
+            ticks = [int(x) for x in fields[:8]]  # user nice system idle iowait irq softirq steal
+            total += sum(ticks)
+            busy += sum(ticks) - ticks[3] - ticks[4]
+    return busy, total
+
+
+def busy_cpus(interval: float | None = None) -> float | None:
+    """How many of this process's usable CPUs other work keeps busy now: the busy share of their time
+    over ``interval`` seconds (default :data:`BUSY_SAMPLE_S`; this process sleeps meanwhile) times their
+    number. None where ``/proc/stat`` or the affinity mask is not available (not Linux)."""
+    import time
+
+    if not hasattr(os, "sched_getaffinity"):
+        return None
     try:
-        load = os.getloadavg()[0]
-    except (OSError, AttributeError):  # no load average (Windows): assume idle
-        load = 0.0
-    return max(1, min(cpus, cpus - int(round(load))))
+        ids = set(os.sched_getaffinity(0))
+        busy0, total0 = _cpu_ticks(ids)
+        time.sleep(BUSY_SAMPLE_S if interval is None else interval)
+        busy1, total1 = _cpu_ticks(ids)
+    except (OSError, ValueError):
+        return None
+    if total1 <= total0:  # a clock tick is 10 ms: too short a sample to tell
+        return None
+    return len(ids) * (busy1 - busy0) / (total1 - total0)
 
 
 def auto_jobs(n_cases: int, cpus: int | None = None, kind: str = "images",
