@@ -240,9 +240,11 @@ def evaluate_cases(
         Run the cases on this Dask cluster, in chunks of cases per task (workers read the files
         themselves, so paths must be visible to them). Default: run here.
     jobs : int or "auto", default 1
-        Without ``client``: the number of local processes (1 = in this process; ``"auto"``: one process
-        for small runs, else one per free CPU, i.e. usable CPUs less the load average, see
-        :mod:`ambiseg_metrics.files.runner`). The results are the same for every value.
+        Without ``client``: the number of local processes, this one and ``jobs - 1`` workers (1 = in
+        this process only; ``"auto"``: from the workload and the machine — one process for runs too small
+        for a worker to pay, by the kind and size of the first case, and for arrays given in memory;
+        else one per free CPU — see :mod:`ambiseg_metrics.files.runner`). The results are the same for
+        every value.
     progress : bool, default True
         Show a progress bar over cases (tqdm, on stderr).
     extra_notes : sequence of (kind, message)
