@@ -139,7 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="read and evaluate cases in N processes (this one and N-1 workers); 'auto' (the "
                    f"default): one process below {AUTO_MIN_CASES['images']} cases of image files or "
                    f"{AUTO_MIN_CASES['arrays']} of .npy/.npz stacks (of 8+3 masks of 128x128; fewer "
-                   "for larger cases), else one per free CPU (usable CPUs less the load average)")
+                   "for larger cases), else one per free CPU (usable CPUs less those busy now)")
     p.add_argument("--scheduler", metavar="ADDR",
                    help="run on Dask: tcp://host:8786 (an existing cluster whose workers see the same paths) "
                    "or local:N (a local cluster of N worker processes); needs the [distributed] extra")
