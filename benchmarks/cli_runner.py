@@ -18,7 +18,7 @@ Examples
 --------
 python -m benchmarks.cli_runner                       # 2000 PNG cases (22k files) and 2000 .npy cases
 python -m benchmarks.cli_runner --cases 200 --repeats 1 --formats png
-python -m benchmarks.cli_runner --crossover           # --jobs 1 vs 2 over 25..800 cases: where parallel pays
+python -m benchmarks.cli_runner --crossover           # --jobs 1 vs 2 (and auto), 25..1600 cases, per format
 """
 
 from __future__ import annotations
@@ -260,21 +260,40 @@ def report(r: Result) -> list[str]:
         lines.append(f"  jobs 1 / decode only: {m['jobs 1'] / m['decode only']:.2f}x (target <= 1.3)")
     if "jobs 1" in m and "jobs 2" in m:
         lines.append(f"  speed-up jobs 2 over jobs 1: {m['jobs 1'] / m['jobs 2']:.2f}x (target >= 1.6)")
+    if "jobs auto" in m and "jobs 1" in m and "jobs 2" in m:
+        best = min(m["jobs 1"], m["jobs 2"])
+        lines.append(f"  jobs auto / best of jobs 1 and jobs 2: {m['jobs auto'] / best:.2f}x (ideal 1.0)")
     if "local:2" in m and "jobs 2" in m:
         lines.append(f"  local:2 / jobs 2: {m['local:2'] / m['jobs 2']:.2f}x (target <= 1.25)")
     lines.append(f"  CSVs byte-identical across ways of running: {'yes' if r.identical else 'NO'}")
     return lines
 
 
-def crossover(root: Path, sizes: list[int], repeats: int) -> list[str]:
-    """--jobs 1 against --jobs 2 on PNG trees of growing size: where parallel starts to pay."""
-    lines = ["crossover (PNG cases, N=8, M=3, 128^2): cases, jobs 1 s, jobs 2 s, ratio, load"]
-    for n in sizes:
-        r = bench(root / f"x{n}", "png", n, repeats, dask=False, variants=["jobs 1", "jobs 2"])
-        m = r.medians
-        lines.append(f"  {n:5d}  {m['jobs 1']:6.2f}  {m['jobs 2']:6.2f}  {m['jobs 1'] / m['jobs 2']:.2f}x  "
-                     f"load {r.load_after}")
-        print(lines[-1], flush=True)
+#: Case counts of the crossover sweep in ``python -m benchmarks --workloads 5``.
+CROSSOVER_SIZES = (50, 100, 200, 400, 800)
+
+
+def crossover(root: Path, sizes: list[int], repeats: int, formats: tuple[str, ...] = ("png", "npy"),
+              echo: bool = True) -> list[str]:
+    """--jobs 1 against --jobs 2 (and what --jobs auto does) on trees of growing size, per format: where a
+    second process starts to pay."""
+    lines = []
+    for fmt in formats:
+        lines.append(f"crossover ({fmt}, N=8, M=3, 128^2): cases, jobs 1 s, jobs 2 s, jobs 1 / jobs 2, "
+                     "jobs auto s, auto / best of 1 and 2, load")
+        if echo:
+            print(lines[-1], flush=True)
+        for n in sizes:
+            r = bench(root / f"x{fmt}{n}", fmt, n, repeats, dask=False,
+                      variants=["jobs 1", "jobs 2", "jobs auto"])
+            m = r.medians
+            best = min(m["jobs 1"], m["jobs 2"])
+            one, two, auto = m["jobs 1"], m["jobs 2"], m["jobs auto"]
+            lines.append(f"  {n:5d}  {one:6.2f}  {two:6.2f}  {one / two:.2f}x  "
+                         f"{auto:6.2f}  {auto / best:.2f}x  load {r.load_after}"
+                         + ("" if r.identical else "  CSVs DIFFER"))
+            if echo:
+                print(lines[-1], flush=True)
     return lines
 
 
@@ -306,6 +325,9 @@ def workload(settings, bw) -> tuple[object, dict[str, object]]:
             for label in r.medians:
                 rows.append([fmt, label, f"{r.medians[label]:.2f}", f"{r.cpu[label]:.2f}"])
             notes += [f"{fmt}: {line.strip()}" for line in report(r)[1:] if " s wall" not in line]
+        if not quick:  # where a second process starts to pay, and whether --jobs auto follows it
+            notes += [line.strip() for line in crossover(root / "crossover", list(CROSSOVER_SIZES), repeats,
+                                                         echo=False)]
     finally:
         shutil.rmtree(root, ignore_errors=True)
     table = ScalingTable(
@@ -325,7 +347,7 @@ def run(argv: list[str] | None = None) -> list[str]:
     p.add_argument("--no-dask", action="store_true", help="skip --scheduler local:2")
     p.add_argument("--crossover", action="store_true", help="only the jobs 1 / jobs 2 crossover sweep")
     p.add_argument("--no-startup", action="store_true", help="skip the fixed-cost probes")
-    p.add_argument("--sizes", default="25,50,100,200,400,800", help="case counts of --crossover")
+    p.add_argument("--sizes", default="25,50,100,200,400,800,1600", help="case counts of --crossover")
     args = p.parse_args(argv)
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     print(f"cpus usable: {cpus}; load {_load()}", flush=True)
@@ -333,7 +355,8 @@ def run(argv: list[str] | None = None) -> list[str]:
     lines: list[str] = []
     try:
         if args.crossover:
-            return crossover(root, [int(s) for s in args.sizes.split(",")], args.repeats)
+            return crossover(root, [int(s) for s in args.sizes.split(",")], args.repeats,
+                             tuple(f.strip() for f in args.formats.split(",")))
         dask = not args.no_dask
         if dask:
             try:

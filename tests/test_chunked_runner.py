@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import os
+import time
 
 import numpy as np
 import pytest
@@ -147,15 +148,34 @@ def test_chunk_ranges_cover_everything_in_order(n, workers):
 
 
 def test_auto_jobs_and_checks(monkeypatch):
+    monkeypatch.setattr(runner, "busy_cpus", lambda: None)  # no /proc/stat: the load average decides
     monkeypatch.setattr(os, "getloadavg", lambda: (0.3, 0.0, 0.0))  # an idle machine
-    assert runner.auto_jobs(10, cpus=8) == 1
-    assert runner.auto_jobs(runner.AUTO_MIN_CASES - 1, cpus=8) == 1
-    assert runner.auto_jobs(100_000, cpus=8) == 8
-    assert runner.auto_jobs(100_000, cpus=1) == 1
-    assert 1 < runner.auto_jobs(runner.AUTO_MIN_CASES, cpus=2) <= 2
+    ref = runner.AUTO_REFERENCE_PIXELS
+    for kind, least in runner.AUTO_MIN_CASES.items():
+        assert runner.auto_jobs(10, cpus=8, kind=kind) == 1
+        assert runner.auto_jobs(least - 1, cpus=8, kind=kind) == 1
+        assert runner.auto_jobs(least - 1, cpus=8, kind=kind, pixels_per_case=ref) == 1
+        assert 1 < runner.auto_jobs(least, cpus=2, kind=kind) <= 2
+        assert runner.auto_jobs(100_000, cpus=8, kind=kind) == 8
+        assert runner.auto_jobs(100_000, cpus=1, kind=kind) == 1
+        # larger cases: proportionally fewer of them pay for a second process; smaller ones: not more
+        quarter = math.ceil(least / 4)
+        assert runner.auto_jobs(quarter, cpus=2, kind=kind, pixels_per_case=4 * ref) == 2
+        assert runner.auto_jobs(quarter - 1, cpus=2, kind=kind, pixels_per_case=4 * ref) == 1
+        assert runner.auto_jobs(least, cpus=2, kind=kind, pixels_per_case=ref // 16) == 2
+        assert runner.auto_jobs(2, cpus=2, kind=kind, pixels_per_case=10**6 * ref) == 2  # 2 huge 3D cases
+        assert runner.auto_jobs(1, cpus=2, kind=kind, pixels_per_case=10**6 * ref) == 1
+    assert runner.AUTO_MIN_CASES["arrays"] >= runner.AUTO_MIN_CASES["images"]  # cheaper to read
+    assert runner.auto_jobs(100_000, cpus=8, kind="memory") == 1  # arrays in memory: never shipped
     monkeypatch.setattr(os, "getloadavg", lambda: (5.6, 0.0, 0.0))  # busy: the cores are shared already
     assert runner.free_cpus(8) == 2 and runner.auto_jobs(100_000, cpus=8) == 2
     assert runner.auto_jobs(100_000, cpus=2) == 1
+    # what the CPUs do now wins over the lagging load average, both ways
+    monkeypatch.setattr(runner, "busy_cpus", lambda: 0.1)
+    assert runner.free_cpus(2) == 2 and runner.auto_jobs(100_000, cpus=2) == 2
+    monkeypatch.setattr(os, "getloadavg", lambda: (0.0, 0.0, 0.0))
+    monkeypatch.setattr(runner, "busy_cpus", lambda: 1.9)
+    assert runner.free_cpus(2) == 1 and runner.free_cpus(8) == 6
     assert runner.check_jobs("auto") == "auto" and runner.check_jobs(3) == 3
     for bad in (0, -1, True, 1.5, "4", None):
         with pytest.raises(ValueError, match="jobs must be"):
@@ -164,23 +184,78 @@ def test_auto_jobs_and_checks(monkeypatch):
     assert 1 <= runner.usable_cpus() <= (os.cpu_count() or 1)
 
 
-def _thread_env(chunk: list) -> list:
-    return [os.environ.get("NUMBA_NUM_THREADS")] * len(chunk)
+@pytest.mark.skipif(not hasattr(os, "sched_getaffinity"), reason="/proc/stat and affinity: Linux")
+def test_busy_cpus_sees_a_busy_process():
+    """A process spinning on one of our CPUs shows as (about) one busy CPU more than an idle sample."""
+    import subprocess
+    import sys
+
+    cpus = len(os.sched_getaffinity(0))
+    first = runner.busy_cpus(0.3)
+    assert first is not None and 0.0 <= first <= cpus + 1e-9
+    spin = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.2)
+        busy = runner.busy_cpus(0.5)
+    finally:
+        spin.kill()
+        spin.wait()
+    assert busy is not None and busy <= cpus + 1e-9
+    assert busy >= min(cpus, first + 1) - 0.5  # one CPU more, unless they were all busy already
 
 
-def test_workers_get_their_share_of_the_cores(monkeypatch):
+def test_workload_of_a_case(tmp_path):
+    """What --jobs auto reads of the first case: its kind, and its mask pixels from headers only."""
+    preds, gts = _mixed_tree(tmp_path)
+    cases = {c.name: c for c in discover_cases(preds, gts)}
+    assert case_eval.workload(cases["big0"]) == ("images", 11 * 128 * 128)
+    assert case_eval.workload(cases["prob0"]) == ("arrays", 8 * 20 * 20)
+    rng = np.random.default_rng(0)
+    in_memory = case_eval.Case("m", rng.random((2, 4, 4)), rng.random((2, 4, 4)))
+    assert case_eval.workload(in_memory) == ("memory", None)
+    np.savez(preds / "z.npz", masks=np.zeros((2, 4, 4), bool))
+    np.savez(gts / "z.npz", masks=np.zeros((2, 4, 4), bool))
+    assert case_eval.workload(case_eval.Case("z", preds / "z.npz", gts / "z.npz")) == ("arrays", None)
+    assert case_eval.workload(case_eval.Case("gone", preds / "nothing", gts / "nothing")) == ("images", None)
+
+
+def _threads_used(chunk: list, folder: str) -> list:
+    """The kernel threads of the process that runs the chunk, and whether it is a worker (this process
+    first waits for a worker to have run a chunk, so that both are seen)."""
+    from ambiseg_metrics.core import _kernels
+
+    worker = os.environ.get("NUMBA_NUM_THREADS") is not None
+    if worker:
+        open(os.path.join(folder, f"ran-{os.getpid()}"), "w").close()
+    else:
+        deadline = time.monotonic() + 60
+        while not os.listdir(folder) and time.monotonic() < deadline:
+            time.sleep(0.01)
+    return [(_kernels._n_threads(), worker)] * len(chunk)
+
+
+def test_workers_get_their_share_of_the_cores(monkeypatch, tmp_path):
+    """--jobs 2: one worker and this process, each with half the cores; this process's setting is restored."""
+    from ambiseg_metrics.core import _kernels  # loaded: this process limits its threads while it computes
+
     monkeypatch.delenv("NUMBA_NUM_THREADS", raising=False)
-    got = dict(runner.run_local(_thread_env, list(range(10)), (), 2))
+    before = _kernels._n_threads()
+    got = dict(runner.run_local(_threads_used, list(range(10)), (str(tmp_path),), 2))
     assert sorted(got) == list(range(10))
-    assert set(got.values()) == {str(max(1, runner.usable_cpus() // 2))}
+    assert {threads for threads, _ in got.values()} == {max(1, runner.usable_cpus() // 2)}
+    assert {worker for _, worker in got.values()} == {True, False}  # both did a share
+    assert _kernels._n_threads() == before
 
 
-def test_more_jobs_than_chunks_share_the_cores_among_the_workers_started(monkeypatch):
-    """--jobs 8 on 2 cases starts 2 workers: the cores are shared between those 2, not between 8."""
+def test_more_jobs_than_chunks_share_the_cores_among_the_processes_started(monkeypatch, tmp_path):
+    """--jobs 8 on 2 cases runs 2 processes (this one and one worker): the cores are shared between
+    those 2, not between 8."""
+    from ambiseg_metrics.core import _kernels  # noqa: F401 - loaded, as in the test above
+
     monkeypatch.delenv("NUMBA_NUM_THREADS", raising=False)
     monkeypatch.setattr(runner, "usable_cpus", lambda: 8)
-    got = dict(runner.run_local(_thread_env, [0, 1], (), 8))
-    assert got == {0: "4", 1: "4"}
+    got = dict(runner.run_local(_threads_used, [0, 1], (str(tmp_path),), 8))
+    assert got == {0: (4, True), 1: (4, False)}  # the worker takes the front, this process the back
 
 
 def test_cli_jobs_flag(tmp_path, capsys):

@@ -24,3 +24,10 @@ def test_smoke_run_reports_identical_outputs():
     text = "\n".join(lines)
     assert text.count("byte-identical across ways of running: yes") == 2
     assert "decode only" in text and "jobs 2" in text and "jobs auto" in text
+
+
+def test_smoke_crossover_reports_each_format():
+    lines = bench.run(["--crossover", "--sizes", "3", "--repeats", "1", "--formats", "png,npy"])
+    text = "\n".join(lines)
+    assert "crossover (png" in text and "crossover (npy" in text and "DIFFER" not in text
+    assert len([line for line in lines if line.strip().startswith("3 ")]) == 2

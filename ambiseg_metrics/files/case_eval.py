@@ -21,13 +21,13 @@ import numpy as np
 
 from ..core._validate import InputError, pairs_error
 from ..evaluation import FAMILIES, evaluate
-from .io import Case, InputFileError, Source, mask_files, read_source
+from .io import Case, InputFileError, Source, mask_extension, mask_files, read_source
 from .masks import ReadOptions
 
 if TYPE_CHECKING:
     from .cases import EvalOptions
 
-__all__ = ["BATCH_BYTES", "BATCH_MIN_CASES"]
+__all__ = ["BATCH_BYTES", "BATCH_MIN_CASES", "warm_up", "workload"]
 
 
 def _pair_metrics() -> frozenset[str]:
@@ -202,3 +202,51 @@ def evaluate_chunk(
             batch, size = [], 0
     results.extend(_evaluate_batch(batch, options))
     return results
+
+
+def warm_up(options: EvalOptions, batched: bool) -> None:
+    """What a worker process runs before it asks for its first chunk (see
+    :func:`ambiseg_metrics.files.workers.run_in_processes`): for a batched run, one batched
+    :func:`evaluate` of 8 random cases of 8 + 3 masks of 128 × 128 with the run's metrics and conventions,
+    which imports numba and loads the compiled kernels from numba's cache (about 0.5 s of CPU), so that
+    no chunk waits for that in a worker while the parent could have run it. Errors are the tasks' business
+    (ignored here by the caller)."""
+    if not batched:
+        return
+    rng = np.random.default_rng(0)
+    evaluate(rng.random((8, 8, 128, 128)) > 0.5, rng.random((8, 3, 128, 128)) > 0.5, batch=True,
+             metrics=list(options.names), conventions=options.conventions)
+
+
+#: Extensions of stack files read without decoding (``jobs="auto"`` counts their cases as "arrays").
+_ARRAY_STACKS = (".npy", ".npz")
+
+
+def workload(case: Case) -> tuple[str, int | None]:
+    """What ``jobs="auto"`` needs to know of a run (from its first case, in well under a millisecond):
+    ``"images"`` (a folder of image files, or a TIFF/NIfTI stack, that must be decoded), ``"arrays"``
+    (``.npy``/``.npz`` stacks) or ``"memory"`` (arrays given in memory); and the mask pixels of the case,
+    predictions and annotations together, where a file header tells them cheaply (``.npy``, Pillow
+    images), else None. Never raises: an unreadable case is reported when it is read."""
+    if isinstance(case.pred, np.ndarray) or isinstance(case.gt, np.ndarray):
+        return "memory", None
+    pred = Path(case.pred)
+    kind = "arrays" if mask_extension(pred) in _ARRAY_STACKS and not pred.is_dir() else "images"
+    try:
+        pixels = sum(_pixels(Path(source)) for source in (case.pred, case.gt))
+    except Exception:  # noqa: BLE001 - an estimate only
+        pixels = None
+    return kind, pixels
+
+
+def _pixels(source: Path) -> int:
+    """Mask pixels of one side of a case, from headers only (an error where no header tells them)."""
+    if source.is_dir():
+        files = mask_files(source)
+        from PIL import Image
+
+        with Image.open(files[0]) as im:  # reads the header only
+            return len(files) * im.size[0] * im.size[1]
+    if mask_extension(source) == ".npy":
+        return int(np.load(source, mmap_mode="r").size)  # the header and a mapping, no read
+    raise ValueError("no cheap header")

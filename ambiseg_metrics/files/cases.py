@@ -240,9 +240,11 @@ def evaluate_cases(
         Run the cases on this Dask cluster, in chunks of cases per task (workers read the files
         themselves, so paths must be visible to them). Default: run here.
     jobs : int or "auto", default 1
-        Without ``client``: the number of local processes (1 = in this process; ``"auto"``: one process
-        for small runs, else one per free CPU, i.e. usable CPUs less the load average, see
-        :mod:`ambiseg_metrics.files.runner`). The results are the same for every value.
+        Without ``client``: the number of local processes, this one and ``jobs - 1`` workers (1 = in
+        this process only; ``"auto"``: from the workload and the machine — one process for runs too small
+        for a worker to pay, by the kind and size of the first case, and for arrays given in memory;
+        else one per free CPU — see :mod:`ambiseg_metrics.files.runner`). The results are the same for
+        every value.
     progress : bool, default True
         Show a progress bar over cases (tqdm, on stderr).
     extra_notes : sequence of (kind, message)
@@ -267,7 +269,7 @@ def evaluate_cases(
     if not items:
         raise ValueError("no cases to evaluate")
     if jobs == "auto":
-        jobs = runner.auto_jobs(len(items)) if client is None else 1
+        jobs = runner.auto_jobs(len(items), None, *case_eval.workload(items[0])) if client is None else 1
     from tqdm.auto import tqdm
 
     results: dict[int, tuple] = {}
@@ -277,7 +279,8 @@ def evaluate_cases(
             stream = distributed.run_on_client(client, items, options,
                                                partial(evaluate_chunk, read=read, batched=batched))
         else:
-            stream = runner.run_local(evaluate_chunk, items, (options, read, batched), int(jobs))
+            stream = runner.run_local(evaluate_chunk, items, (options, read, batched), int(jobs),
+                                      warm_up=(case_eval.warm_up, (options, batched)))
         with closing(stream):  # on any error: cancel what is still queued (pool / cluster) right away
             for i, result in stream:
                 if i in results:

@@ -136,9 +136,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", metavar="JSON",
                    help="write the summary (and per-case rows) to this JSON file ('-' = stdout)")
     p.add_argument("--jobs", type=jobs_value, default="auto", metavar="N",
-                   help="read and evaluate cases in N parallel processes; 'auto' (the default): one "
-                   f"process below {AUTO_MIN_CASES} cases, else one per free CPU (usable CPUs less the "
-                   "load average)")
+                   help="read and evaluate cases in N processes (this one and N-1 workers); 'auto' (the "
+                   f"default): one process below {AUTO_MIN_CASES['images']} cases of image files or "
+                   f"{AUTO_MIN_CASES['arrays']} of .npy/.npz stacks (of 8+3 masks of 128x128; fewer "
+                   "for larger cases), else one per free CPU (usable CPUs less those busy now)")
     p.add_argument("--scheduler", metavar="ADDR",
                    help="run on Dask: tcp://host:8786 (an existing cluster whose workers see the same paths) "
                    "or local:N (a local cluster of N worker processes); needs the [distributed] extra")

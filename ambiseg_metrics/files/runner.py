@@ -1,34 +1,51 @@
 """Spreading cases over local processes: how many (``--jobs auto``), in which chunks, with how many threads.
 
-Cases are handed out in contiguous chunks — about :data:`CHUNKS_PER_WORKER` per worker, at most
+``jobs=N`` runs this process and ``N - 1`` workers (:func:`ambiseg_metrics.files.workers.run_in_processes`).
+Cases are handed out in contiguous chunks — about :data:`CHUNKS_PER_WORKER` per process, at most
 :data:`MAX_CHUNK` cases each — rather than one at a time: a chunk is read and evaluated as a batch
 (:func:`ambiseg_metrics.files.case_eval.evaluate_chunk`), the pipe carries one message per chunk, and its
-results come back as soon as it is done, so a progress bar still moves. Each worker process gets
-``usable CPUs // jobs`` numba threads, so that two workers on two cores do not run four threads.
+results come back as soon as it is done, so a progress bar still moves. The workers take chunks from the
+front once they have loaded the compiled kernels, this process from the back, so a worker slow to start
+never holds the run up. Each process gets ``usable CPUs // jobs`` kernel threads, so that two processes
+on two cores do not run four threads.
 
-``jobs="auto"`` (the CLI's default) runs in this process below :data:`AUTO_MIN_CASES` cases — a worker
-costs about 0.2 s of CPU to start and 0.5 s to load the compiled kernels, the work of a few hundred small
-cases — and otherwise in one process per *free* CPU: usable CPUs (the affinity mask) less the 1-minute load
-average, since on a busy machine more processes only add their start-up to the same share of the cores
-(measured: ``python -m benchmarks.cli_runner``, see the README).
+``jobs="auto"`` (the CLI's default) decides from the workload and the machine (:func:`auto_jobs`): one
+process below :data:`AUTO_MIN_CASES` cases of the first case's kind (decoded image files, or
+``.npy``/``.npz`` stacks, whose reading is cheap), fewer cases for cases with more mask pixels; else one
+process per *free* CPU (:func:`free_cpus`: usable CPUs less those busy right now), since on a busy
+machine more processes only add their start-up to the same share of the cores (measured:
+``python -m benchmarks.cli_runner --crossover``, see docs/cli.rst).
 """
 
 from __future__ import annotations
 
 import math
 import os
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import closing
 
-__all__ = ["AUTO_MIN_CASES", "CHUNKS_PER_WORKER", "MAX_CHUNK", "auto_jobs", "check_jobs", "chunk_ranges",
-           "free_cpus", "jobs_value", "run_local", "usable_cpus"]
+__all__ = ["AUTO_MIN_CASES", "AUTO_REFERENCE_PIXELS", "BUSY_SAMPLE_S", "CHUNKS_PER_WORKER", "MAX_CHUNK",
+           "auto_jobs", "busy_cpus", "check_jobs", "chunk_ranges", "free_cpus", "jobs_value", "run_local",
+           "usable_cpus"]
 
 #: Chunks per worker: enough that a slow chunk at the end does not leave the other workers idle long.
 CHUNKS_PER_WORKER = 8
 #: The most cases in one chunk (the granularity of the progress bar and of the results streamed back).
 MAX_CHUNK = 64
-#: ``jobs="auto"`` runs in one process below this many cases (measured: see the module docstring).
-AUTO_MIN_CASES = 400
+#: ``jobs="auto"``: the fewest cases for which a second process pays, by how the cases are stored —
+#: ``"images"`` (decoded: PNG/TIFF/... folders, TIFF/NIfTI stacks), ``"arrays"`` (``.npy``/``.npz`` stacks)
+#: — for cases of :data:`AUTO_REFERENCE_PIXELS` mask pixels. On 2 idle cores (``benchmarks/RESULTS.md``,
+#: workload 5) 2000 such cases as PNG folders ran 1.33x faster in two processes, as ``.npy`` stacks
+#: slower (0.89x): their reading is too cheap to repay a worker's start and kernel load, hence the far
+#: higher threshold for arrays. On a loaded machine (two other CPU-bound jobs on 2 cores) two processes
+#: were slower at every size from 100 to 1600 cases for both kinds, which :func:`free_cpus` sees.
+#: Refine with ``python -m benchmarks.cli_runner --crossover`` on an idle machine. Arrays given in memory
+#: (``"memory"``) always run in one process: sending them to a worker costs more than evaluating them.
+AUTO_MIN_CASES = {"images": 400, "arrays": 4000}
+#: The mask pixels per case (8 + 3 masks of 128 x 128) with which :data:`AUTO_MIN_CASES` was measured;
+#: cases with more pixels need proportionally fewer cases (never fewer than 2), smaller ones the same.
+AUTO_REFERENCE_PIXELS = 11 * 128 * 128
 
 
 def usable_cpus() -> int:
@@ -42,26 +59,75 @@ def usable_cpus() -> int:
 
 
 def free_cpus(cpus: int | None = None) -> int:
-    """Usable CPUs not already busy: ``cpus`` less the 1-minute load average (rounded; at least 1).
-
-    The load average counts every runnable process, a niced one included, so a machine that runs a
-    niced background job looks busier than it is to a normal-priority run: the estimate errs towards
-    fewer processes."""
+    """Usable CPUs not already busy (rounded; at least 1): ``cpus`` less the CPUs that other work keeps
+    busy *now* (:func:`busy_cpus`: what the usable CPUs did over :data:`BUSY_SAMPLE_S` seconds, on Linux),
+    else less the 1-minute load average. The load average lags: right after other runs (a loop of
+    ``ambiseg-eval`` calls, a benchmark) it still counts them on an idle machine; and it counts every
+    runnable process, a niced one included."""
     cpus = usable_cpus() if cpus is None else cpus
+    busy = busy_cpus()
+    if busy is None:
+        try:
+            busy = os.getloadavg()[0]
+        except (OSError, AttributeError):  # no load average (Windows): assume idle
+            busy = 0.0
+    return max(1, min(cpus, cpus - int(round(busy))))
+
+
+#: Seconds over which :func:`busy_cpus` watches the CPUs.
+BUSY_SAMPLE_S = 0.05
+
+
+def _cpu_ticks(ids: set[int]) -> tuple[int, int]:
+    """(busy, total) jiffies since boot of the CPUs ``ids``, from ``/proc/stat``."""
+    busy = total = 0
+    with open("/proc/stat") as f:
+        for line in f:
+            if not line.startswith("cpu") or line.startswith("cpu "):
+                continue
+            name, *fields = line.split()
+            if int(name[3:]) not in ids:
+                continue
+            ticks = [int(x) for x in fields[:8]]  # user nice system idle iowait irq softirq steal
+            total += sum(ticks)
+            busy += sum(ticks) - ticks[3] - ticks[4]
+    return busy, total
+
+
+def busy_cpus(interval: float | None = None) -> float | None:
+    """How many of this process's usable CPUs other work keeps busy now: the busy share of their time
+    over ``interval`` seconds (default :data:`BUSY_SAMPLE_S`; this process sleeps meanwhile) times their
+    number. None where ``/proc/stat`` or the affinity mask is not available (not Linux)."""
+    import time
+
+    if not hasattr(os, "sched_getaffinity"):
+        return None
     try:
-        load = os.getloadavg()[0]
-    except (OSError, AttributeError):  # no load average (Windows): assume idle
-        load = 0.0
-    return max(1, min(cpus, cpus - int(round(load))))
+        ids = set(os.sched_getaffinity(0))
+        busy0, total0 = _cpu_ticks(ids)
+        time.sleep(BUSY_SAMPLE_S if interval is None else interval)
+        busy1, total1 = _cpu_ticks(ids)
+    except (OSError, ValueError):
+        return None
+    if total1 <= total0:  # a clock tick is 10 ms: too short a sample to tell
+        return None
+    return len(ids) * (busy1 - busy0) / (total1 - total0)
 
 
-def auto_jobs(n_cases: int, cpus: int | None = None) -> int:
-    """The number of processes ``jobs="auto"`` uses for ``n_cases`` cases: 1 below
-    :data:`AUTO_MIN_CASES` cases, else one per free CPU (:func:`free_cpus`), and no more than one per
-    ``AUTO_MIN_CASES // 2`` cases."""
-    if n_cases < AUTO_MIN_CASES:
+def auto_jobs(n_cases: int, cpus: int | None = None, kind: str = "images",
+              pixels_per_case: int | None = None) -> int:
+    """The number of processes ``jobs="auto"`` uses for ``n_cases`` cases of the given ``kind`` (see
+    :data:`AUTO_MIN_CASES`) and mask pixels per case (None: unknown, taken as the reference): 1 below
+    the kind's threshold, scaled down for larger cases, else one per free CPU (:func:`free_cpus`) and no
+    more than one per half-threshold of cases."""
+    if kind not in AUTO_MIN_CASES:
         return 1
-    return max(1, min(free_cpus(cpus), n_cases // (AUTO_MIN_CASES // 2)))
+    threshold = AUTO_MIN_CASES[kind]
+    if pixels_per_case:
+        threshold = max(2, math.ceil(threshold * min(1.0, AUTO_REFERENCE_PIXELS / pixels_per_case)))
+    if n_cases < threshold:
+        return 1
+    return max(1, min(free_cpus(cpus), n_cases // max(1, threshold // 2)))
 
 
 def check_jobs(jobs: object) -> int | str:
@@ -92,11 +158,13 @@ def chunk_ranges(n_items: int, workers: int) -> list[range]:
 
 
 def run_local(
-    task: Callable, items: Sequence[object], args: tuple, jobs: int
+    task: Callable, items: Sequence[object], args: tuple, jobs: int,
+    warm_up: tuple[Callable, tuple] | None = None,
 ) -> Iterator[tuple[int, object]]:
     """Run ``task(chunk, *args)`` — which returns one result per item of ``chunk``, in order — over chunks
-    of ``items``, here (``jobs == 1``) or in ``jobs`` worker processes; yield ``(index, result)`` per item
-    as each chunk finishes. ``task`` must be a module-level function (the workers import it)."""
+    of ``items``, here (``jobs == 1``) or in this process and ``jobs - 1`` worker processes; yield
+    ``(index, result)`` per item as each chunk finishes. ``task`` must be a module-level function (the
+    workers import it); ``warm_up = (f, args)`` is run by each worker before it asks for a chunk."""
     ranges = chunk_ranges(len(items), jobs)
     if jobs == 1 or len(ranges) <= 1:
         for r in ranges:
@@ -105,14 +173,35 @@ def run_local(
         return
     from .workers import run_in_processes
 
-    # share the cores between the processes started, no more than one per chunk (numba is not imported
-    # in them yet)
+    # share the cores between the processes that run (this one and jobs - 1 workers), no more than one
+    # per chunk (numba is not imported in the workers yet)
     threads = max(1, usable_cpus() // min(jobs, len(ranges)))
     stream = run_in_processes(task, [([items[i] for i in r], *args) for r in ranges], jobs,
-                              env={"NUMBA_NUM_THREADS": str(threads)})
+                              env={"NUMBA_NUM_THREADS": str(threads)}, here=_with_threads(threads),
+                              warm_up=warm_up)
     with closing(stream):  # an error here (or the consumer closing us) stops the workers at once
         for k, results in stream:
             yield from zip(ranges[k], _checked(results, ranges[k]), strict=True)
+
+
+def _with_threads(threads: int) -> Callable:
+    """``here`` of :func:`~ambiseg_metrics.files.workers.run_in_processes`: run a task in this process
+    with the compiled kernels limited to ``threads`` threads (as the workers are), then restore the
+    setting. Only once the kernels are loaded (a task that loads them runs with this process's default),
+    so that a run that never needs them does not import numba here."""
+
+    def here(task: Callable, *args: object) -> object:
+        kernels = sys.modules.get("ambiseg_metrics.core._kernels")
+        if kernels is None:
+            return task(*args)
+        before = kernels._THREADS
+        kernels.set_threads(threads)
+        try:
+            return task(*args)
+        finally:
+            kernels.set_threads(before)
+
+    return here
 
 
 def _checked(results: Sequence[object], r: range) -> Sequence[object]:

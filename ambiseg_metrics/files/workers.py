@@ -3,7 +3,10 @@
 A small pool of our own instead of :class:`concurrent.futures.ProcessPoolExecutor`, whose shutdown could
 hang on Ctrl-C and whose workers survived a SIGTERM of the parent (issue 13). Each worker is a ``spawn``
 process (a fork of a process that runs numba's thread pool is not safe) talking to the parent over its own
-pipe; the parent waits on the pipes *and* the process sentinels, so a worker that dies is noticed at once.
+pipe; a thread of the parent waits on the pipes *and* the process sentinels, so a worker that dies is
+noticed at once, and hands a worker its next task as soon as it finishes one. The parent may take a share
+of the tasks itself (``here``): it then starts one worker fewer, and an error found by the thread (a
+task's error, a dead worker) is raised once the parent's current task is done.
 
 Guarantees:
 
@@ -17,10 +20,13 @@ Guarantees:
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import pickle
+import queue
 import signal
 import sys
+import threading
 from collections.abc import Callable, Iterator, Sequence
 
 __all__ = ["WorkerDiedError", "run_in_processes"]
@@ -51,18 +57,28 @@ def _portable(exc: BaseException) -> BaseException:
         return RuntimeError(f"{type(exc).__name__}: {exc}")
 
 
-def _worker(conn, parent: int, env: dict[str, str]) -> None:  # pragma: no cover - runs in the child
+def _worker(conn, parent: int, env: dict[str, str],
+            warm_up: tuple[Callable, tuple] | None = None) -> None:  # pragma: no cover - runs in the child
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _die_with_parent(parent)
     for key, value in env.items():
         os.environ.setdefault(key, value)
+    if warm_up is not None:  # e.g. load the compiled kernels before asking for work
+        try:
+            warm_up[0](*warm_up[1])
+        except Exception:  # only a warm-up: the tasks report their own errors
+            pass
+    try:
+        conn.send(_READY)
+    except OSError:
+        return
     while True:
         try:
             job = conn.recv()
         except (EOFError, OSError):
             return
-        if job is None:
-            return
+        if job is None:  # the run is over: exit at once, skipping the interpreter's finalisation
+            _quick_exit()  # (about 0.2 s with numba loaded, which the parent would wait for)
         index, func, args = job
         try:
             message = (index, True, func(*args))
@@ -76,29 +92,157 @@ def _worker(conn, parent: int, env: dict[str, str]) -> None:  # pragma: no cover
             return
 
 
+def _quick_exit() -> None:  # pragma: no cover - runs in the child
+    """End a worker that finished its work: flush its output and leave with ``os._exit`` (it holds no
+    file open for writing, and numba writes its cache when it compiles, not at exit)."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (AttributeError, OSError, ValueError):
+            pass
+    os._exit(0)
+
+
+#: A worker's first message: started (and warmed up), ready for a task.
+_READY = (None, True, None)
+
+
+def _died(proc, index: int | None) -> WorkerDiedError:
+    proc.join()
+    doing = "while starting" if index is None else f"while running task {index}"
+    return WorkerDiedError(f"a worker process ended (exit code {proc.exitcode}) {doing}")
+
+
+class _Supervisor:
+    """The thread that keeps the workers busy while the caller's thread computes or waits: it hands a
+    worker the next task from the front of the list as soon as the worker is ready (started and warmed
+    up) or has finished a task, and posts each result, a task's error or a dead worker (noticed at once,
+    through the process sentinels) to a queue that the caller's thread reads. It ends when no worker runs
+    a task and none is left to hand out (a worker still starting then is not waited for), or when
+    :meth:`stop` wakes it. Only this thread touches the workers' pipes until it has ended."""
+
+    def __init__(self, func: Callable, tasks: Sequence[tuple], workers: list[tuple[object, object]]):
+        self.func, self.tasks, self.workers = func, tasks, workers
+        self.ready_workers: set[object] = set()  # pipes of the workers that said they were ready
+        self._lock = threading.Lock()
+        self._front, self._back = 0, len(tasks)
+        self._events: queue.SimpleQueue = queue.SimpleQueue()
+        self._delivered = 0
+        self._stopping = False
+        self._wake_read, self._wake_write = multiprocessing.Pipe(duplex=False)  # waitable everywhere
+        self._thread = threading.Thread(target=self._run, name="ambiseg-workers", daemon=True)
+
+    def take(self, last: bool = False) -> int | None:
+        """The index of the next task not yet handed out (the last one with ``last``), or None."""
+        with self._lock:
+            if self._front >= self._back:
+                return None
+            if last:
+                self._back -= 1
+                return self._back
+            self._front += 1
+            return self._front - 1
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        """End the thread (waking it if it waits on the workers) and wait for it."""
+        self._stopping = True
+        try:
+            self._wake_write.send_bytes(b"")
+            self._thread.join()
+        finally:
+            self._wake_read.close()
+            self._wake_write.close()
+
+    def results(self, wait_for: int = 0) -> Iterator[tuple[int, object]]:
+        """The workers' results posted so far, and more, waiting, until ``wait_for`` of them were given in
+        all; a posted error is raised."""
+        while True:
+            if self._delivered >= wait_for:
+                try:
+                    kind, index, value = self._events.get_nowait()
+                except queue.Empty:
+                    return
+            else:
+                kind, index, value = self._events.get()
+            if kind == "error":
+                raise value
+            self._delivered += 1
+            yield index, value
+
+    def _feed(self, proc: object, conn, busy: dict) -> None:
+        index = None if self._stopping else self.take()
+        if index is not None:
+            conn.send((index, self.func, self.tasks[index]))
+            busy[conn] = (proc, index)
+
+    def _run(self) -> None:
+        from multiprocessing.connection import wait
+
+        busy: dict[object, tuple[object, int | None]] = {conn: (proc, None) for proc, conn in self.workers}
+        try:
+            while not self._stopping:
+                running = any(index is not None for _, index in busy.values())
+                if not running and self._front >= self._back:
+                    return  # nothing more for the workers
+                sentinels = {proc.sentinel: (conn, proc, index) for conn, (proc, index) in busy.items()}
+                for ready in wait([*busy, *sentinels, self._wake_read]):
+                    if ready in sentinels:
+                        conn, proc, index = sentinels[ready]
+                        if conn in busy and not conn.poll():
+                            raise _died(proc, index)
+                        continue
+                    if ready not in busy:
+                        continue
+                    proc, index = busy.pop(ready)
+                    try:
+                        got, success, value = ready.recv()
+                    except (EOFError, OSError):  # the worker died: its pipe closed before its sentinel
+                        raise _died(proc, index) from None
+                    if not success:
+                        raise value
+                    if index is None:
+                        self.ready_workers.add(ready)
+                    else:
+                        self._events.put(("result", got, value))
+                    self._feed(proc, ready, busy)
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread, which raises it
+            self._events.put(("error", None, exc))
+
+
 def run_in_processes(
-    func: Callable, tasks: Sequence[tuple], jobs: int, env: dict[str, str] | None = None
+    func: Callable, tasks: Sequence[tuple], jobs: int, env: dict[str, str] | None = None,
+    here: Callable | None = None, warm_up: tuple[Callable, tuple] | None = None,
 ) -> Iterator[tuple[int, object]]:
     """Run ``func(*tasks[i])`` in ``jobs`` spawned processes; yield ``(i, result)`` as results arrive.
 
     ``func`` must be importable by the children (a module-level function). A task's exception is
-    re-raised here (after every worker was killed); ``env`` is added to the workers' environment.
-    """
-    import multiprocessing
-    from multiprocessing.connection import wait
+    re-raised here (after every worker was killed); ``env`` is added to the workers' environment;
+    ``warm_up = (f, args)``: each worker runs ``f(*args)`` (errors ignored) before it takes a task, so that
+    a task is never handed to a worker still loading what it needs while this process could run it.
 
+    ``here``: this process takes a share of the tasks too, as ``here(func, *tasks[i])``, so only
+    ``jobs - 1`` workers are started (one start-up and one import fewer). The workers take tasks from the
+    front of the list, this process from the back; an error found meanwhile (a worker's task failed, a
+    worker died) is raised once this process's current task is done.
+    """
     ctx = multiprocessing.get_context("spawn")
+    n_workers = min(jobs, len(tasks)) - (1 if here is not None else 0)
     workers: list[tuple[object, object]] = []
     ok = False
+    supervisor: _Supervisor | None = None
     try:
         # SIGINT blocked while the children start: they inherit the mask (so a Ctrl-C during their start
         # cannot print a traceback) and a Ctrl-C meant for us is delivered right after.
         masking = hasattr(signal, "pthread_sigmask")  # POSIX
         blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT}) if masking else None
         try:
-            for _ in range(min(jobs, len(tasks))):
+            for _ in range(n_workers):
                 mine, theirs = ctx.Pipe()
-                proc = ctx.Process(target=_worker, args=(theirs, os.getpid(), dict(env or {})), daemon=True)
+                proc = ctx.Process(target=_worker, args=(theirs, os.getpid(), dict(env or {}), warm_up),
+                                   daemon=True)
                 try:
                     proc.start()
                 finally:
@@ -107,51 +251,38 @@ def run_in_processes(
         finally:
             if masking:
                 signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
-        todo = iter(enumerate(tasks))
-        busy: dict[object, tuple[object, int]] = {}  # pipe -> (process, task index)
-
-        def feed(proc, conn) -> None:
-            for index, args in todo:
-                conn.send((index, func, args))
-                busy[conn] = (proc, index)
-                return
-
-        for proc, conn in workers:
-            feed(proc, conn)
-        while busy:
-            sentinels = {proc.sentinel: (conn, proc, index) for conn, (proc, index) in busy.items()}
-            for ready in wait([*busy, *sentinels]):
-                if ready in sentinels:
-                    conn, proc, index = sentinels[ready]
-                    if conn in busy and not conn.poll():
-                        proc.join()
-                        raise WorkerDiedError(
-                            f"a worker process ended (exit code {proc.exitcode}) while running task {index}"
-                        )
-                    continue
-                if ready not in busy:
-                    continue
-                proc, index = busy.pop(ready)
-                try:
-                    index, success, value = ready.recv()
-                except (EOFError, OSError):  # the worker died: its pipe closed before its sentinel was seen
-                    proc.join()
-                    raise WorkerDiedError(
-                        f"a worker process ended (exit code {proc.exitcode}) while running task {index}"
-                    ) from None
-                if not success:
-                    raise value
-                yield index, value
-                feed(proc, ready)
+        supervisor = _Supervisor(func, tasks, workers)
+        supervisor.start()
+        own = 0
+        while here is not None:
+            yield from supervisor.results()
+            index = supervisor.take(last=True)
+            if index is None:
+                break
+            result = here(func, *tasks[index])
+            own += 1
+            yield index, result
+        yield from supervisor.results(wait_for=len(tasks) - own)
         ok = True
     finally:
-        _stop(workers, gently=ok)
+        if not ok:  # first, so that the thread cannot hand out more work nor wait on a busy worker
+            _kill(workers)
+        if supervisor is not None:
+            supervisor.stop()
+        _stop(workers, gently=supervisor.ready_workers if ok and supervisor is not None else set())
 
 
-def _stop(workers: list[tuple[object, object]], gently: bool) -> None:
-    """End every worker: politely after a finished run, at once (SIGKILL) otherwise; reap them all."""
+def _kill(workers: list[tuple[object, object]]) -> None:
+    for proc, _ in workers:
+        if proc.is_alive():
+            proc.kill()
+
+
+def _stop(workers: list[tuple[object, object]], gently: set[object]) -> None:
+    """End every worker: politely those idle after a finished run (their pipes in ``gently``), at once
+    (SIGKILL: they hold no file open for writing) the others, e.g. one still starting; reap them all."""
     for proc, conn in workers:
-        if gently:
+        if conn in gently:
             try:
                 conn.send(None)
             except OSError:
@@ -159,7 +290,7 @@ def _stop(workers: list[tuple[object, object]], gently: bool) -> None:
         elif proc.is_alive():
             proc.kill()
     for proc, conn in workers:
-        proc.join(timeout=5 if gently else None)
+        proc.join(timeout=5 if conn in gently else None)
         if proc.is_alive():  # pragma: no cover - a worker that ignores the request to stop
             proc.kill()
             proc.join()
