@@ -87,3 +87,32 @@ def test_dice_of_masks():
     assert dice_of_masks(empty, empty) == 1.0  # default: two empty masks agree
     assert dice_of_masks(empty, empty, 0.0) == 0.0
     assert dice_of_masks(a, empty) == 0.0
+
+
+def test_empty_pair_values():
+    from ambiseg_metrics.core.pairwise import empty_pair_value
+
+    assert empty_pair_value("one") == 1.0
+    assert empty_pair_value("zero") == 0.0
+    assert np.isnan(empty_pair_value("skip"))
+    for bad in ("none", ["one"], None):  # unknown, unhashable, missing
+        with pytest.raises(ValueError, match=r"empty_pair must be one of 'one', 'zero', 'skip'; got"):
+            empty_pair_value(bad)
+
+
+def test_compiled_matrices_only_for_large_three_axis_counts(monkeypatch):
+    from ambiseg_metrics.core import _kernels, pairwise
+
+    calls = []
+    real = _kernels.similarity_matrices
+    monkeypatch.setattr(_kernels, "similarity_matrices", lambda *a: calls.append(a) or real(*a))
+    rng = np.random.default_rng(10)
+    above = _counts(rng, (2049,), 4)  # 2049 · 16 pairs, above 2**15
+    pairwise.similarity_from_counts(above, "iou")
+    assert len(calls) == 1
+    for inter in (_counts(rng, (), 182, p=8),  # one (K, K) matrix of 33,124 pairs
+                  _counts(rng, (2, 1100), 4)):  # two batch axes, 35,200 pairs
+        assert inter.size >= 1 << 15
+        got = pairwise.similarity_from_counts(inter, "dice", 0.0)
+        np.testing.assert_array_equal(got, pairwise.dice_from_counts(inter, 0.0))
+    assert len(calls) == 1
