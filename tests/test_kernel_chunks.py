@@ -110,7 +110,7 @@ def brute_votes(preds: np.ndarray, gts: np.ndarray) -> np.ndarray:
 # B images of W = 4097 words: with 2 threads, 2 word chunks for B = 4..7 and 3 for B = 3 (4097 = 2·2048 + 1
 # = 3·1365 + 2), so the chunk length is a rounded-up quotient and the last chunk is short
 @pytest.mark.parametrize("images", [3, 5])
-@pytest.mark.parametrize("path", ["fused", "packed", "votes"])
+@pytest.mark.parametrize("path", ["fused", "packed", "votes", "votes and pairs"])
 def test_few_chunks_count_every_word(two_threads, images, path):
     words = 4097
     n_chunks = _kernels._n_chunks(images, words)
@@ -121,8 +121,16 @@ def test_few_chunks_count_every_word(two_threads, images, path):
     gts = rng.random((images, 1, 1, P)) < 0.4
     preds[:, :, -2:] = True  # the last word of the last chunk counts in every mask
     gts[:, :, -2:] = True
-    if path == "votes":
-        blk = am.vote_counts(preds, gts, batch=True).blocks[0]
+    if path.startswith("votes"):
+        if path == "votes":
+            blk = am.vote_counts(preds, gts, batch=True).blocks[0]
+        else:  # one pass for both: the Gram partials of the chunks are summed too
+            pairs, votes = am.pair_and_vote_counts(preds, gts, batch=True)
+            blk = votes.blocks[0]
+            for i in range(images):
+                inter, union = brute_counts(preds[i], gts[i])
+                np.testing.assert_array_equal(pairs.blocks[0].inter[i], inter)
+                np.testing.assert_array_equal(pairs.blocks[0].union[i], union)
         for i in range(images):
             np.testing.assert_array_equal(blk.table[i], brute_votes(preds[i], gts[i]))
         return
@@ -145,3 +153,22 @@ def test_bad_value_in_a_later_chunk_is_found(two_threads, counter):
     g = np.random.default_rng(1).random((1, 2, 1, P)) > 0.5
     with pytest.raises(ValueError, match=rf"preds contains NaN \(image 0, mask 1, pixel {P - 10}\)"):
         getattr(am, counter)(x, g, batch=True)
+
+
+@pytest.mark.parametrize("threads", [3, 4, 5])
+def test_any_thread_count_runs_every_task(threads):
+    """The tasks are split into about 4 ranges per thread; every split must still run each task once."""
+    rng = np.random.default_rng(threads)
+    preds = rng.random((6, 3, 1, 64 * 4097)) < 0.3  # 6 images x 4097 words: chunked and threaded
+    gts = rng.random((6, 2, 1, 64 * 4097)) < 0.3
+    _kernels.set_threads(threads)
+    try:
+        block = am.pair_counts(preds, gts, batch=True).blocks[0]
+        votes = am.vote_counts(list(preds), list(gts), batch=True)
+    finally:
+        _kernels.set_threads(None)
+    for i in range(6):
+        inter, union = brute_counts(preds[i], gts[i])
+        np.testing.assert_array_equal(block.inter[i], inter)
+        np.testing.assert_array_equal(block.union[i], union)
+        np.testing.assert_array_equal(votes.per_image()[i].table[0], brute_votes(preds[i], gts[i]))
