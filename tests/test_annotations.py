@@ -75,3 +75,14 @@ def test_variable_annotations_resolve(module_name):
                 eval(compile(ast.Expression(node.annotation), module_name, "eval"), namespace)  # noqa: S307
             except Exception as exc:  # noqa: BLE001 - report which annotation is broken
                 raise AssertionError(f"{module_name}, line {node.lineno}: {text}: {exc}") from exc
+
+
+def test_public_docstrings_have_no_unfilled_markers():
+    """``fill_doc`` replaces ``{inputs}``, ``{conventions}``, ``{weights}`` markers: a function whose
+    decorator went missing would show the bare marker in the rendered docs."""
+    import re
+
+    marker = re.compile(r"^\s*\{[a-z_]+\}\s*$", re.MULTILINE)
+    for name in ambiseg_metrics.__all__:
+        doc = getattr(getattr(ambiseg_metrics, name), "__doc__", None) or ""
+        assert not marker.search(doc), f"{name}: {marker.search(doc).group().strip()}"

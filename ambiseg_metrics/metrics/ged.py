@@ -258,6 +258,7 @@ def _diversity(masks: object, what: str, batch: bool, conventions: str | Convent
                                                  pair_average=o.pair_average)[:, column])
 
 
+@fill_doc(conventions=CONVENTIONS_DOC)
 def sample_diversity(
     preds: object,
     *,
