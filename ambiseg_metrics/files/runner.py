@@ -35,13 +35,14 @@ CHUNKS_PER_WORKER = 8
 MAX_CHUNK = 64
 #: ``jobs="auto"``: the fewest cases for which a second process pays, by how the cases are stored —
 #: ``"images"`` (decoded: PNG/TIFF/... folders, TIFF/NIfTI stacks), ``"arrays"`` (``.npy``/``.npz`` stacks)
-#: — for cases of :data:`AUTO_REFERENCE_PIXELS` mask pixels. On 2 idle cores (``benchmarks/RESULTS.md``,
-#: workload 5) 2000 such cases as PNG folders ran 1.33x faster in two processes, as ``.npy`` stacks
-#: slower (0.89x): their reading is too cheap to repay a worker's start and kernel load, hence the far
+#: — for cases of :data:`AUTO_REFERENCE_PIXELS` mask pixels. On 2 idle cores (``python -m benchmarks
+#: --workloads 5``) two processes against one took 0.84x, 0.98x, 0.93x, 1.04x, 1.19x and 1.37x the
+#: speed for 50, 100, 200, 400, 800 and 2000 cases as PNG folders, but 0.81-0.96x up to 2000 cases as
+#: ``.npy`` stacks: their reading is too cheap to repay a worker's start and kernel load, hence the far
 #: higher threshold for arrays. On a loaded machine (two other CPU-bound jobs on 2 cores) two processes
-#: were slower at every size from 100 to 1600 cases for both kinds, which :func:`free_cpus` sees.
-#: Refine with ``python -m benchmarks.cli_runner --crossover`` on an idle machine. Arrays given in memory
-#: (``"memory"``) always run in one process: sending them to a worker costs more than evaluating them.
+#: were slower at every size from 100 to 1600 cases for both kinds, which :func:`free_cpus` sees. Arrays
+#: given in memory (``"memory"``) always run in one process: sending them to a worker costs more than
+#: evaluating them.
 AUTO_MIN_CASES = {"images": 400, "arrays": 4000}
 #: The mask pixels per case (8 + 3 masks of 128 x 128) with which :data:`AUTO_MIN_CASES` was measured;
 #: cases with more pixels need proportionally fewer cases (never fewer than 2), smaller ones the same.
