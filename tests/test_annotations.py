@@ -30,7 +30,13 @@ MODULES = sorted(
 @functools.cache
 def _library_classes() -> dict[str, type]:
     """Every class the library defines, by name: what ``if TYPE_CHECKING:`` imports refer to."""
-    out: dict[str, type] = {}
+    out: dict[str, object] = {}
+    try:  # the torch adapter's annotations name torch, which it imports only when used
+        import torch
+
+        out["torch"] = torch
+    except ImportError:
+        pass
     for module_name in MODULES:
         for obj in vars(importlib.import_module(module_name)).values():
             if inspect.isclass(obj) and obj.__module__.startswith("ambiseg_metrics."):

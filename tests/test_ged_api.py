@@ -103,3 +103,22 @@ def test_diversity_of_unsliceable_input_gets_the_input_rules_error(what, masks, 
         message = message.replace("preds", "gts").replace("(N,", "(M,").replace("(B, N,", "(B, M,")
     with pytest.raises(error, match=message):
         getattr(am, what)(masks, batch=batch)
+
+
+@pytest.mark.parametrize("name", ["ged", "ged_terms", "ged_terms_from_counts", "sample_diversity",
+                                  "annotator_diversity"])
+def test_ged_options_are_keyword_only(name):
+    import inspect
+
+    params = list(inspect.signature(getattr(am, name)).parameters.values())
+    data = [p for p in params if p.kind is p.POSITIONAL_OR_KEYWORD]
+    assert [p.name for p in data] == {"ged_terms_from_counts": ["counts"], "sample_diversity": ["preds"],
+                                      "annotator_diversity": ["gts"]}.get(name, ["preds", "gts"])
+    assert all(p.kind is p.KEYWORD_ONLY for p in params[len(data):])
+
+
+def test_unbiased_diversity_names_the_first_image_of_a_group():
+    with pytest.raises(ValueError, match=r"\(image 0\)"):
+        am.sample_diversity(np.stack([ONE, ONE, ONE]), batch=True, estimator="unbiased")
+    with pytest.raises(ValueError, match=r"\(image 0\)"):
+        am.annotator_diversity(np.stack([ONE, ONE, ONE]), batch=True, estimator="unbiased")

@@ -293,12 +293,9 @@ def _per_image(x: object, name: str, lead: str) -> list[np.ndarray]:
 
 
 def check_masks(x: object, name: str, batch: bool) -> None:
-    """Apply the input rules to one side alone (``name`` is ``"preds"`` or ``"gts"``): raise the error
-    that :func:`prepare_inputs` would raise for it, naming that argument."""
-    if batch:
-        _per_image(x, name, "N" if name == "preds" else "M")
-    else:
-        _stack_of_masks(x, name, "N" if name == "preds" else "M")
+    """Apply the input rules to one side alone (``name``: ``"preds"`` or ``"gts"``), raising the error
+    :func:`prepare_inputs` would raise for it, naming that argument."""
+    (_per_image if batch else _stack_of_masks)(x, name, "N" if name == "preds" else "M")
 
 
 def _flat(a: np.ndarray) -> np.ndarray:
