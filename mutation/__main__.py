@@ -34,6 +34,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 try:
@@ -198,49 +199,41 @@ def _is_equivalent(module: str, diff: str, known: list[dict[str, str]]) -> str |
     return None
 
 
-def _sample(db: Path, fraction: float, seed: int) -> None:
-    """Mark all but a seeded ``fraction`` of the pending mutants as done (skipped)."""
+def _pending(con: sqlite3.Connection) -> list[int]:
+    """The mutants of a session database not run (nor skipped) yet, in job order."""
+    query = ("select job_id from work_items where job_id not in (select job_id from work_results) "
+             "order by job_id")
+    return [r[0] for r in con.execute(query)]
+
+
+def _skip(db: Path, keep: Callable[[list[int]], list[int]], why: str) -> None:
+    """Mark the pending mutants that ``keep(pending)`` does not return as done (skipped, ``why``)."""
     con = sqlite3.connect(db)
-    pending = [
-        r[0]
-        for r in con.execute(
-            "select job_id from work_items where job_id not in (select job_id from work_results) "
-            "order by job_id"
-        )
-    ]
-    rng = random.Random(seed)
-    drop = [j for j in pending if rng.random() >= fraction]
+    pending = _pending(con)
+    kept = set(keep(pending))
     con.executemany(
         "insert into work_results (worker_outcome, output, test_outcome, diff, job_id) "
-        "values ('SKIPPED', 'not sampled', 'SKIPPED', '', ?)",
-        [(j,) for j in drop],
+        "values ('SKIPPED', ?, 'SKIPPED', '', ?)",
+        [(why, j) for j in pending if j not in kept],
     )
     con.commit()
     con.close()
 
 
-def _digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+def _sample(db: Path, fraction: float, seed: int) -> None:
+    """Keep a seeded ``fraction`` of the pending mutants; mark the others skipped."""
+    rng = random.Random(seed)
+    _skip(db, lambda pending: [j for j in pending if rng.random() < fraction], "not sampled")
 
 
 def _shard(db: Path, shard: tuple[int, int]) -> None:
     """Keep only every n-th pending mutant (offset k) of ``shard = (k, n)``; mark the others skipped."""
     k, n = shard
-    con = sqlite3.connect(db)
-    pending = [
-        r[0]
-        for r in con.execute(
-            "select job_id from work_items where job_id not in (select job_id from work_results) "
-            "order by job_id"
-        )
-    ]
-    con.executemany(
-        "insert into work_results (worker_outcome, output, test_outcome, diff, job_id) "
-        "values ('SKIPPED', 'other shard', 'SKIPPED', '', ?)",
-        [(j,) for i, j in enumerate(pending) if i % n != k],
-    )
-    con.commit()
-    con.close()
+    _skip(db, lambda pending: pending[k::n], "other shard")
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def run_module(
