@@ -42,6 +42,8 @@ try:
 except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib  # type: ignore[no-redef]
 
+from mutation.numba_keys import SITECUSTOMIZE
+
 ROOT = Path(__file__).resolve().parents[1]
 HERE = Path(__file__).resolve().parent
 
@@ -58,6 +60,7 @@ SCOPE: dict[str, list[str]] = {
         "tests/test_raters.py",
         "tests/test_reference_equality.py",
         "tests/test_inputs.py",
+        "tests/test_cache_setting.py",
     ],
     "core/counts.py": [
         "tests/test_count_paths.py",
@@ -119,12 +122,12 @@ SCOPE: dict[str, list[str]] = {
         "tests/test_weighted.py",
     ],
     "core/_assign.py": [
-        "tests/test_kernel_cache_deps.py",
         "tests/test_matching.py",
-        "tests/test_small_path.py",
         "tests/test_readout_kernels.py",
+        "tests/test_small_path.py",
         "tests/test_weighted.py",
         "tests/test_multiclass.py",
+        "tests/test_kernel_cache_deps.py",  # slow (compiles a copy of the package twice): last
     ],
     "core/weights.py": [
         "tests/test_weight_rules.py",
@@ -164,10 +167,21 @@ def _copy_tree(dst: Path) -> None:
         shutil.copy2(ROOT / name, dst / name)
 
 
-def _config(module: str, tests: list[str], timeout: float, profile: str = "mutation") -> str:
+def _config(
+    module: str, tests: list[str], timeout: float, profile: str = "mutation", site: Path | None = None,
+) -> str:
+    """cosmic-ray's configuration; with ``site`` (a folder holding the ``sitecustomize.py`` of
+    :mod:`mutation.numba_keys`), the tests run with numba's cache keyed per kernel."""
     excluded = ", ".join(json.dumps(e) for e in EXCLUDED_OPERATORS)
     test_command = (f"{sys.executable} -m pytest -x -q -p no:cacheprovider --hypothesis-profile={profile} "
                     + " ".join(shlex.quote(t) for t in tests))
+    if site is not None:
+        repo = site.parent / "repo"
+        test_command = shlex.join([
+            shutil.which("env") or "env", f"PYTHONPATH={site}:{repo}",
+            f"AMBISEG_MUTATED_FILE={repo / 'ambiseg_metrics' / module}",
+            f"AMBISEG_ORIGINAL_FILE={site / Path(module).name}",
+        ]) + " " + test_command
     return (
         "[cosmic-ray]\n"
         f'module-path = "ambiseg_metrics/{module}"\n'
@@ -238,30 +252,47 @@ def _digest(path: Path) -> str:
 
 def run_module(
     work: Path, module: str, tests: list[str], sample: float, seed: int, timeout: float, again: bool = False,
-    profile: str = "mutation", shard: tuple[int, int] = (0, 1),
+    profile: str = "mutation", shard: tuple[int, int] = (0, 1), resume: bool = False,
 ) -> dict:
     """Mutate ``module`` in the copy under ``work`` and run its tests against each mutant.
 
     With ``again``, the mutants of an earlier run kept in ``work`` are reused: the ones that survived are
     run again (against the tests as they are now), except those ``mutation/equivalent.toml`` explains;
-    the killed ones stay killed. The module's source must be
-    the one the mutants were made from.
+    the killed ones stay killed. With ``resume``, the mutants of an interrupted run kept in ``work`` that
+    have no result yet are run (against the tests as they are now). In both cases the module's source must
+    be the one the mutants were made from.
     """
     stem = module.replace("/", "_")
     cfg, db, stamp = work / f"{stem}.toml", work / f"{stem}.sqlite", work / f"{stem}.sha256"
     repo = work / "repo"
     source = repo / "ambiseg_metrics" / module
-    cfg.write_text(_config(module, tests, timeout, profile))
+    site = None
+    if not again:  # survivors are judged again with numba's own cache keys
+        site = work / "site"
+        site.mkdir(exist_ok=True)
+        (site / "sitecustomize.py").write_text(SITECUSTOMIZE)
+        shutil.copy2(source, site / Path(module).name)  # the unmutated module (checked below on resume)
+    cfg.write_text(_config(module, tests, timeout, profile, site))
 
     def cr(*args: str) -> None:
         subprocess.run([*args], cwd=repo, check=True, stdout=subprocess.DEVNULL)
 
     bindir = Path(sys.executable).parent
-    if again and db.exists():
+    if (again or resume) and not db.exists():
+        raise SystemExit(f"{work} has no mutants of {module}: run it with --keep")
+    if again or resume:
         if not stamp.exists() or stamp.read_text() != _digest(source):
             raise SystemExit(
-                f"{module} changed since its mutants were made in {work}: run it without --again"
+                f"{module} changed since its mutants were made in {work}: run it with --keep in a new folder"
             )
+    marked, part = work / f"{stem}.shard", f"{shard[0]}/{shard[1]}"  # the part this folder was cut to
+    if resume and shard[1] > 1:
+        if not marked.exists():
+            _shard(db, shard)
+            marked.write_text(part)
+        elif marked.read_text() != part:
+            raise SystemExit(f"{work} holds shard {marked.read_text()} of {module}, not {part}")
+    if again:
         con = sqlite3.connect(db)
         known = _load_equivalent()
         rerun = [  # survivors that mutation/equivalent.toml does not explain
@@ -274,7 +305,7 @@ def run_module(
         con.executemany("delete from work_results where job_id = ?", rerun)
         con.commit()
         con.close()
-    else:
+    elif not resume:
         if db.exists():
             db.unlink()
         stamp.write_text(_digest(source))
@@ -285,6 +316,9 @@ def run_module(
             _sample(db, sample, seed)
         if shard[1] > 1:
             _shard(db, shard)
+            marked.write_text(part)
+        else:
+            marked.unlink(missing_ok=True)
     t0 = time.perf_counter()
     cr(str(bindir / "cosmic-ray"), "exec", str(cfg), str(db))
     seconds = time.perf_counter() - t0
@@ -316,7 +350,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--shard", default="0/1", metavar="K/N",
         help="run only the K-th of N interleaved parts of the (sampled) mutants, e.g. 0/2 and 1/2 in two "
-        "processes with their own --keep folders",
+        "processes with their own --keep folders (with --resume: of the mutants still to run, each process "
+        "in its own copy of the kept folder)",
     )
     p.add_argument(
         "--hypothesis-profile", dest="profile",
@@ -332,6 +367,10 @@ def main(argv: list[str] | None = None) -> int:
         "--again", type=Path, metavar="DIR",
         help="rerun only the survivors of a run kept with --keep DIR, against the current tests",
     )
+    p.add_argument(
+        "--resume", type=Path, metavar="DIR",
+        help="go on with an interrupted run kept with --keep DIR: run the mutants that have no result yet",
+    )
     args = p.parse_args(argv)
     if not 0.0 < args.sample <= 1.0:
         p.error("--sample must be in (0, 1]")
@@ -341,28 +380,32 @@ def main(argv: list[str] | None = None) -> int:
             raise ValueError
     except ValueError:
         p.error(f"--shard must be K/N with 0 <= K < N; got {args.shard!r}")
-    if args.keep and args.again:
-        p.error("--keep and --again are exclusive (--again reuses the folder it names)")
+    if sum(map(bool, (args.keep, args.again, args.resume))) > 1:
+        p.error("--keep, --again and --resume are exclusive (--again and --resume reuse a kept folder)")
     if args.keep and args.keep.exists() and any(args.keep.iterdir()):
         p.error(f"--keep {args.keep}: the folder is not empty")
-    if args.again and not (args.again / "repo").is_dir():
-        p.error(f"--again {args.again}: not a folder kept by --keep")
+    for flag, folder in (("--again", args.again), ("--resume", args.resume)):
+        if folder and not (folder / "repo").is_dir():
+            p.error(f"{flag} {folder}: not a folder kept by --keep")
     if shutil.which("cosmic-ray", path=str(Path(sys.executable).parent)) is None:
         p.error("cosmic-ray is not installed in this environment: pip install -e '.[mutation]'")
     known = _load_equivalent()
     status = 0
     summary = []
     with contextlib.ExitStack() as stack:
-        if args.keep or args.again:
-            work = args.keep or args.again
+        if args.keep or args.again or args.resume:
+            work = args.keep or args.again or args.resume
             work.mkdir(parents=True, exist_ok=True)
         else:
             work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="ambiseg-mutation-")))
-        _copy_tree(work / "repo")  # again: the tests as they are now (a changed module is refused below)
+        # again/resume: the tests as they are now, and the module restored if an interrupted mutant was left
+        # in it (a module changed since --keep is refused below)
+        _copy_tree(work / "repo")
         for module in args.module or sorted(SCOPE):
             res = run_module(
                 work, module, SCOPE[module], args.sample, args.seed, args.timeout, again=bool(args.again),
                 profile=args.profile or ("ci" if args.again else "mutation"), shard=shard,
+                resume=bool(args.resume),
             )
             real = []
             for diff in res["survived"]:

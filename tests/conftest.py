@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, Phase, settings
 
 sys.path.insert(0, os.path.dirname(__file__))  # `import reference` / `strategies` from any test
 
@@ -19,9 +19,10 @@ settings.register_profile(
 settings.register_profile(
     "long", max_examples=2000, deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )
-# python -m mutation: fewer, reproducible examples per mutant; its survivors are rerun with "ci" (--again)
+# python -m mutation: fewer, reproducible examples per mutant, and no shrinking (a killed mutant needs a
+# failure, not the smallest one); its survivors are rerun with "ci" (--again)
 settings.register_profile(
     "mutation", max_examples=20, derandomize=True, deadline=None,
-    suppress_health_check=[HealthCheck.too_slow],
+    suppress_health_check=[HealthCheck.too_slow], phases=(Phase.explicit, Phase.reuse, Phase.generate),
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))

@@ -84,6 +84,30 @@ def test_bad_value_on_the_packing_path_names_its_image(side, image):
         am.pair_counts(p, g, batch=True)
 
 
+@pytest.mark.parametrize("path", ["fused", "packed", "votes"])
+def test_first_of_two_bad_values_in_the_partial_last_word(path):
+    """The last word of a row is packed pixel by pixel: of two bad values there, the error names the
+    first (a kernel that kept the last one would name pixel 19,850)."""
+    p, g = _big(3), _big(2)
+    flat = g[1, 1].reshape(-1)  # a view: 19,860 pixels, the last word holds pixels 19,840 .. 19,859
+    flat[19845], flat[19850] = 1.5, -0.5
+    call = am.vote_counts if path == "votes" else am.pair_counts
+    with pytest.raises(ValueError, match=r"gts contains 1.5 \(image 1, mask 1, pixel 19845\)"):
+        call(list(p) if path == "packed" else p, list(g) if path == "packed" else g, batch=True)
+
+
+@pytest.mark.parametrize("path", ["fused", "packed", "votes"])
+@pytest.mark.parametrize("side", ["preds", "gts"])
+def test_bad_value_at_the_first_pixel(side, path):
+    """The kernels report a bad value as 1 + its index, so pixel 0 is reported as 1, not as "none" (0)."""
+    p, g = _big(3), _big(2)
+    (p if side == "preds" else g)[0, 2 if side == "preds" else 1, 0, 0] = np.nan
+    mask = 2 if side == "preds" else 1
+    call = am.vote_counts if path == "votes" else am.pair_counts
+    with pytest.raises(ValueError, match=rf"{side} contains NaN \(image 0, mask {mask}, pixel 0\)"):
+        call(list(p) if path == "packed" else p, list(g) if path == "packed" else g, batch=True)
+
+
 @pytest.mark.parametrize("transposed", [False, True])
 @pytest.mark.parametrize("side", ["preds", "gts"])
 def test_bad_value_in_vote_counts_names_its_image(side, transposed):
@@ -244,8 +268,12 @@ def test_vote_tables_hold_up_to_65535_masks_per_side():
     preds[:30_001, 0, 0] = True
     table = am.vote_counts(preds, np.ones((1, 1, 2), bool)).blocks[0].table[0]
     assert table[30_001, 1] == 1 and table[0, 1] == 1 and table.sum() == 2
-    with pytest.raises(ValueError, match="the vote table supports at most 65535 masks per side"):
-        am.vote_counts(np.zeros((65_536, 1, 2), bool), np.ones((1, 1, 2), bool))
+    few = np.ones((1, 1, 2), bool)
+    for n in (65_536, 65_537):
+        many = np.zeros((n, 1, 2), bool)
+        for preds, gts in ((many, few), (few, many)):
+            with pytest.raises(ValueError, match="the vote table supports at most 65535 masks per side"):
+                am.vote_counts(preds, gts)
 
 
 def test_shared_similarity_matrices_are_read_only():

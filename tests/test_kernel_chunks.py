@@ -172,3 +172,19 @@ def test_any_thread_count_runs_every_task(threads):
         np.testing.assert_array_equal(block.inter[i], inter)
         np.testing.assert_array_equal(block.union[i], union)
         np.testing.assert_array_equal(votes.per_image()[i].table[0], brute_votes(preds[i], gts[i]))
+
+
+def test_thread_pool_follows_set_threads():
+    """A change of the thread count gives a pool of that many threads, down as well as up."""
+    rng = np.random.default_rng(5)
+    preds = rng.random((6, 3, 1, 64 * 4097)) < 0.3  # chunked and threaded
+    gts = rng.random((6, 2, 1, 64 * 4097)) < 0.3
+    sizes = []
+    try:
+        for threads in (3, 2, 4):
+            _kernels.set_threads(threads)
+            am.pair_counts(preds, gts, batch=True)
+            sizes.append(_kernels._POOL._max_workers)
+    finally:
+        _kernels.set_threads(None)
+    assert sizes == [3, 2, 4]

@@ -37,6 +37,14 @@ def test_vote_table_across_word_boundaries_and_many_masks(width, n, m, seed):
     assert np.array_equal(vote_counts(preds, gts).blocks[0].table[0], brute_table(preds, gts))
 
 
+@pytest.mark.parametrize(("n", "m"), [(3, 17), (17, 3), (16, 16)])
+def test_vote_table_with_sixteen_or_more_masks_per_side(n, m):
+    """The bit-sliced counters hold up to 65,535 masks per side; 16 and more take a second plane."""
+    rng = np.random.default_rng(n * 100 + m)
+    preds, gts = rng.random((n, 9, 70)) < 0.5, rng.random((m, 9, 70)) < 0.4
+    assert np.array_equal(vote_counts(preds, gts).blocks[0].table[0], brute_table(preds, gts))
+
+
 def test_pair_and_vote_counts_match_the_separate_passes():
     rng = np.random.default_rng(3)
     preds = rng.random((3, 5, 7, 70)) < 0.4
