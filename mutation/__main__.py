@@ -169,19 +169,23 @@ def _copy_tree(dst: Path) -> None:
 
 def _config(
     module: str, tests: list[str], timeout: float, profile: str = "mutation", site: Path | None = None,
+    boundscheck: bool = False,
 ) -> str:
     """cosmic-ray's configuration; with ``site`` (a folder holding the ``sitecustomize.py`` of
-    :mod:`mutation.numba_keys`), the tests run with numba's cache keyed per kernel."""
+    :mod:`mutation.numba_keys`), the tests run with numba's cache keyed per kernel; with ``boundscheck``,
+    with numba's bounds checks on (an index outside an array raises instead of reading what lies there)."""
     excluded = ", ".join(json.dumps(e) for e in EXCLUDED_OPERATORS)
     test_command = (f"{sys.executable} -m pytest -x -q -p no:cacheprovider --hypothesis-profile={profile} "
                     + " ".join(shlex.quote(t) for t in tests))
+    env = ["NUMBA_BOUNDSCHECK=1"] if boundscheck else []
     if site is not None:
         repo = site.parent / "repo"
-        test_command = shlex.join([
-            shutil.which("env") or "env", f"PYTHONPATH={site}:{repo}",
-            f"AMBISEG_MUTATED_FILE={repo / 'ambiseg_metrics' / module}",
+        env += [
+            f"PYTHONPATH={site}:{repo}", f"AMBISEG_MUTATED_FILE={repo / 'ambiseg_metrics' / module}",
             f"AMBISEG_ORIGINAL_FILE={site / Path(module).name}",
-        ]) + " " + test_command
+        ]
+    if env:
+        test_command = shlex.join([shutil.which("env") or "env", *env]) + " " + test_command
     return (
         "[cosmic-ray]\n"
         f'module-path = "ambiseg_metrics/{module}"\n'
@@ -253,6 +257,7 @@ def _digest(path: Path) -> str:
 def run_module(
     work: Path, module: str, tests: list[str], sample: float, seed: int, timeout: float, again: bool = False,
     profile: str = "mutation", shard: tuple[int, int] = (0, 1), resume: bool = False,
+    boundscheck: bool = False,
 ) -> dict:
     """Mutate ``module`` in the copy under ``work`` and run its tests against each mutant.
 
@@ -272,7 +277,7 @@ def run_module(
         site.mkdir(exist_ok=True)
         (site / "sitecustomize.py").write_text(SITECUSTOMIZE)
         shutil.copy2(source, site / Path(module).name)  # the unmutated module (checked below on resume)
-    cfg.write_text(_config(module, tests, timeout, profile, site))
+    cfg.write_text(_config(module, tests, timeout, profile, site, boundscheck))
 
     def cr(*args: str) -> None:
         subprocess.run([*args], cwd=repo, check=True, stdout=subprocess.DEVNULL)
@@ -358,6 +363,11 @@ def main(argv: list[str] | None = None) -> int:
         help='hypothesis profile of the tests (tests/conftest.py); default "mutation" (20 reproducible '
         'examples per test, fast), or "ci" with --again, so that a survivor is judged by the full tests',
     )
+    p.add_argument(
+        "--boundscheck", action="store_true",
+        help="run the tests with numba's bounds checks (NUMBA_BOUNDSCHECK=1): a mutant that indexes outside "
+        "an array fails instead of reading memory that may happen to hold the right value (slower)",
+    )
     p.add_argument("--json", type=Path, help="write the summary here")
     p.add_argument(
         "--keep", type=Path, metavar="DIR",
@@ -405,7 +415,7 @@ def main(argv: list[str] | None = None) -> int:
             res = run_module(
                 work, module, SCOPE[module], args.sample, args.seed, args.timeout, again=bool(args.again),
                 profile=args.profile or ("ci" if args.again else "mutation"), shard=shard,
-                resume=bool(args.resume),
+                resume=bool(args.resume), boundscheck=args.boundscheck,
             )
             real = []
             for diff in res["survived"]:

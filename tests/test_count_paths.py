@@ -96,6 +96,24 @@ def test_first_of_two_bad_values_in_the_partial_last_word(path):
         call(list(p) if path == "packed" else p, list(g) if path == "packed" else g, batch=True)
 
 
+@pytest.mark.parametrize("path", ["fused", "votes"])
+@pytest.mark.parametrize("side", ["preds", "gts"])
+def test_first_of_two_bad_values_in_different_spans(side, path):
+    """The fused kernels pack a chunk span by span (1024 words); a later span's bad value must not replace
+    an earlier one (one chunk here: 2,188 words on one thread)."""
+    rng = np.random.default_rng(3)
+    p, g = rng.random((1, 2, 1, 140_000)), rng.random((1, 2, 1, 140_000))
+    x = p if side == "preds" else g
+    x[0, 1, 0, 100], x[0, 1, 0, 70_000] = 1.5, -0.5
+    call = am.vote_counts if path == "votes" else am.pair_counts
+    _kernels.set_threads(1)
+    try:
+        with pytest.raises(ValueError, match=rf"{side} contains 1.5 \(image 0, mask 1, pixel 100\)"):
+            call(p, g, batch=True)
+    finally:
+        _kernels.set_threads(None)
+
+
 @pytest.mark.parametrize("path", ["fused", "packed", "votes"])
 @pytest.mark.parametrize("side", ["preds", "gts"])
 def test_bad_value_at_the_first_pixel(side, path):

@@ -175,16 +175,19 @@ def test_any_thread_count_runs_every_task(threads):
 
 
 def test_thread_pool_follows_set_threads():
-    """A change of the thread count gives a pool of that many threads, down as well as up."""
+    """A change of the thread count gives a pool of that many threads, down as well as up; the same count
+    keeps the pool."""
     rng = np.random.default_rng(5)
     preds = rng.random((6, 3, 1, 64 * 4097)) < 0.3  # chunked and threaded
     gts = rng.random((6, 2, 1, 64 * 4097)) < 0.3
-    sizes = []
+    sizes, pools = [], []
     try:
-        for threads in (3, 2, 4):
+        for threads in (3, 3, 2, 4):
             _kernels.set_threads(threads)
             am.pair_counts(preds, gts, batch=True)
             sizes.append(_kernels._POOL._max_workers)
+            pools.append(_kernels._POOL)
     finally:
         _kernels.set_threads(None)
-    assert sizes == [3, 2, 4]
+    assert sizes == [3, 3, 2, 4]
+    assert pools[1] is pools[0] and len({id(pool) for pool in pools}) == 3  # reused while n is the same
