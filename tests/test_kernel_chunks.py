@@ -191,3 +191,16 @@ def test_thread_pool_follows_set_threads():
         _kernels.set_threads(None)
     assert sizes == [3, 3, 2, 4]
     assert pools[1] is pools[0] and len({id(pool) for pool in pools}) == 3  # reused while n is the same
+
+
+@pytest.mark.parametrize("configured", [1, 3])
+def test_threads_follow_numba_num_threads(monkeypatch, configured):
+    """Without set_threads the kernels use NUMBA_NUM_THREADS threads (1 included); set_threads wins."""
+    monkeypatch.setattr(_kernels.numba_config, "NUMBA_NUM_THREADS", configured)
+    assert _kernels._n_threads() == configured
+    _kernels.set_threads(2)
+    try:
+        assert _kernels._n_threads() == 2
+    finally:
+        _kernels.set_threads(None)
+    assert _kernels._n_threads() == configured
