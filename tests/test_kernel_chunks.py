@@ -155,6 +155,19 @@ def test_bad_value_in_a_later_chunk_is_found(two_threads, counter):
         getattr(am, counter)(x, g, batch=True)
 
 
+@pytest.mark.parametrize("counter", ["pair_counts", "vote_counts"])
+def test_bad_value_in_the_second_of_two_chunks_is_found(two_threads, counter):
+    """4 large images on 2 threads are split into 2 chunks each: the second chunk's report counts too."""
+    words = 4097
+    P = 64 * words
+    assert _kernels._n_chunks(4, words) == 2
+    x = np.random.default_rng(2).random((4, 2, 1, P), dtype=np.float32)
+    x[3, 1, 0, P - 10] = np.nan  # in the second chunk of image 3's mask 1, the only bad value
+    g = np.random.default_rng(3).random((4, 1, 1, P)) > 0.5
+    with pytest.raises(ValueError, match=rf"preds contains NaN \(image 3, mask 1, pixel {P - 10}\)"):
+        getattr(am, counter)(x, g, batch=True)
+
+
 @pytest.mark.parametrize("threads", [3, 4, 5])
 def test_any_thread_count_runs_every_task(threads):
     """The tasks are split into about 4 ranges per thread; every split must still run each task once."""
