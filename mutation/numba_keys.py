@@ -14,8 +14,9 @@ only compilations of the unmutated source.
 Why this cannot kill a mutant falsely: a kernel is loaded from the cache only when the source it is keyed on
 is the same as when it was compiled, and numba adds the function's own bytecode to the key. A missed
 dependency could only make a mutant *survive* (old code runs), and survivors are judged again with
-``--again``, which runs without this plugin. Kernels of other files of the package keep numba's key plus
-the hash of the mutated file's ``@overload`` registrations (which they may call into without naming them).
+``--again``, which runs without this module. Kernels of other files of the package keep numba's key plus
+the hashes of what they may compile in from the mutated file: its ``@overload`` registrations (called
+without being named) and the functions they import from it.
 """
 
 from __future__ import annotations
@@ -85,6 +86,23 @@ def _file_keys(path: str) -> tuple[bool, dict[str, str]]:
     return source_keys(Path(path).read_text())
 
 
+@cache
+def _imports_from(path: str, module: str, package: str) -> frozenset[str]:
+    """The names the file at ``path`` (in the dotted ``package``) imports from the dotted ``module``."""
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(Path(path).read_text())):
+        if isinstance(node, ast.ImportFrom):
+            base = package.split(".")
+            if node.level:
+                base = base[: len(base) - node.level + 1]
+                source = ".".join(base + ([node.module] if node.module else []))
+            else:
+                source = node.module or ""
+            if source == module:
+                names.update(alias.name for alias in node.names)
+    return frozenset(names)
+
+
 def _patch(caching, mutated: Path, original: Path | None) -> None:
     """Give every numba cache created from now on the stamp described in the module docstring; with the
     ``original`` (unmutated) source, a kernel whose key differs from the original's is compiled without
@@ -96,6 +114,8 @@ def _patch(caching, mutated: Path, original: Path | None) -> None:
         package = package.parent
     init = caching.Cache.__init__
 
+    dotted = ".".join(mutated.relative_to(package.parent).with_suffix("").parts)
+
     def keyed_init(self, py_func) -> None:  # noqa: ANN001
         init(self, py_func)
         where = Path(py_func.__code__.co_filename).resolve()
@@ -103,14 +123,21 @@ def _patch(caching, mutated: Path, original: Path | None) -> None:
         base = {"": ""} if original is None else _file_keys(str(original))[1]
         top = py_func.__qualname__.split(".")[0]  # an @overload's implementations: the shared statements
         if where == mutated:
-            key = keys.get(top, keys[""])
+            key, unchanged = keys.get(top, keys[""]), base.get(top, base[""])
             self._cache_file._source_stamp = ("mutation", key)
-        elif registers and package in where.parents:
-            key = keys[""]
+        elif package in where.parents:
+            # another file of the package: what it may compile in from the mutated file, i.e. the
+            # @overload registrations (never named) and the functions it imports from it by name
+            where_package = ".".join(where.parent.relative_to(package.parent).parts)
+            names = sorted(_imports_from(str(where), dotted, where_package) & keys.keys())
+            if not registers and not names:
+                return
+            key = "".join([keys[""] if registers else "", *(keys[n] for n in names)])
+            unchanged = "".join([base[""] if registers else "", *(base.get(n, "") for n in names)])
             self._cache_file._source_stamp = (self._cache_file._source_stamp, key)
         else:
             return
-        if original is not None and key != base.get(top if where == mutated else "", base[""]):
+        if original is not None and key != unchanged:
             self.disable()
 
     caching.Cache.__init__ = keyed_init

@@ -68,8 +68,17 @@ def test_formatting_and_comments_change_no_key():
     assert _changed(MODULE, MODULE.replace("return x - 1", "return (x  -  1)  # same")) == set()
 
 
+USER = textwrap.dedent('''
+    from numba import njit
+
+    from .kernels import leaf
+
+    @njit(cache=True)
+    def uses(x):
+        return leaf(x) + 10
+''')
+
 SCRIPT = """
-import sys
 from numba.core import caching
 saved = []
 original = caching.IndexDataCacheFile.save
@@ -77,8 +86,8 @@ def save(self, key, data):
     saved.append(self._index_name.split(".")[1].split("-")[0])  # kernels.<name>-<line>.pyXY.nbi
     return original(self, key, data)
 caching.IndexDataCacheFile.save = save
-import kernels
-print(kernels.caller(2), kernels.other(2), kernels.scaled(2), ",".join(sorted(set(saved))))
+from pkg import kernels, user
+print(kernels.caller(2), kernels.other(2), kernels.scaled(2), user.uses(2), ",".join(sorted(set(saved))))
 """
 
 
@@ -92,29 +101,34 @@ def test_a_mutant_recompiles_only_what_it_changed(tmp_path):
     site = tmp_path / "site"
     site.mkdir()
     (site / "sitecustomize.py").write_text(SITECUSTOMIZE)
-    source = tmp_path / "kernels.py"
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "__init__.py").write_text("")
+    (tmp_path / "pkg" / "user.py").write_text(USER)  # another file that compiles in the mutated one's leaf
+    source = tmp_path / "pkg" / "kernels.py"
     source.write_text(MODULE)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("NUMBA_", "PYTHON"))}
     env.update(PYTHONPATH=f"{site}:{ROOT}:{tmp_path}", AMBISEG_MUTATED_FILE=str(source))
-    assert _run(tmp_path, env) == ["5", "1", "6", "caller,leaf,other,scaled"]  # first run: all saved
-    assert _run(tmp_path, env) == ["5", "1", "6"]  # nothing changed: all loaded
-    source.write_text(MODULE.replace("x * 2", "x * 4"))  # a mutant of the leaf
-    assert _run(tmp_path, env) == ["9", "1", "6", "caller,leaf"]
-    source.write_text(MODULE)  # restored: the original's cache entries of the two were overwritten
-    assert _run(tmp_path, env) == ["5", "1", "6", "caller,leaf"]
+    everything = "caller,leaf,other,scaled,uses"
+    assert _run(tmp_path, env) == ["5", "1", "6", "14", everything]  # first run: all saved
+    assert _run(tmp_path, env) == ["5", "1", "6", "14"]  # nothing changed: all loaded
+    source.write_text(MODULE.replace("x * 2", "x * 4"))  # a mutant of the leaf, which user.py imports
+    assert _run(tmp_path, env) == ["9", "1", "6", "18", "caller,leaf,uses"]
+    source.write_text(MODULE)  # restored: the original's cache entries of the three were overwritten
+    assert _run(tmp_path, env) == ["5", "1", "6", "14", "caller,leaf,uses"]
     # with the original named, a mutant's kernels are compiled but not saved: the restored source and
     # the next mutant load the original's entries
     (tmp_path / "original.py").write_text(MODULE)
     env["AMBISEG_ORIGINAL_FILE"] = str(tmp_path / "original.py")
     source.write_text(MODULE.replace("x * 2", "x * 4"))
-    assert _run(tmp_path, env) == ["9", "1", "6"]
+    assert _run(tmp_path, env) == ["9", "1", "6", "18"]
     source.write_text(MODULE.replace("x - 1", "x - 3"))
-    assert _run(tmp_path, env) == ["5", "-1", "6"]
+    assert _run(tmp_path, env) == ["5", "-1", "6", "14"]
     source.write_text(MODULE)
-    assert _run(tmp_path, env) == ["5", "1", "6"]
+    assert _run(tmp_path, env) == ["5", "1", "6", "14"]
     del env["AMBISEG_ORIGINAL_FILE"]
-    # without the hook numba keys every function on the whole file: a change anywhere recompiles all
+    # without the hook numba keys every function on its whole file: a change anywhere in kernels.py
+    # recompiles all of kernels.py's functions
     del env["AMBISEG_MUTATED_FILE"]
     _run(tmp_path, env)
     source.write_text(MODULE.replace("x - 1", "x - 2"))
-    assert _run(tmp_path, env) == ["5", "0", "6", "caller,leaf,other,scaled"]
+    assert _run(tmp_path, env)[:5] == ["5", "0", "6", "14", "caller,leaf,other,scaled"]
