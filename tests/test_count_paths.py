@@ -96,6 +96,25 @@ def test_first_of_two_bad_values_in_the_partial_last_word(path):
         call(list(p) if path == "packed" else p, list(g) if path == "packed" else g, batch=True)
 
 
+@pytest.mark.parametrize("path", ["fused", "packed", "votes"])
+def test_float_masks_count_as_their_threshold(path):
+    """Probabilities count as value > 0.5 on every kernel path, on both sides, and the bounds 0.0 and 1.0
+    are valid values, in whole words and in the partial last word."""
+    p, g = _big(3), _big(2)
+    for x, first, last in ((p, 1.0, 0.0), (g, 0.0, 1.0)):
+        x[:, :, 0, :3] = first
+        x[:, :, -1, -5:] = last  # the last 5 pixels, in the last (partial) word
+    bp, bg = p > 0.5, g > 0.5
+    if path == "votes":
+        got, want = am.vote_counts(p, g, batch=True), am.vote_counts(bp, bg, batch=True)
+        np.testing.assert_array_equal(got.blocks[0].table, want.blocks[0].table)
+        return
+    got = am.pair_counts(list(p) if path == "packed" else p, list(g) if path == "packed" else g, batch=True)
+    want = am.pair_counts(bp, bg, batch=True)
+    np.testing.assert_array_equal(got.blocks[0].inter, want.blocks[0].inter)
+    np.testing.assert_array_equal(got.blocks[0].union, want.blocks[0].union)
+
+
 @pytest.mark.parametrize("path", ["fused", "votes"])
 @pytest.mark.parametrize("side", ["preds", "gts"])
 def test_first_of_two_bad_values_in_different_spans(side, path):
