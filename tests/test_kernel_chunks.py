@@ -159,6 +159,17 @@ def test_bad_value_in_a_later_chunk_is_found(two_threads, counter):
 
 
 @pytest.mark.parametrize("counter", ["pair_counts", "vote_counts"])
+def test_bad_value_at_pixel_0_of_a_chunked_mask_is_found(two_threads, counter):
+    """A chunk reports its first bad value as 1 + its index: pixel 0 is reported as 1, and counts."""
+    P = 64 * 4097
+    x = np.random.default_rng(4).random((1, 3, 1, P))
+    x[0, 2, 0, 0] = -1.0  # the only bad value, at the first pixel of the first chunk
+    g = np.random.default_rng(5).random((1, 2, 1, P)) > 0.5
+    with pytest.raises(ValueError, match=r"preds contains -1.0 \(image 0, mask 2, pixel 0\)"):
+        getattr(am, counter)(x, g, batch=True)
+
+
+@pytest.mark.parametrize("counter", ["pair_counts", "vote_counts"])
 def test_bad_value_in_the_second_of_two_chunks_is_found(two_threads, counter):
     """4 large images on 2 threads are split into 2 chunks each: the second chunk's report counts too."""
     words = 4097
