@@ -50,6 +50,24 @@ def test_a_folder_others_can_enter_is_not_used(no_locator, mode):
     assert config.CACHE_DIR == ""
 
 
+def test_a_folder_of_another_user_is_not_used(no_locator, monkeypatch):
+    """A private folder under our name but owned by another user (any other uid, lower or higher) is not
+    loaded from: numba's cache holds pickled code."""
+    no_locator.mkdir(mode=0o700)
+    uid = os.getuid()
+    real_lstat = os.lstat
+    for owner in (uid - 1, uid + 1):
+
+        def lstat(path, owner=owner):
+            st = real_lstat(path)
+            return os.stat_result((st.st_mode, st.st_ino, st.st_dev, st.st_nlink, owner, *tuple(st)[5:]))
+
+        monkeypatch.setattr(_kernels.os, "lstat", lstat)
+        with pytest.warns(RuntimeWarning, match="NUMBA_CACHE_DIR"):
+            assert _kernels._cache_setting() is False
+        assert config.CACHE_DIR == ""
+
+
 def test_the_warning_points_at_the_caller(no_locator):
     """Attributed to the module that loads the kernels (this file here), so that a user's warning filter
     for ``ambiseg_metrics`` applies to it."""

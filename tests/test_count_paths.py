@@ -96,6 +96,17 @@ def test_first_of_two_bad_values_in_the_partial_last_word(path):
         call(list(p) if path == "packed" else p, list(g) if path == "packed" else g, batch=True)
 
 
+@pytest.mark.parametrize("value", [-0.5, 1.5])
+@pytest.mark.parametrize("path", ["fused", "packed", "votes"])
+def test_bad_value_alone_in_the_partial_last_word(path, value):
+    """Below 0 and above 1 are both refused in the last word, which is checked pixel by pixel."""
+    p, g = _big(3), _big(2)
+    p[1, 2].reshape(-1)[19857] = value
+    call = am.vote_counts if path == "votes" else am.pair_counts
+    with pytest.raises(ValueError, match=rf"preds contains {value} \(image 1, mask 2, pixel 19857\)"):
+        call(list(p) if path == "packed" else p, list(g) if path == "packed" else g, batch=True)
+
+
 @pytest.mark.parametrize("path", ["fused", "packed", "votes"])
 def test_float_masks_count_as_their_threshold(path):
     """Probabilities count as value > 0.5 on every kernel path, on both sides, and the bounds 0.0 and 1.0

@@ -231,3 +231,26 @@ def test_threads_follow_numba_num_threads(monkeypatch, configured):
     finally:
         _kernels.set_threads(None)
     assert _kernels._n_threads() == configured
+
+
+def test_more_masks_than_words_per_span():
+    """The fused kernel packs spans of up to 1,024 words into a (K, 1024) buffer; with more than 1,024
+    masks and words the span length must still be the buffer's width, not the mask count."""
+    rng = np.random.default_rng(6)
+    P = 64 * 1025
+    preds = rng.random((1, 1000, 1, P), dtype=np.float32) < 0.3
+    gts = rng.random((1, 25, 1, P), dtype=np.float32) < 0.3
+    block = am.pair_counts(preds, gts, batch=True).blocks[0]
+    k = np.concatenate([preds[0], gts[0]]).reshape(1025, P)
+    np.testing.assert_array_equal(np.diagonal(block.inter[0]), k.sum(axis=1))
+    for i in (0, 999, 1024):
+        np.testing.assert_array_equal(block.inter[0, i], k @ k[i].astype(np.int64))
+
+
+def test_every_kernel_releases_the_gil():
+    """The module promises serial kernels that release the GIL (threads of a caller run them at once)."""
+    from numba.core.registry import CPUDispatcher
+
+    kernels = {name: f for name, f in vars(_kernels).items() if isinstance(f, CPUDispatcher)}
+    assert "assignment_kernel" in kernels and len(kernels) > 10
+    assert [name for name, f in kernels.items() if not f.targetoptions.get("nogil")] == []
