@@ -245,6 +245,8 @@ def test_more_masks_than_words_per_span():
     np.testing.assert_array_equal(np.diagonal(block.inter[0]), k.sum(axis=1))
     for i in (0, 999, 1024):
         np.testing.assert_array_equal(block.inter[0, i], k @ k[i].astype(np.int64))
+    votes = am.vote_counts(preds, gts, batch=True).blocks[0]  # the vote kernel packs spans the same way
+    np.testing.assert_array_equal(votes.table[0], brute_votes(preds[0], gts[0]))
 
 
 def test_every_kernel_releases_the_gil():
