@@ -238,6 +238,10 @@ def _skip(db: Path, keep: Callable[[list[int]], list[int]], why: str) -> None:
     con.close()
 
 
+#: why --again skips the mutants of an unfinished run that were never run (they stay for --resume)
+_NOT_YET = "not run yet (--again reruns survivors only)"
+
+
 def _sample(db: Path, fraction: float, seed: int) -> None:
     """Keep a seeded ``fraction`` of the pending mutants; mark the others skipped."""
     rng = random.Random(seed)
@@ -298,6 +302,8 @@ def run_module(
         elif marked.read_text() != part:
             raise SystemExit(f"{work} holds shard {marked.read_text()} of {module}, not {part}")
     if again:
+        # the mutants of an unfinished run that were never run wait (for --resume): skip them meanwhile
+        _skip(db, lambda pending: [], _NOT_YET)
         con = sqlite3.connect(db)
         known = _load_equivalent()
         rerun = [  # survivors that mutation/equivalent.toml does not explain
@@ -325,7 +331,15 @@ def run_module(
         else:
             marked.unlink(missing_ok=True)
     t0 = time.perf_counter()
-    cr(str(bindir / "cosmic-ray"), "exec", str(cfg), str(db))
+    try:
+        cr(str(bindir / "cosmic-ray"), "exec", str(cfg), str(db))
+    finally:
+        if again:
+            con = sqlite3.connect(db)
+            query = "delete from work_results where worker_outcome = 'SKIPPED' and output = ?"
+            con.execute(query, (_NOT_YET,))
+            con.commit()
+            con.close()
     seconds = time.perf_counter() - t0
     con = sqlite3.connect(db)
     rows = con.execute("select test_outcome, worker_outcome, diff from work_results").fetchall()
