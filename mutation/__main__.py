@@ -16,8 +16,11 @@ Examples
 ``mutation`` hypothesis profile and keeps the work folder; after writing tests for the survivors,
 ``python -m mutation --module core/counts.py --again /tmp/m`` reruns only the survivors that
 ``equivalent.toml`` does not explain, with the full ``ci`` profile. ``--sample 0.05`` runs a seeded 5% of
-the mutants (the kernels: about 2,000 mutants that each recompile, hours on 2 cores), ``--shard K/N`` one of N
-interleaved parts. Figures are in the README's development section.
+the mutants (the kernels: about 2,000 mutants, hours on 2 cores), ``--shard K/N`` one of N interleaved
+parts, ``--resume DIR`` goes on with an interrupted run. During a first pass numba's cache is keyed per
+kernel (:mod:`mutation.numba_keys`), so a kernel mutant recompiles only what its change reaches;
+``--again`` judges survivors with numba's own keys (add ``--boundscheck`` for the kernels). Figures are in
+the README's development section.
 """
 
 from __future__ import annotations
