@@ -29,7 +29,6 @@ import argparse
 import contextlib
 import hashlib
 import json
-import random
 import shlex
 import shutil
 import sqlite3
@@ -37,18 +36,13 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 
-try:
-    import tomllib
-except ModuleNotFoundError:  # Python 3.10
-    import tomli as tomllib  # type: ignore[no-redef]
-
+from mutation.equivalents import _changed_lines, _is_equivalent, _load_equivalent
 from mutation.numba_keys import SITECUSTOMIZE
+from mutation.work_db import _NOT_YET, _sample, _shard, _skip
 
 ROOT = Path(__file__).resolve().parents[1]
-HERE = Path(__file__).resolve().parent
 
 #: module (under ambiseg_metrics/) -> the tests that guard it (fast, no torch)
 SCOPE: dict[str, list[str]] = {
@@ -198,63 +192,6 @@ def _config(
         '[cosmic-ray.distributor]\nname = "local"\n'
         f"[cosmic-ray.filters.operators-filter]\nexclude-operators = [{excluded}]\n"
     )
-
-
-def _changed_lines(diff: str) -> tuple[str, str]:
-    minus = [ln[1:].strip() for ln in diff.splitlines() if ln.startswith("-") and not ln.startswith("---")]
-    plus = [ln[1:].strip() for ln in diff.splitlines() if ln.startswith("+") and not ln.startswith("+++")]
-    return "\n".join(minus), "\n".join(plus)
-
-
-def _load_equivalent() -> list[dict[str, str]]:
-    path = HERE / "equivalent.toml"
-    return tomllib.loads(path.read_text())["mutant"] if path.exists() else []
-
-
-def _is_equivalent(module: str, diff: str, known: list[dict[str, str]]) -> str | None:
-    before, after = _changed_lines(diff)
-    for k in known:
-        afters = [k["after"]] if isinstance(k["after"], str) else k["after"]
-        if k["module"] == module and k["before"].strip() == before and after in (a.strip() for a in afters):
-            return k["why"]
-    return None
-
-
-def _pending(con: sqlite3.Connection) -> list[int]:
-    """The mutants of a session database not run (nor skipped) yet, in job order."""
-    query = ("select job_id from work_items where job_id not in (select job_id from work_results) "
-             "order by job_id")
-    return [r[0] for r in con.execute(query)]
-
-
-def _skip(db: Path, keep: Callable[[list[int]], list[int]], why: str) -> None:
-    """Mark the pending mutants that ``keep(pending)`` does not return as done (skipped, ``why``)."""
-    con = sqlite3.connect(db)
-    pending = _pending(con)
-    kept = set(keep(pending))
-    con.executemany(
-        "insert into work_results (worker_outcome, output, test_outcome, diff, job_id) "
-        "values ('SKIPPED', ?, 'SKIPPED', '', ?)",
-        [(why, j) for j in pending if j not in kept],
-    )
-    con.commit()
-    con.close()
-
-
-#: why --again skips the mutants of an unfinished run that were never run (they stay for --resume)
-_NOT_YET = "not run yet (--again reruns survivors only)"
-
-
-def _sample(db: Path, fraction: float, seed: int) -> None:
-    """Keep a seeded ``fraction`` of the pending mutants; mark the others skipped."""
-    rng = random.Random(seed)
-    _skip(db, lambda pending: [j for j in pending if rng.random() < fraction], "not sampled")
-
-
-def _shard(db: Path, shard: tuple[int, int]) -> None:
-    """Keep only every n-th pending mutant (offset k) of ``shard = (k, n)``; mark the others skipped."""
-    k, n = shard
-    _skip(db, lambda pending: pending[k::n], "other shard")
 
 
 def _digest(path: Path) -> str:
