@@ -151,7 +151,9 @@ def test_an_error_in_one_worker_stops_the_others(tmp_path):
     assert proc.returncode == 2, err
     assert "b_bad.npy" in err and "Traceback" not in err
     assert not out.exists()
-    assert len(seen) >= 2
+    # --jobs 2 is this process and one worker (plus, at times, a short-lived helper process: it was
+    # seen in most runs and not in one, so it is not counted on)
+    assert len(seen) >= 1
     assert _wait_gone(sorted(seen), timeout=1.0) == [], "a worker blocked on a case outlived the failed run"
 
 
