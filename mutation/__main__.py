@@ -40,119 +40,10 @@ from pathlib import Path
 
 from mutation.equivalents import _changed_lines, _is_equivalent, _load_equivalent
 from mutation.numba_keys import SITECUSTOMIZE
-from mutation.work_db import _NOT_YET, _sample, _shard, _skip
+from mutation.scope import EXCLUDED_OPERATORS, SCOPE
+from mutation.work_db import _NOT_YET, _forget, _only_changed, _sample, _shard, _skip
 
 ROOT = Path(__file__).resolve().parents[1]
-
-#: module (under ambiseg_metrics/) -> the tests that guard it (fast, no torch)
-SCOPE: dict[str, list[str]] = {
-    "core/_kernels.py": [
-        "tests/test_kernels.py",
-        "tests/test_kernel_chunks.py",
-        "tests/test_count_paths.py",
-        "tests/test_votes.py",
-        "tests/test_gram_blocks.py",
-        "tests/test_small_path.py",
-        "tests/test_readout_kernels.py",
-        "tests/test_raters.py",
-        "tests/test_reference_equality.py",
-        "tests/test_inputs.py",
-        "tests/test_cache_setting.py",
-    ],
-    "core/counts.py": [
-        "tests/test_count_paths.py",
-        "tests/test_inputs.py",
-        "tests/test_input_errors.py",
-        "tests/test_small_path.py",
-        "tests/test_kernels.py",
-        "tests/test_gram_blocks.py",
-        "tests/test_votes.py",
-        "tests/test_raters.py",
-        "tests/test_reference_equality.py",
-        "tests/test_properties.py",
-        "tests/test_weighted.py",
-    ],
-    "core/pairwise.py": [
-        "tests/test_pairwise.py",
-        "tests/test_count_paths.py",
-        "tests/test_reference_equality.py",
-        "tests/test_properties.py",
-        "tests/test_worked_examples.py",
-        "tests/test_small_path.py",
-    ],
-    "metrics/ged.py": [
-        "tests/test_ged_api.py",
-        "tests/test_worked_examples.py",
-        "tests/test_conventions.py",
-        "tests/test_reference_equality.py",
-        "tests/test_properties.py",
-        "tests/test_weighted.py",
-        "tests/test_options.py",
-    ],
-    "metrics/ged_readouts.py": [
-        "tests/test_ged_api.py",
-        "tests/test_worked_examples.py",
-        "tests/test_conventions.py",
-        "tests/test_reference_equality.py",
-        "tests/test_properties.py",
-        "tests/test_weighted.py",
-    ],
-    "metrics/collective_insight.py": [
-        "tests/test_worked_examples.py",
-        "tests/test_conventions.py",
-        "tests/test_reference_equality.py",
-        "tests/test_properties.py",
-        "tests/test_weighted.py",
-        "tests/test_options.py",
-    ],
-    "metrics/ci_counts.py": [
-        "tests/test_worked_examples.py",
-        "tests/test_conventions.py",
-        "tests/test_reference_equality.py",
-        "tests/test_properties.py",
-    ],
-    "metrics/matching.py": [
-        "tests/test_matching_paths.py",
-        "tests/test_matching.py",
-        "tests/test_reference_equality.py",
-        "tests/test_properties.py",
-        "tests/test_weighted.py",
-    ],
-    "core/_assign.py": [
-        "tests/test_matching.py",
-        "tests/test_readout_kernels.py",
-        "tests/test_small_path.py",
-        "tests/test_weighted.py",
-        "tests/test_multiclass.py",
-        "tests/test_kernel_cache_deps.py",  # slow (compiles a copy of the package twice): last
-    ],
-    "core/weights.py": [
-        "tests/test_weight_rules.py",
-        "tests/test_weighted.py",
-        "tests/test_raters.py",
-        "tests/test_inputs.py",
-    ],
-    "files/report.py": ["tests/test_report.py"],
-}
-# a mutated annotation (``str | None`` -> ``str - None``) is only noticed when something evaluates it
-for _module, _tests in SCOPE.items():
-    _dotted = "ambiseg_metrics." + _module.removesuffix(".py").replace("/", ".")
-    _tests[:0] = [f"tests/test_annotations.py::test_{kind}annotations_resolve[{_dotted}]"
-                  for kind in ("", "variable_")]
-
-#: operators left out everywhere, with the reason (each would only add run time, not information)
-EXCLUDED_OPERATORS = [
-    # removing @njit gives the same numbers in pure Python, hours slower (a time-out, not a test result)
-    "core/RemoveDecorator",
-    # cosmic-ray's variable operators insert/replace names at random: mostly NameErrors at import
-    "core/Variable(Inserter|Replacer)",
-    # arithmetic replaced by exotic operators (**, <<, >>, %, //, @): the plain ones (+ - * / & | ^) are kept
-    r"core/ReplaceBinaryOperator_\w+_(Pow|LShift|RShift|Mod|FloorDiv|MatMult)$",
-    # identity and membership tests swapped with comparisons: type errors or interned-string equivalents
-    r"core/ReplaceComparisonOperator_\w+_(Is|IsNot|In|NotIn)$",
-    r"core/ReplaceComparisonOperator_(Is|IsNot|In|NotIn)_\w+$",
-]
-
 
 def _copy_tree(dst: Path) -> None:
     listing = ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"]  # untracked tests too
@@ -201,7 +92,7 @@ def _digest(path: Path) -> str:
 def run_module(
     work: Path, module: str, tests: list[str], sample: float, seed: int, timeout: float, again: bool = False,
     profile: str = "mutation", shard: tuple[int, int] = (0, 1), resume: bool = False,
-    boundscheck: bool = False,
+    boundscheck: bool = False, changed_since: str | None = None,
 ) -> dict:
     """Mutate ``module`` in the copy under ``work`` and run its tests against each mutant.
 
@@ -244,18 +135,7 @@ def run_module(
     if again:
         # the mutants of an unfinished run that were never run wait (for --resume): skip them meanwhile
         _skip(db, lambda pending: [], _NOT_YET)
-        con = sqlite3.connect(db)
-        known = _load_equivalent()
-        rerun = [  # survivors that mutation/equivalent.toml does not explain
-            (job,) for job, diff in con.execute(
-                "select job_id, diff from work_results where test_outcome = 'SURVIVED' "
-                "and worker_outcome != 'SKIPPED'"
-            )
-            if _is_equivalent(module, diff, known) is None
-        ]
-        con.executemany("delete from work_results where job_id = ?", rerun)
-        con.commit()
-        con.close()
+        _forget(db, lambda diff: _is_equivalent(module, diff, _load_equivalent()) is None)
     elif not resume:
         if db.exists():
             db.unlink()
@@ -263,6 +143,8 @@ def run_module(
         cr(str(bindir / "cosmic-ray"), "init", str(cfg), str(db))
         cr(str(bindir / "cr-filter-operators"), str(db), str(cfg))
         cr(str(bindir / "cr-filter-pragma"), str(db))
+        if changed_since:
+            _only_changed(db, ROOT, f"ambiseg_metrics/{module}", changed_since)
         if sample < 1.0:
             _sample(db, sample, seed)
         if shard[1] > 1:
@@ -322,6 +204,8 @@ def main(argv: list[str] | None = None) -> int:
         help="run the tests with numba's bounds checks (NUMBA_BOUNDSCHECK=1): a mutant that indexes outside "
         "an array fails instead of reading memory that may happen to hold the right value (slower)",
     )
+    p.add_argument("--changed-since", metavar="REV",
+                   help="only the mutants on lines changed since the git revision REV (or uncommitted)")
     p.add_argument("--json", type=Path, help="write the summary here")
     p.add_argument(
         "--keep", type=Path, metavar="DIR",
@@ -346,6 +230,11 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"--shard must be K/N with 0 <= K < N; got {args.shard!r}")
     if sum(map(bool, (args.keep, args.again, args.resume))) > 1:
         p.error("--keep, --again and --resume are exclusive (--again and --resume reuse a kept folder)")
+    if args.changed_since and (args.again or args.resume):
+        p.error("--changed-since picks the mutants of a new run; --again and --resume reuse a kept one")
+    verify = ["git", "rev-parse", "--verify", "--quiet", f"{args.changed_since}^{{commit}}"]
+    if args.changed_since and subprocess.run(verify, cwd=ROOT, capture_output=True).returncode != 0:
+        p.error(f"--changed-since {args.changed_since}: not a git revision of {ROOT}")
     if args.keep and args.keep.exists() and any(args.keep.iterdir()):
         p.error(f"--keep {args.keep}: the folder is not empty")
     for flag, folder in (("--again", args.again), ("--resume", args.resume)):
@@ -369,7 +258,7 @@ def main(argv: list[str] | None = None) -> int:
             res = run_module(
                 work, module, SCOPE[module], args.sample, args.seed, args.timeout, again=bool(args.again),
                 profile=args.profile or ("ci" if args.again else "mutation"), shard=shard,
-                resume=bool(args.resume), boundscheck=args.boundscheck,
+                resume=bool(args.resume), boundscheck=args.boundscheck, changed_since=args.changed_since,
             )
             real = []
             for diff in res["survived"]:

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from mutation.__main__ import ROOT, SCOPE, _load_equivalent
+from mutation.__main__ import ROOT, _load_equivalent
+from mutation.scope import SCOPE
 
 EQUIVALENT = _load_equivalent()
 
