@@ -89,14 +89,17 @@ def _targets(figures: dict[str, dict[str, object]]) -> list[str]:
 
 
 def _startup_targets(start: dict[str, float]) -> list[str]:
-    """Issue 20's start-up target, with numba's own floor beside it."""
+    """Issue 20's start-up target (the 21 MB first call), with numba's own floor and the first call that
+    loads the kernels beside it."""
     first = next((v for k, v in start.items() if k.startswith("first call, 64 images")), None)
+    loads = next((v for k, v in start.items() if k.startswith("first call, 256 images")), None)
     floor = [v for k, v in start.items() if k.startswith("floor:")]
-    if first is None or len(floor) != 2:
+    if first is None or loads is None or len(floor) != 2:
         return []
-    return [f"first call with a warm numba cache under 250 ms: {first * 1e3:.0f} ms — "
-            f"{'met' if first < 0.25 else 'MISSED'} (numba's floor here, `import numba` + one trivial cached "
-            f"kernel: {sum(floor) * 1e3:.0f} ms)"]
+    return [f"first call (64 images 128×128, N=16, M=4) with a warm numba cache under 250 ms: "
+            f"{first * 1e3:.0f} ms — {'met' if first < 0.25 else 'MISSED'} (numpy: the kernels are not "
+            f"loaded yet; a first call large enough to load them, 256 images: {loads * 1e3:.0f} ms; numba's "
+            f"floor here, `import numba` + one trivial cached kernel: {sum(floor) * 1e3:.0f} ms)"]
 
 
 def run(argv: list[str] | None = None) -> dict[str, object]:

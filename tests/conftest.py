@@ -1,10 +1,12 @@
-"""Hypothesis settings for the metric tests (strategies are in ``strategies.py``)."""
+"""Hypothesis settings for the metric tests (strategies are in ``strategies.py``); the start-up rule of
+core/_kernel_load.py off outside its own tests."""
 
 from __future__ import annotations
 
 import os
 import sys
 
+import pytest
 from hypothesis import HealthCheck, Phase, settings
 
 sys.path.insert(0, os.path.dirname(__file__))  # `import reference` / `strategies` from any test
@@ -26,3 +28,14 @@ settings.register_profile(
     suppress_health_check=[HealthCheck.too_slow], phases=(Phase.explicit, Phase.reuse, Phase.generate),
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+@pytest.fixture(autouse=True)
+def _no_numpy_while_kernels_unloaded(monkeypatch):
+    """Tests pick numpy or the compiled kernels through each call site's size limits. The start-up rule
+    of ``core/_kernel_load.py`` (mid-sized calls in numpy until the kernels are worth loading) would
+    otherwise send a "kernel path" test to numpy when no test module has imported the kernels yet; it is
+    off here and tested on its own in tests/test_kernel_load.py."""
+    from ambiseg_metrics.core import _kernel_load
+
+    monkeypatch.setattr(_kernel_load, "LOAD_SECONDS", 0.0)

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..options import DEFAULT, value_of
+from . import _kernel_load
 from ._validate import INPUT_RULES_DOC, ImageGroup, pairs_error, prepare_inputs, raise_bad_values
 from .docfill import fill_doc
 from .pairwise import cross_similarity, similarity_from_counts
@@ -155,6 +156,11 @@ def pack_into(name: str, chunks: list[np.ndarray], packed: np.ndarray, col0: int
 #: masks), so that small calls (one image, a CLI case) never import numba nor load its kernels (about
 #: half a second per process); larger ones run the compiled kernels.
 _NUMPY_COUNT_BYTES = 1 << 20
+#: Groups up to this size are counted with numpy too while the kernels are not loaded
+#: (:mod:`._kernel_load`): about 0.15 s of numpy work here at most.
+_COLD_NUMPY_COUNT_BYTES = 64 << 20
+#: float32 bytes of the masks that the numpy path converts at a time (a block of images)
+_NUMPY_BLOCK_BYTES = 8 << 20
 
 
 def _binary_rows(name: str, chunks: list[np.ndarray], threshold: float, index: np.ndarray,
@@ -183,8 +189,12 @@ def _count_small(group: ImageGroup, threshold: float, batch: bool) -> CountBlock
     partial sum is an integer below 2**24, as P is far smaller in this path)."""
     p = _binary_rows("preds", group.preds, threshold, group.index, batch)
     g = _binary_rows("gts", group.gts, threshold, group.index, batch)
-    x = np.concatenate([p, g], axis=1).astype(np.float32)
-    inter = (x @ x.transpose(0, 2, 1)).astype(np.int64)
+    n_images, k = p.shape[0], p.shape[1] + g.shape[1]
+    inter = np.empty((n_images, k, k), dtype=np.int64)
+    step = max(1, _NUMPY_BLOCK_BYTES // (4 * k * max(1, p.shape[2])))
+    for b0 in range(0, n_images, step):
+        x = np.concatenate([p[b0 : b0 + step], g[b0 : b0 + step]], axis=1).astype(np.float32)
+        inter[b0 : b0 + step] = x @ x.transpose(0, 2, 1)
     up, ug = p.any(axis=1), g.any(axis=1)
     union = np.stack([up.sum(axis=1), ug.sum(axis=1), (up & ug).sum(axis=1)], axis=1).astype(np.int64)
     return CountBlock(group.index, inter, union, group.n_pred, group.n_gt, group.n_pixels)
@@ -194,8 +204,12 @@ def count_group(group: ImageGroup, threshold: float, batch: bool) -> CountBlock:
     """The counts of one :class:`~ambiseg_metrics.core._validate.ImageGroup`: numpy for small groups,
     else one kernel call."""
     nbytes = sum(a.nbytes for a in group.preds) + sum(a.nbytes for a in group.gts)
-    if nbytes < _NUMPY_COUNT_BYTES and group.n_pixels < 1 << 22:
+    exact_in_float32 = group.n_pixels < 1 << 22
+    if nbytes < _NUMPY_COUNT_BYTES and exact_in_float32:
         return _count_small(group, threshold, batch)
+    if _kernel_load.numpy_while_unloaded(nbytes < _COLD_NUMPY_COUNT_BYTES and exact_in_float32):
+        with _kernel_load.charged():
+            return _count_small(group, threshold, batch)
     from . import _kernels  # numba: imported on first use only
 
     n_images = len(group.index)

@@ -21,6 +21,8 @@ import math
 
 import numpy as np
 
+from . import _kernel_load
+
 __all__ = [
     "EMPTY_PAIR_VALUES",
     "cross_similarity",
@@ -96,15 +98,21 @@ def iou_from_counts(inter: np.ndarray, empty_value: float = 1.0) -> np.ndarray:
 #: From this many pairs on (B·K² of a batch) the matrices are computed by one compiled pass (no
 #: temporaries); smaller ones by numpy (no compiled code to load). Both give the same bits.
 _KERNEL_PAIRS = 1 << 15
+#: Up to this many pairs, numpy while the kernels are not loaded (:mod:`._kernel_load`).
+_COLD_NUMPY_PAIRS = 1 << 21
 
 
 def similarity_from_counts(inter: np.ndarray, kind: str, empty_value: float = 1.0) -> np.ndarray:
     """:func:`iou_from_counts` (``kind="iou"``) or :func:`dice_from_counts` (``kind="dice"``)."""
+    numpy_fn = iou_from_counts if kind == "iou" else dice_from_counts
     if inter.ndim == 3 and inter.size >= _KERNEL_PAIRS:
+        if _kernel_load.numpy_while_unloaded(inter.size < _COLD_NUMPY_PAIRS):
+            with _kernel_load.charged():
+                return numpy_fn(inter, empty_value)
         from . import _kernels
 
         return _kernels.similarity_matrices(inter, kind == "dice", empty_value)
-    return (iou_from_counts if kind == "iou" else dice_from_counts)(inter, empty_value)
+    return numpy_fn(inter, empty_value)
 
 
 def cross_similarity(inter: np.ndarray, n: int, kind: str, empty_value: float = 1.0) -> np.ndarray:

@@ -15,6 +15,7 @@ import math
 import numpy as np
 
 from ..conventions import Conventions, resolve_options
+from ..core import _kernel_load
 from ..core._assign import assignment_means
 from ..core._validate import INPUT_RULES_DOC, check_choice
 from ..core.counts import CountBlock, PairCounts, pair_counts
@@ -107,6 +108,11 @@ def hungarian_from_matrix(
     return float(big[rows, cols].mean())
 
 
+#: Batches whose assignments take fewer steps than this (B·L²·min(N, M)) are solved by the same loops
+#: in Python while the kernels are not loaded (about 0.1 s of Python here at most).
+_COLD_PYTHON_STEPS = 1 << 18
+
+
 def _hungarian_block(block: CountBlock, similarity: str, empty_pair: str, w: np.ndarray | None) -> np.ndarray:
     n = block.n_pred
     sim = _cross_similarity(block, similarity, empty_pair)
@@ -116,8 +122,15 @@ def _hungarian_block(block: CountBlock, similarity: str, empty_pair: str, w: np.
     if math.lcm(n, block.n_gt) > MAX_DUPLICATED:
         return np.array([_transport_value(s) for s in sim])
     # the duplicated L×L assignment of every image, solved exactly in one compiled loop; a few small
-    # images run the same code as Python (no compiled kernel to import or load for them)
-    return assignment_means(sim, compiled=len(sim) * math.lcm(n, block.n_gt) ** 2 > 4096)
+    # images run the same code as Python (no compiled kernel to import or load for them), and so do
+    # mid-sized batches while the kernels are not loaded (core/_kernel_load.py)
+    size = math.lcm(n, block.n_gt)
+    if len(sim) * size**2 <= 4096:
+        return assignment_means(sim, compiled=False)
+    if _kernel_load.numpy_while_unloaded(len(sim) * size**2 * min(n, block.n_gt) < _COLD_PYTHON_STEPS):
+        with _kernel_load.charged():
+            return assignment_means(sim, compiled=False)
+    return assignment_means(sim, compiled=True)
 
 
 def hungarian_iou_from_counts(
