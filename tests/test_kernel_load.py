@@ -140,3 +140,27 @@ def test_a_fresh_process_answers_a_mid_sized_call_without_numba_then_loads_it():
     assert loaded == sorted(loaded)  # once loaded, it stays
     want = {k: v.tolist() for k, v in am.evaluate(*_mid_sized(), batch=True).items()}  # the kernels here
     assert all(r == want for _, r in runs)
+
+
+def test_a_batched_file_run_loads_the_kernels_at_once(monkeypatch):
+    """``ambiseg-eval`` knows its run is long when it batches (200 cases or more): it loads the kernels
+    up front, in the process and in each worker's warm-up, instead of renting numpy first."""
+    from ambiseg_metrics.files import case_eval
+    from ambiseg_metrics.files.cases import EvalOptions
+
+    loads = []
+    monkeypatch.setattr(case_eval, "load_kernels", lambda: loads.append(1))
+    options = EvalOptions(metrics=("ged",)).checked()
+    assert case_eval.evaluate_chunk([], options, None, batched=False) == [] and loads == []
+    assert case_eval.evaluate_chunk([], options, None, batched=True) == [] and loads == [1]
+    case_eval.warm_up(options, batched=False)
+    assert loads == [1]
+    case_eval.warm_up(options, batched=True)
+    assert loads == [1, 1]
+
+
+def test_load_kernels_imports_the_kernel_module(monkeypatch):
+    imported = []
+    monkeypatch.setattr(_kernel_load.importlib, "import_module", imported.append)
+    _kernel_load.load_kernels()
+    assert imported == [_kernel_load.KERNELS] == ["ambiseg_metrics.core._kernels"]

@@ -16,6 +16,7 @@ tests/test_kernel_load.py compare the two paths), so the choice changes only the
 
 from __future__ import annotations
 
+import importlib
 import sys
 import threading
 import time
@@ -55,6 +56,12 @@ def numpy_while_unloaded(fits: bool) -> bool:
         :data:`LOAD_SECONDS`.
     """
     return fits and not kernels_loaded() and _spent < LOAD_SECONDS
+
+
+def load_kernels() -> None:
+    """Import numba and the kernels now (their cached code loads at each kernel's first call): for a
+    caller that knows a long run follows (a batched ``ambiseg-eval`` run), where renting is a waste."""
+    importlib.import_module(KERNELS)
 
 
 @contextmanager

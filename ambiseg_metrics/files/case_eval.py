@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ..core._kernel_load import load_kernels
 from ..core._validate import InputError, pairs_error
 from ..evaluation import FAMILIES, evaluate
 from .io import Case, InputFileError, Source, mask_extension, mask_files, read_source
@@ -186,6 +187,7 @@ def evaluate_chunk(
     """
     if not batched:
         return [_evaluate_one(_read_case(case, options, read), options) for case in items]
+    load_kernels()  # a batched run is long enough for them to pay off (not numpy first: core/_kernel_load.py)
     results: list[tuple[dict[str, object], list]] = []
     batch: list[_Read] = []
     size = 0
@@ -213,6 +215,7 @@ def warm_up(options: EvalOptions, batched: bool) -> None:
     (ignored here by the caller)."""
     if not batched:
         return
+    load_kernels()  # else this mid-sized batch would run in numpy (core/_kernel_load.py)
     rng = np.random.default_rng(0)
     evaluate(rng.random((8, 8, 128, 128)) > 0.5, rng.random((8, 3, 128, 128)) > 0.5, batch=True,
              metrics=list(options.names), conventions=options.conventions)
