@@ -155,6 +155,10 @@ def _evaluate_batch(batch: list[_Read], options: EvalOptions) -> list[tuple[dict
     metrics from the same kind of masks. Each image's numbers do not depend on the others of its batch
     (integer counts, per-image readouts; tests/test_chunked_runner.py checks it bit for bit); any error
     re-runs the cases one by one, so that it is raised for the first bad case, naming its file."""
+    # a batched run is long enough for the kernels to pay off: load them (not numpy first,
+    # core/_kernel_load.py), here and not before the files are read, so that a warm-up thread can
+    # load them meanwhile (ambiseg_metrics.files.runner.run_local)
+    load_kernels()
     out: list[tuple[dict[str, object], list] | None] = [None] * len(batch)
     groups: dict[tuple, list[int]] = {}
     for i, r in enumerate(batch):
@@ -187,7 +191,6 @@ def evaluate_chunk(
     """
     if not batched:
         return [_evaluate_one(_read_case(case, options, read), options) for case in items]
-    load_kernels()  # a batched run is long enough for them to pay off (not numpy first: core/_kernel_load.py)
     results: list[tuple[dict[str, object], list]] = []
     batch: list[_Read] = []
     size = 0
