@@ -116,6 +116,8 @@ def test_charged_adds_the_time_of_the_block_even_when_it_raises(monkeypatch, col
     assert _kernel_load.numpy_while_unloaded(True) is False  # 0.75 >= 0.4
     monkeypatch.setattr(_kernel_load, "_spent", 0.3999)
     assert _kernel_load.numpy_while_unloaded(True) is True
+    monkeypatch.setattr(_kernel_load, "_spent", 0.4)  # the rent has reached the price: buy
+    assert _kernel_load.numpy_while_unloaded(True) is False
     assert _kernel_load.numpy_while_unloaded(False) is False
 
 

@@ -11,7 +11,9 @@ This is the "ski rental" rule: renting (numpy) until the rent paid equals the pr
 most about twice what the better choice in hindsight would have, whatever the calls that follow. A
 notebook's first :func:`~ambiseg_metrics.evaluate` on a few dozen images returns without loading numba.
 The results are the same bits either way (tests/test_small_path.py, tests/test_readout_kernels.py and
-tests/test_kernel_load.py compare the two paths), so the choice changes only the time.
+tests/test_kernel_load.py compare the two paths), so the choice changes only the time and the memory: the
+numpy count holds a 0/1 copy of the masks (at most 64 MB, ``counts._COLD_NUMPY_COUNT_BYTES``) and converts
+8 MB of it to float32 at a time, where the kernels need next to none.
 """
 
 from __future__ import annotations
