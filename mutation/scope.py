@@ -31,6 +31,14 @@ SCOPE: dict[str, list[str]] = {
         "tests/test_properties.py",
         "tests/test_weighted.py",
     ],
+    "core/numpy_counts.py": [
+        "tests/test_small_path.py",
+        "tests/test_kernel_load.py",
+        "tests/test_count_paths.py",
+        "tests/test_inputs.py",
+        "tests/test_input_errors.py",
+        "tests/test_reference_equality.py",
+    ],
     "core/pairwise.py": [
         "tests/test_pairwise.py",
         "tests/test_kernel_load.py",

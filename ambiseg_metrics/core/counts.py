@@ -23,6 +23,7 @@ from ..options import DEFAULT, value_of
 from . import _kernel_load
 from ._validate import INPUT_RULES_DOC, ImageGroup, pairs_error, prepare_inputs, raise_bad_values
 from .docfill import fill_doc
+from .numpy_counts import count_with_numpy
 from .pairwise import cross_similarity, similarity_from_counts
 
 __all__ = ["CountBlock", "PairCounts", "VoteBlock", "VoteCounts", "count_group", "pack_into",
@@ -159,44 +160,9 @@ _NUMPY_COUNT_BYTES = 1 << 20
 #: Groups up to this size are counted with numpy too while the kernels are not loaded
 #: (:mod:`._kernel_load`): about 0.15 s of numpy work here at most.
 _COLD_NUMPY_COUNT_BYTES = 64 << 20
-#: float32 bytes of the masks that the numpy path converts at a time (a block of images)
-_NUMPY_BLOCK_BYTES = 8 << 20
-
-
-def _binary_rows(name: str, chunks: list[np.ndarray], threshold: float, index: np.ndarray,
-                 batch: bool) -> np.ndarray:
-    """The chunks (b, R, *spatial) as one (B_g, R, P) bool array, floats validated as by the kernels
-    (``> threshold`` in the array's precision; NaN / out-of-[0, 1] raise, naming the first one)."""
-    parts = []
-    row = 0
-    for chunk in chunks:
-        b, r = chunk.shape[:2]
-        src = chunk.reshape(b, r, -1)  # a copy only for a non-contiguous (small) chunk
-        if src.dtype.kind == "f":
-            invalid = ~((src >= 0) & (src <= 1))  # NaN compares False: invalid
-            if invalid.any():
-                bad = np.where(invalid.any(axis=2), invalid.argmax(axis=2) + 1, 0)
-                raise_bad_values(name, src, bad, index[row : row + b] if batch else None)
-            parts.append(src > src.dtype.type(threshold))
-        else:
-            parts.append(src != 0)
-        row += b
-    return parts[0] if len(parts) == 1 else np.concatenate(parts)
-
 
 def _count_small(group: ImageGroup, threshold: float, batch: bool) -> CountBlock:
-    """:func:`count_group` with numpy: ``inter = X Xᵀ`` of the 0/1 masks in float32, exact (every
-    partial sum is an integer below 2**24, as P is far smaller in this path)."""
-    p = _binary_rows("preds", group.preds, threshold, group.index, batch)
-    g = _binary_rows("gts", group.gts, threshold, group.index, batch)
-    n_images, k = p.shape[0], p.shape[1] + g.shape[1]
-    inter = np.empty((n_images, k, k), dtype=np.int64)
-    step = max(1, _NUMPY_BLOCK_BYTES // (4 * k * max(1, p.shape[2])))
-    for b0 in range(0, n_images, step):
-        x = np.concatenate([p[b0 : b0 + step], g[b0 : b0 + step]], axis=1).astype(np.float32)
-        inter[b0 : b0 + step] = x @ x.transpose(0, 2, 1)
-    up, ug = p.any(axis=1), g.any(axis=1)
-    union = np.stack([up.sum(axis=1), ug.sum(axis=1), (up & ug).sum(axis=1)], axis=1).astype(np.int64)
+    inter, union = count_with_numpy(group, threshold, batch)
     return CountBlock(group.index, inter, union, group.n_pred, group.n_gt, group.n_pixels)
 
 
