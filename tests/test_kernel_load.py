@@ -84,13 +84,15 @@ def test_the_kernels_are_loaded_once_numpy_has_taken_the_load_time(kernels, cold
 
 @pytest.mark.parametrize("site", ["counts", "pairs", "assignment"])
 def test_a_call_above_its_cold_limit_loads_the_kernels_at_once(kernels, cold, monkeypatch, site):
-    limit = {"counts": (counts, "_COLD_NUMPY_COUNT_BYTES", 32 * 10 * 96 * 96),  # exactly the batch: not below
+    limit = {"counts": (counts, "_COLD_NUMPY_COUNT_BYTES", 32 * 10 * 96 * 96),  # the call's size
              "pairs": (pairwise, "_COLD_NUMPY_PAIRS", 32 * 10 * 10),
              "assignment": (matching, "_COLD_PYTHON_STEPS", 32 * 12**2 * 4)}[site]
-    monkeypatch.setattr(*limit)
-    am.evaluate(*_mid_sized(), batch=True)
     wanted = {"counts": "fused_counts", "pairs": "similarity_matrices", "assignment": "assignment_kernel"}
-    assert set(kernels) == {wanted[site]}
+    for size in (limit[2] // 2, limit[2]):  # above the limit, and at it: not below
+        monkeypatch.setattr(limit[0], limit[1], size)
+        kernels.clear()
+        am.evaluate(*_mid_sized(), batch=True)
+        assert set(kernels) == {wanted[site]}
     monkeypatch.setattr(limit[0], limit[1], limit[2] + 1)
     kernels.clear()
     am.evaluate(*_mid_sized(), batch=True)
