@@ -29,8 +29,8 @@ from contextlib import contextmanager
 KERNELS = __name__.rpartition(".")[0] + "._kernels"
 
 #: Seconds of numpy work on mid-sized calls after which the kernels are loaded: about what loading
-#: numba and the cached kernels takes (``import numba`` and one cached kernel: 423 ms, the first call
-#: that loads the count kernels: 412 ms, benchmarks/RESULTS.md).
+#: numba and the cached kernels takes here (numba's floor, ``import numba`` and one cached kernel, was
+#: 0.42 s, and a first call that loads the count kernels 0.41 s, in benchmarks/RESULTS.md of 2026-11-25).
 LOAD_SECONDS = 0.4
 
 _spent = 0.0
@@ -43,7 +43,8 @@ def kernels_loaded() -> bool:
 
 
 def numpy_while_unloaded(fits: bool) -> bool:
-    """True if a call too large for the numpy-only limit of its site should still run in numpy.
+    """True if a call too large for the numpy-only limit of its site should still run in numpy (or, for
+    the assignment of the HM-IoU, the same loops in the interpreter).
 
     Parameters
     ----------

@@ -158,10 +158,12 @@ def pack_into(name: str, chunks: list[np.ndarray], packed: np.ndarray, col0: int
 #: half a second per process); larger ones run the compiled kernels.
 _NUMPY_COUNT_BYTES = 1 << 20
 #: Groups up to this size are counted with numpy too while the kernels are not loaded
-#: (:mod:`._kernel_load`): about 0.15 s of numpy work here at most.
+#: (:mod:`._kernel_load`): about 0.2 s of numpy work here at most.
 _COLD_NUMPY_COUNT_BYTES = 64 << 20
 
+
 def _count_small(group: ImageGroup, threshold: float, batch: bool) -> CountBlock:
+    """:func:`count_group` with numpy (:func:`.numpy_counts.count_with_numpy`)."""
     inter, union = count_with_numpy(group, threshold, batch)
     return CountBlock(group.index, inter, union, group.n_pred, group.n_gt, group.n_pixels)
 
