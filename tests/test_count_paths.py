@@ -126,6 +126,28 @@ def test_float_masks_count_as_their_threshold(path):
     np.testing.assert_array_equal(got.blocks[0].union, want.blocks[0].union)
 
 
+@pytest.mark.parametrize("threshold", [0.5, 0.3])
+@pytest.mark.parametrize("path", ["fused", "packed", "votes"])
+def test_a_value_equal_to_the_threshold_is_background(path, threshold):
+    """``value > threshold``, not ``>=``: on every kernel path, on both sides, in whole words (vector
+    compare) and in the partial last word (pixel by pixel)."""
+    p, g = _big(3), _big(2)
+    for x in (p, g):
+        x[:, :, 0, :7] = threshold
+        x[:, :, -1, -5:] = threshold
+    bp, bg = p > threshold, g > threshold
+    assert not bp[:, :, -1, -5:].any() and not bg[:, :, 0, :7].any()
+    if path == "votes":
+        got = am.vote_counts(p, g, batch=True, threshold=threshold)
+        np.testing.assert_array_equal(got.blocks[0].table, am.vote_counts(bp, bg, batch=True).blocks[0].table)
+        return
+    got = am.pair_counts(list(p) if path == "packed" else p, list(g) if path == "packed" else g, batch=True,
+                         threshold=threshold)
+    want = am.pair_counts(bp, bg, batch=True)
+    np.testing.assert_array_equal(got.blocks[0].inter, want.blocks[0].inter)
+    np.testing.assert_array_equal(got.blocks[0].union, want.blocks[0].union)
+
+
 @pytest.mark.parametrize("path", ["fused", "votes"])
 @pytest.mark.parametrize("side", ["preds", "gts"])
 def test_first_of_two_bad_values_in_different_spans(side, path):
