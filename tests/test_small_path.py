@@ -104,3 +104,15 @@ def test_large_pixel_counts_stay_exact(monkeypatch, limit):
     masks = np.ones((2, 1, 700, 700), bool)  # 490,000 pixels each
     block = am.pair_counts(masks, masks).blocks[0]
     assert block.inter[0, 0, 1] == 490_000
+
+
+@pytest.mark.parametrize("image", [1, 2, 3])
+def test_a_bad_value_in_a_list_names_its_image_on_the_numpy_path(image):
+    """Per-image arrays are separate chunks: the error names the image of the chunk it is in (the rows
+    before it count, not only the chunk's own)."""
+    rng = np.random.default_rng(image)
+    preds = [rng.random((3, 8, 8)) for _ in range(4)]
+    gts = [rng.random((2, 8, 8)) > 0.5 for _ in range(4)]
+    preds[image][1, 2, 3] = np.nan
+    with pytest.raises(ValueError, match=rf"preds contains NaN \(image {image}, mask 1, pixel 19\)"):
+        am.pair_counts(preds, gts, batch=True)
