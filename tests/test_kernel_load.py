@@ -148,8 +148,7 @@ def test_a_fresh_process_answers_a_mid_sized_call_without_numba_then_loads_it():
 
 def test_a_batched_file_run_loads_the_kernels_at_once(monkeypatch):
     """``ambiseg-eval`` knows its run is long when it batches (200 cases or more): it loads the kernels
-    before its first batched call (after reading the batch's files) and in each worker's warm-up,
-    instead of renting numpy first."""
+    before its first batched call and in each worker's warm-up, instead of renting numpy first."""
     from ambiseg_metrics.files import case_eval
     from ambiseg_metrics.files.cases import EvalOptions
 
@@ -162,34 +161,6 @@ def test_a_batched_file_run_loads_the_kernels_at_once(monkeypatch):
     assert loads == [1]
     case_eval.warm_up(options, batched=True)
     assert loads == [1, 1]
-
-
-def test_a_run_of_several_chunks_warms_up_in_a_thread_while_it_reads():
-    import threading
-
-    from ambiseg_metrics.files import runner
-
-    started, release, threads = threading.Event(), threading.Event(), []
-
-    def warm_up(tag):
-        threads.append(threading.current_thread())
-        started.set()
-        release.wait(10)
-        raise RuntimeError(tag)  # ignored: the tasks report errors
-
-    def task(chunk):
-        assert started.wait(10)  # the warm-up runs while the chunks are worked on
-        return chunk
-
-    out = list(runner.run_local(task, list(range(10)), (), 1, warm_up=(warm_up, ("x",))))
-    assert out == [(i, i) for i in range(10)]
-    assert threads[0] is not threading.current_thread() and threads[0].daemon and threads[0].is_alive()
-    release.set()
-    threads[0].join(10)
-    assert not threads[0].is_alive()  # the error stayed in the thread
-    started.clear()
-    assert list(runner.run_local(lambda c: c, [0], (), 1, warm_up=(warm_up, ("x",)))) == [(0, 0)]
-    assert not started.is_set()  # one chunk: nothing to overlap, no thread
 
 
 def test_load_kernels_imports_the_kernel_module(monkeypatch):

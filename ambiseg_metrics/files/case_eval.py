@@ -156,8 +156,7 @@ def _evaluate_batch(batch: list[_Read], options: EvalOptions) -> list[tuple[dict
     (integer counts, per-image readouts; tests/test_chunked_runner.py checks it bit for bit); any error
     re-runs the cases one by one, so that it is raised for the first bad case, naming its file."""
     # a batched run is long enough for the kernels to pay off: load them (not numpy first,
-    # core/_kernel_load.py), here and not before the files are read, so that a warm-up thread can
-    # load them meanwhile (ambiseg_metrics.files.runner.run_local)
+    # core/_kernel_load.py)
     load_kernels()
     out: list[tuple[dict[str, object], list] | None] = [None] * len(batch)
     groups: dict[tuple, list[int]] = {}

@@ -19,11 +19,9 @@ machine more processes only add their start-up to the same share of the cores (m
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
 import sys
-import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import closing
 
@@ -167,11 +165,8 @@ def run_local(
     """Run ``task(chunk, *args)`` — which returns one result per item of ``chunk``, in order — over chunks
     of ``items``, here (``jobs == 1``) or in this process and ``jobs - 1`` worker processes; yield
     ``(index, result)`` per item as each chunk finishes. ``task`` must be a module-level function (the
-    workers import it); ``warm_up = (f, args)`` is run by each worker before it asks for a chunk, and in a
-    thread of this process while it reads its first chunk (:func:`_warm_up_in_background`)."""
+    workers import it); ``warm_up = (f, args)`` is run by each worker before it asks for a chunk."""
     ranges = chunk_ranges(len(items), jobs)
-    if warm_up is not None and len(ranges) > 1:
-        _warm_up_in_background(warm_up)
     if jobs == 1 or len(ranges) <= 1:
         for r in ranges:
             results = task([items[i] for i in r], *args)
@@ -188,22 +183,6 @@ def run_local(
     with closing(stream):  # an error here (or the consumer closing us) stops the workers at once
         for k, results in stream:
             yield from zip(ranges[k], _checked(results, ranges[k]), strict=True)
-
-
-def _warm_up_in_background(warm_up: tuple[Callable, tuple]) -> threading.Thread:
-    """Run ``warm_up[0](*warm_up[1])`` in a daemon thread (errors ignored: they are the tasks' business).
-
-    Loading the kernels (importing numba, numba's LLVM set-up, reading the cached code; about 0.5 s of CPU)
-    then overlaps with this process reading its first chunk's files; the chunk's first batched call waits
-    for the import if it is not finished. Daemon: an interrupted run does not wait for it."""
-
-    def run() -> None:
-        with contextlib.suppress(Exception):
-            warm_up[0](*warm_up[1])
-
-    thread = threading.Thread(target=run, name="ambiseg-warm-up", daemon=True)
-    thread.start()
-    return thread
 
 
 def _with_threads(threads: int) -> Callable:
