@@ -7,6 +7,7 @@ SCOPE: dict[str, list[str]] = {
     "core/_kernels.py": [
         "tests/test_kernels.py",
         "tests/test_kernel_chunks.py",
+        "tests/test_kernel_words.py",
         "tests/test_count_paths.py",
         "tests/test_votes.py",
         "tests/test_gram_blocks.py",

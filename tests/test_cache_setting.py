@@ -82,3 +82,30 @@ def test_numbas_own_folder_is_used_when_it_has_one(tmp_path, monkeypatch):
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     assert _kernels._cache_setting() is True
     assert not list(tmp_path.iterdir())  # no private folder made
+
+
+def test_a_private_folder_numba_still_refuses_is_given_up(no_locator, monkeypatch):
+    """numba refuses the private folder too (the second probe fails): the setting numba had is restored and
+    the kernels are compiled without a cache, with the warning."""
+
+    def njit(**options):
+        def decorate(func):
+            raise RuntimeError("cannot cache function '_probe': no locator available for file")
+
+        return decorate
+
+    monkeypatch.setattr(_kernels, "njit", njit)
+    with pytest.warns(RuntimeWarning, match="NUMBA_CACHE_DIR"):
+        assert _kernels._cache_setting() is False
+    assert no_locator.is_dir() and config.CACHE_DIR == ""
+
+
+def test_a_temporary_folder_that_cannot_hold_the_cache_is_given_up(no_locator, monkeypatch):
+    """The private folder cannot be made (the temporary directory is a file here): no cache, the warning,
+    and no error."""
+    blocker = no_locator.parent / "not-a-folder"
+    blocker.write_text("")
+    monkeypatch.setattr(tempfile, "tempdir", str(blocker))
+    with pytest.warns(RuntimeWarning, match="NUMBA_CACHE_DIR"):
+        assert _kernels._cache_setting() is False
+    assert config.CACHE_DIR == "" and blocker.is_file()

@@ -182,6 +182,32 @@ def test_bad_value_in_the_second_of_two_chunks_is_found(two_threads, counter):
         getattr(am, counter)(x, g, batch=True)
 
 
+@pytest.mark.parametrize("side", ["preds", "gts"])
+@pytest.mark.parametrize("counter", ["pair_counts", "vote_counts"])
+def test_bad_value_in_a_later_chunk_of_a_lone_mask_is_found(two_threads, counter, side):
+    """One prediction and one annotation: the per-chunk reports are (B, chunks, 1), and the chunk axis, not
+    the mask axis, decides whether there is anything to combine."""
+    P = 64 * 4097
+    assert _kernels._n_chunks(1, 4097) > 1
+    x = np.random.default_rng(8).random((1, 1, 1, P), dtype=np.float32)
+    y = np.random.default_rng(9).random((1, 1, 1, P), dtype=np.float32)
+    (x if side == "preds" else y)[0, 0, 0, P - 10] = np.nan  # in the last chunk, the only bad value
+    with pytest.raises(ValueError, match=rf"{side} contains NaN \(image 0, mask 0, pixel {P - 10}\)"):
+        getattr(am, counter)(x, y, batch=True)
+
+
+def test_vote_table_of_a_256_cubed_volume():
+    """A 3D volume of 2**24 voxels, one pass: the vote kernel's scratch is sized by the masks and the tile,
+    never by the voxels (sized by the voxels it would be 2**24 x 256 words, 32 GiB)."""
+    rng = np.random.default_rng(10)
+    preds = rng.random((1, 2, 256, 256, 256), dtype=np.float32) < 0.3
+    gts = rng.random((1, 2, 256, 256, 256), dtype=np.float32) < 0.3
+    table = am.vote_counts(preds, gts, batch=True).blocks[0].table[0]
+    a = preds[0].reshape(2, -1).sum(0, dtype=np.int64)
+    b = gts[0].reshape(2, -1).sum(0, dtype=np.int64)
+    np.testing.assert_array_equal(table, np.bincount(a * 3 + b, minlength=9).reshape(3, 3))
+
+
 @pytest.mark.parametrize("threads", [3, 4, 5])
 def test_any_thread_count_runs_every_task(threads):
     """The tasks are split into about 4 ranges per thread; every split must still run each task once."""
