@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+_RATER_TESTS = ["tests/test_raters.py", "tests/test_raters_integration.py", "tests/test_weighted.py"]
+
 #: module (under ambiseg_metrics/) -> the tests that guard it (fast, no torch)
 SCOPE: dict[str, list[str]] = {
     "core/_kernels.py": [
@@ -104,6 +106,18 @@ SCOPE: dict[str, list[str]] = {
     ],
     "core/_kernel_load.py": ["tests/test_kernel_load.py", "tests/test_small_path.py"],
     "files/report.py": ["tests/test_report.py"],
+    # the rater-vote family: the compiled readouts, their numpy table path, the per-pixel path and the API
+    "core/_rater_kernel.py": [*_RATER_TESTS],
+    "metrics/rater_readouts.py": [*_RATER_TESTS],
+    "metrics/rater_tables.py": [*_RATER_TESTS],
+    "metrics/rater_family.py": [*_RATER_TESTS],
+    "metrics/raters.py": [*_RATER_TESTS],
+    "metrics/ncc.py": ["tests/test_ncc.py", "tests/test_presets.py", "tests/test_input_errors.py",
+                       "tests/test_byte_order.py"],
+    "metrics/multiclass.py": [
+        "tests/test_multiclass.py", "tests/test_conventions.py", "tests/test_options.py",
+        "tests/test_weighted.py", "tests/test_presets.py", "tests/test_input_errors.py",
+    ],
 }
 # a mutated annotation (``str | None`` -> ``str - None``) is only noticed when something evaluates it
 for _module, _tests in SCOPE.items():

@@ -117,3 +117,25 @@ def test_conventions_set_the_options_and_explicit_arguments_win():
     hm = am.multiclass_hungarian_iou(s, y, classes=3, conventions="mbh")
     assert hm == pytest.approx(0.25)  # class 1 IoU 1/2, absent class 2 counts 0
     assert am.multiclass_similarity(s, y, classes=3, conventions="phiseg")[0, 1] == pytest.approx(0.75)
+
+
+@pytest.mark.parametrize("n_images", [2, 3])
+@pytest.mark.parametrize("classes", [3, [1, 2]])
+def test_ignored_pixels_are_left_out_image_by_image(classes, n_images):
+    """A pixel where any annotation of an image has ``ignore_label`` counts for no pair of that image: the
+    same as removing it. In a batch with a fixed class list (counted for all images at once), with as many
+    images as predictions (2) and with more (3); each image has its own ignored pixels."""
+    rng = np.random.default_rng(n_images)
+    preds = rng.integers(0, 3, (n_images, 2, 6, 6))
+    gts = rng.integers(0, 3, (n_images, 3, 6, 6))
+    for b in range(n_images):
+        gts[b, b % 3, rng.integers(0, 6, 6), rng.integers(0, 6, 6)] = 255
+    got = am.multiclass_similarity(preds, gts, batch=True, classes=classes, ignore_label=255)
+    ged = am.multiclass_ged(preds, gts, batch=True, classes=classes, ignore_label=255)
+    for b in range(n_images):
+        keep = ~(gts[b] == 255).any(0)
+        assert 0 < keep.sum() < 36
+        kept_p, kept_g = preds[b][:, None, keep], gts[b][:, None, keep]  # images of one row of kept pixels
+        want = am.multiclass_similarity(kept_p, kept_g, classes=classes)
+        np.testing.assert_allclose(got[b], want, rtol=0, atol=1e-12, equal_nan=True)
+        assert ged[b] == pytest.approx(am.multiclass_ged(kept_p, kept_g, classes=classes), abs=TOL)

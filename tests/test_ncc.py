@@ -75,6 +75,21 @@ def test_ncc_batch_and_errors():
         am.ncc(preds[0], gts[0], eps=0)
 
 
+@pytest.mark.parametrize("value", [-0.5, -1e-9, 1.0 + 1e-9, 2.0, np.nan])
+@pytest.mark.parametrize("metric", ["ncc", "dice_soft"])
+def test_a_probability_outside_0_1_is_refused(metric, value):
+    """Both bounds are checked, just outside as well as far off, and the error names the mask and pixel;
+    0 and 1 themselves are valid."""
+    preds = np.full((2, 3, 3), 0.25)
+    gts = np.zeros((2, 3, 3), bool)
+    preds[0], preds[1, 0, 0] = 0.0, 1.0
+    getattr(am, metric)(preds, gts)
+    preds[1, 2, 1] = value
+    refused = r"preds contains .* \(mask 1, pixel 7\): probabilities must lie in \[0, 1\]"
+    with pytest.raises(ValueError, match=refused):
+        getattr(am, metric)(preds, gts)
+
+
 @given(soft_sets(), st.lists(st.floats(0.0, 0.99), min_size=1, max_size=5))
 def test_dice_soft_equals_reference(sets, thresholds):
     preds, gts = sets

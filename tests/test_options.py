@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import pickle
 from pathlib import Path
@@ -236,3 +237,20 @@ def test_no_docstring_keeps_a_marker_and_none_is_patched():
     for path in package.rglob("*.py"):
         text = path.read_text(encoding="utf-8")
         assert "__doc__.replace" not in text and "__doc__ = " not in text.replace("func.__doc__ = ", ""), path
+
+
+#: Public functions whose options may also be passed by position (low-level helpers of one array, and the
+#: file API's single ``options`` object); every other option of every public function is keyword-only.
+POSITIONAL_OPTIONS = {"dice_from_counts": ["empty_value"], "iou_from_counts": ["empty_value"],
+                      "hungarian_from_matrix": ["method", "col_weights"], "evaluate_case": ["options"],
+                      "evaluate_cases": ["options"]}
+
+
+@pytest.mark.parametrize("name", [n for n in am.__all__ if inspect.isfunction(getattr(am, n))])
+def test_every_public_option_is_keyword_only(name):
+    """The data come first and may be named (``preds=``, ``gts=``: no positional-only parameter); every
+    option after them is keyword-only, so a call never binds a threshold to the wrong option."""
+    params = list(inspect.signature(getattr(am, name)).parameters.values())
+    assert not [p.name for p in params if p.kind is p.POSITIONAL_ONLY]
+    positional = [p.name for p in params if p.default is not p.empty and p.kind is p.POSITIONAL_OR_KEYWORD]
+    assert positional == POSITIONAL_OPTIONS.get(name, [])
