@@ -139,3 +139,23 @@ def test_ignored_pixels_are_left_out_image_by_image(classes, n_images):
         want = am.multiclass_similarity(kept_p, kept_g, classes=classes)
         np.testing.assert_allclose(got[b], want, rtol=0, atol=1e-12, equal_nan=True)
         assert ged[b] == pytest.approx(am.multiclass_ged(kept_p, kept_g, classes=classes), abs=TOL)
+
+
+def test_label_0_can_be_the_ignored_label():
+    """``ignore_label=0`` leaves out the pixels some annotation marks 0 (the smallest label there is)."""
+    rng = np.random.default_rng(5)
+    preds = rng.integers(1, 4, (2, 6, 6))
+    gts = rng.integers(1, 4, (3, 6, 6))
+    gts[1, 2, :4] = 0
+    keep = ~(gts == 0).any(0)
+    got = am.multiclass_ged(preds, gts, classes=[1, 2, 3], ignore_label=0)
+    want = am.multiclass_ged(preds[:, None, keep], gts[:, None, keep], classes=[1, 2, 3])
+    assert got == pytest.approx(want, abs=TOL)
+    assert got != pytest.approx(am.multiclass_ged(preds, gts, classes=[1, 2, 3]), abs=1e-6)
+
+
+@pytest.mark.parametrize("label", [1.5, True, "255", np.float64(2.0)])
+def test_ignore_label_must_be_an_integer(label):
+    maps = np.ones((2, 4, 4), np.int64)
+    with pytest.raises(TypeError, match="ignore_label must be an integer label"):
+        am.multiclass_ged(maps, maps, classes=[1], ignore_label=label)

@@ -71,8 +71,9 @@ def test_ncc_batch_and_errors():
         am.ncc(np.full((2, 3, 3), 1.5), gts[0][:, :3, :3])
     with pytest.raises(ValueError, match="image 1"):
         am.ncc([preds[0], np.full((2, 4, 4), np.nan)], gts, batch=True)
-    with pytest.raises(ValueError, match="eps must be > 0"):
-        am.ncc(preds[0], gts[0], eps=0)
+    for eps in (0, -1e-8):
+        with pytest.raises(ValueError, match="eps must be > 0"):
+            am.ncc(preds[0], gts[0], eps=eps)
 
 
 @pytest.mark.parametrize("value", [-0.5, -1e-9, 1.0 + 1e-9, 2.0, np.nan])
@@ -107,3 +108,15 @@ def test_dice_soft_worked_example_and_errors():
         am.dice_soft(s, y, thresholds=[])
     with pytest.raises(ValueError, match=r"thresholds must lie in \[0, 1\)"):
         am.dice_soft(s, y, thresholds=[1.0])
+
+
+@pytest.mark.parametrize("metric", ["ncc", "dice_soft"])
+def test_a_batch_of_equal_images_keeps_their_order(metric):
+    """Images of one shape are read as one group: each value lands at its own image's place."""
+    rng = np.random.default_rng(3)
+    preds = rng.random((4, 3, 5, 5))
+    gts = rng.random((4, 2, 5, 5)) > 0.5
+    got = getattr(am, metric)(preds, gts, batch=True)
+    want = [getattr(am, metric)(preds[i], gts[i]) for i in range(4)]
+    assert len(set(want)) == 4
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-12)
