@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import rater_reference as rr
@@ -194,3 +196,24 @@ def test_kernel_over_a_batch_equals_the_per_pixel_reference(images, both):
         ref.update(zip(("ueo", "ueo_auroc", "ueo_auprc"), rr.ueo(p, g), strict=True))
         for name, value in ref.items():
             assert close(got[name][i], value) or abs(got[name][i] - value) <= 1e-12 * abs(value), name
+
+
+def test_per_pixel_path_without_error_pixels_or_without_correct_ones_warns_nothing():
+    """Soft predictions take the per-pixel path. With no error pixel, or with nothing but error pixels,
+    there is no (error, non-error) pair to rank: the AUROC is NaN, and no numpy warning is raised."""
+    gts = np.array([[[1, 1, 0, 0]], [[1, 1, 0, 0]]], bool)
+    for soft in ([0.9, 0.8, 0.1, 0.0], [0.1, 0.2, 0.9, 1.0]):  # p > 1/2 exactly where f > 1/2 / nowhere
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            r = am.uncertainty_error_overlap(np.array([[soft]]), gts)
+        assert np.isnan(r.auroc)
+
+
+@pytest.mark.parametrize("value", [-0.5, -1e-9, 1.0 + 1e-9, np.nan])
+def test_per_pixel_path_refuses_a_probability_outside_0_1(value):
+    gts = np.zeros((2, 3, 3), bool)
+    soft = np.full((1, 3, 3), 0.5)
+    am.soft_dice(soft, gts)
+    soft[0, 1, 2] = value
+    with pytest.raises(ValueError, match=r"preds contains .* at index \(0, 5\): probabilities must lie in"):
+        am.soft_dice(soft, gts)
