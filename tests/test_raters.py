@@ -217,3 +217,13 @@ def test_per_pixel_path_refuses_a_probability_outside_0_1(value):
     soft[0, 1, 2] = value
     with pytest.raises(ValueError, match=r"preds contains .* at index \(0, 5\): probabilities must lie in"):
         am.soft_dice(soft, gts)
+
+
+def test_per_pixel_path_names_the_image_only_in_a_batch():
+    gts = np.zeros((2, 2, 3, 3), bool)
+    soft = np.full((2, 1, 3, 3), 0.5)
+    soft[1, 0, 2, 2] = 1.5
+    with pytest.raises(ValueError, match=r"preds contains 1.5 \(image 1\) at index \(0, 8\)"):
+        am.soft_dice(soft, gts, batch=True)
+    with pytest.raises(ValueError, match=r"preds contains 1.5 at index \(0, 8\)"):
+        am.soft_dice(soft[1], gts[1])

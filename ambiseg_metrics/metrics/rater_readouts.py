@@ -125,7 +125,7 @@ def _probabilities(a: np.ndarray, name: str, where: str) -> np.ndarray:
     if bad.any():
         first = tuple(int(i) for i in np.argwhere(bad)[0])
         raise ValueError(
-            f"{name} contains {a[first]!r}{where} at index {first}: probabilities must lie in "
+            f"{name} contains {a[first].item()!r}{where} at index {first}: probabilities must lie in "
             "[0, 1] without NaN"
         )
     return a.astype(np.float64)
