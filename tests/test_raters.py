@@ -227,3 +227,27 @@ def test_per_pixel_path_names_the_image_only_in_a_batch():
         am.soft_dice(soft, gts, batch=True)
     with pytest.raises(ValueError, match=r"preds contains 1.5 at index \(0, 8\)"):
         am.soft_dice(soft[1], gts[1])
+
+
+SECTIONS = [("qubiq",), ("soft_dice",), ("ece", "mce", "ace", "brier"), ("ueo", "ueo_auroc", "ueo_auprc"),
+            ("volume_crps",), ("consensus_dice",)]
+
+
+@pytest.mark.parametrize("picked", [(i, j) for i in range(6) for j in range(i, 6)])
+def test_any_one_or_two_sections_of_the_kernel_read_as_all(picked):
+    """The kernel computes only the sections asked for (a bit mask): each section alone and each pair
+    gives the values of a call that asks for everything."""
+    from ambiseg_metrics.core._rater_kernel import table_readouts
+    from ambiseg_metrics.metrics.rater_family import QUBIQ_THRESHOLDS
+
+    rng = np.random.default_rng(list(picked))
+    table = rng.integers(0, 9, (3, 5, 4))
+    areas = rng.integers(0, 30, (3, 7))
+    thresholds = np.array(QUBIQ_THRESHOLDS)
+    wanted = {name for k in set(picked) for name in SECTIONS[k]}
+    every = table_readouts(table, areas, set(am.RATER_METRICS), thresholds, False, 10, True)
+    got = table_readouts(table, areas, wanted, thresholds, False, 10, True)
+    assert set(got) == wanted
+    for name in wanted:
+        np.testing.assert_array_equal(got[name], every[name], err_msg=name)
+        assert not np.isnan(got[name]).any(), name

@@ -195,20 +195,22 @@ def _readouts(table, areas, qa0, qb0, bins_p, bins_p0, n_bins, both, sections, o
     m = C - 1
     n_cells = A * C
     suffix = np.zeros((A + 1, C + 1))
-    count = np.empty(n_bins)
-    sp = np.empty(n_bins)
-    sf = np.empty(n_bins)
-    cum = np.empty(n_cells + 1)
-    cum_p = np.empty(n_cells + 1)
-    cum_f = np.empty(n_cells + 1)
+    # scratch starts as NaN, not as whatever the memory held: a value read before it is written (a bug)
+    # then shows in the results as NaN, which the tests catch, instead of passing when the memory is 0
+    count = np.full(n_bins, np.nan)
+    sp = np.full(n_bins, np.nan)
+    sf = np.full(n_bins, np.nan)
+    cum = np.full(n_cells + 1, np.nan)
+    cum_p = np.full(n_cells + 1, np.nan)
+    cum_f = np.full(n_cells + 1, np.nan)
     pv, fv = _cell_values(n, m, False)
     pv0, fv0 = _cell_values(n, m, True)
     p = np.arange(n + 1) / n
     f = np.arange(m + 1) / m
     p0 = (n - np.arange(n + 1)) / n
     f0 = (m - np.arange(m + 1)) / m
-    pos = np.empty(n // 2 + 1)
-    tot = np.empty(n // 2 + 1)
+    pos = np.full(n // 2 + 1, np.nan)
+    tot = np.full(n // 2 + 1, np.nan)
     n_thresholds = qa0.shape[0]
     for i in range(B):
         t = table[i]
