@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-_RATER_TESTS = ["tests/test_raters.py", "tests/test_raters_integration.py", "tests/test_weighted.py"]
+_RATER_TESTS = [
+    "tests/test_raters.py", "tests/test_raters_integration.py", "tests/test_weighted.py",
+    "tests/test_options.py",
+]
 
 #: module (under ambiseg_metrics/) -> the tests that guard it (fast, no torch)
 SCOPE: dict[str, list[str]] = {
@@ -113,7 +116,7 @@ SCOPE: dict[str, list[str]] = {
     "metrics/rater_family.py": [*_RATER_TESTS],
     "metrics/raters.py": [*_RATER_TESTS],
     "metrics/ncc.py": ["tests/test_ncc.py", "tests/test_presets.py", "tests/test_input_errors.py",
-                       "tests/test_byte_order.py"],
+                       "tests/test_byte_order.py", "tests/test_options.py"],
     "metrics/multiclass.py": [
         "tests/test_multiclass.py", "tests/test_conventions.py", "tests/test_options.py",
         "tests/test_weighted.py", "tests/test_presets.py", "tests/test_input_errors.py",

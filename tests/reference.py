@@ -180,6 +180,24 @@ def ncc_maps(samples, gts, eps=1e-8):
     return e_ss, e_sy
 
 
+def ncc_channels(samples, gts, eps=1e-8) -> float:
+    """NCC of class probability maps (N, C, ...) and (M, C, ...), the class axis second, as loops."""
+    s = np.moveaxis(np.asarray(samples, float), 1, -1)
+    y = np.moveaxis(np.asarray(gts, float), 1, -1)
+    mean = s.mean(axis=0)
+
+    def xent(q, p):
+        return -np.sum(p * np.log(q + eps), axis=-1)
+
+    e_ss = np.mean([xent(s[i], mean) for i in range(len(s))], axis=0).ravel()
+    values = []
+    for j in range(len(y)):
+        e_sy = np.mean([xent(s[i], y[j]) for i in range(len(s))], axis=0).ravel()
+        a = (e_ss - e_ss.mean()) / (e_ss.std() * len(e_ss))
+        values.append(float(np.sum(a * (e_sy - e_sy.mean()) / e_sy.std())))
+    return float(np.mean(values))
+
+
 def ncc(samples, gts, eps=1e-8) -> float:
     """PHiSeg's NCC written as loops: binary foreground probabilities, classes [1 - p, p]."""
     e_ss, maps = ncc_maps(samples, gts, eps)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import reference as ref
@@ -47,6 +49,56 @@ def test_ncc_channels_equals_binary():
     pc = np.stack([1 - p, p], axis=1)
     yc = np.stack([~y, y], axis=1).astype(np.float64)
     assert am.ncc(pc, yc, channels=True) == pytest.approx(am.ncc(p, y), abs=1e-12)
+
+
+@pytest.mark.parametrize("n_classes", [2, 3, 5])
+def test_ncc_channels_equals_the_loops_for_several_classes(n_classes):
+    """Softmax maps of C classes (the class axis second) against one-hot annotations, as PHiSeg's loops."""
+    rng = np.random.default_rng(n_classes)
+    logits = rng.normal(size=(4, n_classes, 6, 7))
+    p = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    labels = rng.integers(0, n_classes, (3, 6, 7))
+    y = (labels[:, None] == np.arange(n_classes)[None, :, None, None]).astype(np.float64)
+    got = am.ncc(p, y, channels=True)
+    assert got == pytest.approx(ref.ncc_channels(p, y), abs=1e-10)
+
+
+def _flat_annotation(p: np.ndarray) -> np.ndarray:
+    """A soft annotation q (P,) whose expected cross-entropy map -((1 - q) E log(1 - s) + q E log s) is
+    exactly one value at every pixel, for the samples p (N, P): q solved per pixel, then nudged by a few
+    ulps until the map, computed as ``ncc`` computes it, is bitwise flat."""
+    from ambiseg_metrics.metrics.ncc import NCC_EPS, _mean_log
+
+    log0, log1 = _mean_log(1.0 - p, NCC_EPS), _mean_log(p, NCC_EPS)
+    lo, hi = np.minimum(-log0, -log1).max(), np.maximum(-log0, -log1).min()
+    q = (-(lo + hi) / 2 - log0) / (log1 - log0)
+    target = -((1.0 - q[0]) * log0[0] + q[0] * log1[0])
+    for i in range(1, len(q)):
+        down = up = q[i]
+        for _ in range(4000):
+            if -((1.0 - up) * log0[i] + up * log1[i]) == target:
+                q[i] = up
+                break
+            if -((1.0 - down) * log0[i] + down * log1[i]) == target:
+                q[i] = down
+                break
+            down, up = np.nextafter(down, -1.0), np.nextafter(up, 2.0)
+        else:
+            raise AssertionError("no exactly flat map found")
+    assert ((0 <= q) & (q <= 1)).all() and np.ptp(-((1.0 - q) * log0 + q * log1)) == 0
+    return q
+
+
+def test_an_annotation_with_a_flat_cross_entropy_map_gets_the_constant_value():
+    """Pearson's ρ is undefined for a flat map: the annotation gets ``constant_value`` (the samples' map
+    varies here, so only the annotation's check can catch it), with no numpy warning."""
+    p = np.array([[0.2, 0.2, 0.5, 0.3], [0.2, 0.6, 0.9, 0.35]])
+    q = _flat_annotation(p)
+    preds, gts = p[:, None, :], q[None, None, :]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert am.ncc(preds, gts, constant_value=0.25) == 0.25
+        assert np.isnan(am.ncc(preds, gts, constant_value=float("nan")))
 
 
 def test_ncc_constant_map_gives_the_documented_value():
@@ -106,8 +158,9 @@ def test_dice_soft_worked_example_and_errors():
     assert am.dice_soft(np.zeros((2, 1, 4), bool), np.zeros((2, 1, 4), bool)) == 1.0
     with pytest.raises(ValueError, match="thresholds is empty"):
         am.dice_soft(s, y, thresholds=[])
-    with pytest.raises(ValueError, match=r"thresholds must lie in \[0, 1\)"):
-        am.dice_soft(s, y, thresholds=[1.0])
+    for bad in (1.0, 1.5, -0.1):
+        with pytest.raises(ValueError, match=r"thresholds must lie in \[0, 1\)"):
+            am.dice_soft(s, y, thresholds=[0.5, bad])
 
 
 @pytest.mark.parametrize("metric", ["ncc", "dice_soft"])

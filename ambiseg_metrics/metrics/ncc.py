@@ -77,12 +77,9 @@ def _collect(n_images: int, batch: bool, items: Iterator[tuple[int, float]]) -> 
     return out if batch else float(out[0])
 
 
-def _classes(x: np.ndarray, channels: bool) -> np.ndarray:
-    """(R, C, P): the class axis of a stack, [1 - p, p] for binary foreground probabilities."""
-    if channels:
-        return x.reshape(x.shape[0], x.shape[1], -1)
-    flat = x.reshape(x.shape[0], 1, -1)
-    return np.concatenate([1.0 - flat, flat], axis=1)
+def _classes(x: np.ndarray) -> np.ndarray:
+    """(R, C, P): a stack of class probability maps (R, C, ...) with its pixels flattened."""
+    return x.reshape(x.shape[0], x.shape[1], -1)
 
 
 def _pearson(a: np.ndarray, b: np.ndarray, constant_value: float) -> np.ndarray:
@@ -107,7 +104,7 @@ def _mean_log(x: np.ndarray, eps: float) -> np.ndarray:
 
 def _ncc_image(s: np.ndarray, y: np.ndarray, channels: bool, eps: float, constant_value: float) -> float:
     if channels:
-        sc, yc = _classes(s, channels), _classes(y, channels)
+        sc, yc = _classes(s), _classes(y)
         mean_log = _mean_log(sc, eps)  # (C, P): E_i[log(s_ic + ε)]
         e_ss = -(sc.mean(axis=0) * mean_log).sum(axis=0)  # E_i[CE(mean prediction, s_i)] per pixel
         e_sy = -(yc * mean_log[None]).sum(axis=1)  # (M, P): E_i[CE(y_j, s_i)] per pixel
