@@ -159,3 +159,46 @@ def test_ignore_label_must_be_an_integer(label):
     maps = np.ones((2, 4, 4), np.int64)
     with pytest.raises(TypeError, match="ignore_label must be an integer label"):
         am.multiclass_ged(maps, maps, classes=[1], ignore_label=label)
+
+
+def test_inferred_classes_leave_the_ignored_label_out():
+    """With ``classes=None`` the class list runs up to the largest label other than ``ignore_label``,
+    which may also stand in predictions; absent classes count (class_absent="one"), so an extra class would
+    show."""
+    rng = np.random.default_rng(8)
+    preds = rng.integers(0, 3, (2, 6, 6))
+    gts = rng.integers(0, 3, (3, 6, 6))
+    preds[0, 0, :3] = 255
+    gts[1, 5, 2:] = 255
+    got = am.multiclass_ged(preds, gts, ignore_label=255)
+    assert got == pytest.approx(am.multiclass_ged(preds, gts, classes=[1, 2], ignore_label=255), abs=TOL)
+    # only background and the ignored label: class 0 alone (with include_background)
+    bg, zero = np.where(preds > 0, 255, 0), np.zeros_like(gts)
+    assert (am.multiclass_ged(bg, zero, ignore_label=255, include_background=True)
+            == pytest.approx(am.multiclass_ged(bg, zero, classes=[0], ignore_label=255), abs=TOL))
+
+
+@pytest.mark.parametrize(("dtype", "label"), [(np.uint8, 300), (np.uint8, -1), (np.int16, 40_000)])
+def test_an_ignore_label_the_maps_cannot_hold_ignores_nothing(dtype, label):
+    rng = np.random.default_rng(9)
+    preds = rng.integers(0, 3, (3, 5, 5)).astype(dtype)
+    gts = rng.integers(0, 3, (2, 5, 5)).astype(dtype)
+    for f in (am.multiclass_ged, am.multiclass_hungarian_iou):
+        got = f(preds, gts, classes=3, ignore_label=label)
+        assert got == pytest.approx(f(preds, gts, classes=3), abs=TOL)
+    batch = am.multiclass_similarity(np.stack([preds] * 3), np.stack([gts] * 3), batch=True, classes=3,
+                                     ignore_label=label)
+    for sim in batch:
+        np.testing.assert_array_equal(sim, am.multiclass_similarity(preds, gts, classes=3))
+
+
+def test_multiclass_ged_with_weights_equals_duplication():
+    """Annotation weights 1/4, 1/4, 1/2 give the GED terms of the annotations with the third one twice
+    (v-statistic), with as many predictions as annotations."""
+    rng = np.random.default_rng(10)
+    preds = rng.integers(0, 3, (3, 6, 6))
+    gts = rng.integers(0, 3, (3, 6, 6))
+    got = am.multiclass_ged_terms(preds, gts, classes=3, gt_weights=[0.25, 0.25, 0.5])
+    want = am.multiclass_ged_terms(preds, np.concatenate([gts, gts[2:]]), classes=3)
+    for name in ("ged", "cross", "sample_diversity", "annotator_diversity"):
+        assert getattr(got, name) == pytest.approx(getattr(want, name), abs=TOL), name
