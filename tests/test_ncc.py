@@ -143,6 +143,14 @@ def test_a_probability_outside_0_1_is_refused(metric, value):
         getattr(am, metric)(preds, gts)
 
 
+@pytest.mark.parametrize("metric", ["ncc", "dice_soft"])
+def test_of_several_bad_probabilities_the_first_is_named(metric):
+    preds = np.full((3, 3, 3), 0.25)
+    preds[0, 2, 2], preds[1, 0, 1], preds[2, 0, 0] = 1.5, -0.5, np.nan  # mask 0 pixel 8 comes first
+    with pytest.raises(ValueError, match=r"preds contains 1.5 \(mask 0, pixel 8\)"):
+        getattr(am, metric)(preds, np.zeros((2, 3, 3), bool))
+
+
 @given(soft_sets(), st.lists(st.floats(0.0, 0.99), min_size=1, max_size=5))
 def test_dice_soft_equals_reference(sets, thresholds):
     preds, gts = sets
