@@ -251,3 +251,19 @@ def test_any_one_or_two_sections_of_the_kernel_read_as_all(picked):
     for name in wanted:
         np.testing.assert_array_equal(got[name], every[name], err_msg=name)
         assert not np.isnan(got[name]).any(), name
+
+
+@pytest.mark.parametrize("soft", [False, True])
+@pytest.mark.parametrize("section", range(6))
+def test_each_section_alone_equals_all_on_both_paths(section, soft):
+    """``wanted`` of one section gives that section's values of a call for everything, through the vote
+    table (binary masks) and through the per-pixel path (soft predictions); one image gives floats."""
+    rng = np.random.default_rng(section)
+    preds = rng.random((4, 6, 6)) if soft else rng.random((4, 6, 6)) < 0.5
+    gts = rng.random((3, 6, 6)) < 0.5
+    every = am.rater_metrics(preds, gts)
+    got = am.rater_metrics(preds, gts, wanted=SECTIONS[section])
+    assert set(got) == set(SECTIONS[section])
+    for name, value in got.items():
+        assert type(value) is float, name
+        assert value == every[name] or (np.isnan(value) and np.isnan(every[name])), name

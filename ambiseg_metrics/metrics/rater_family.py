@@ -86,9 +86,10 @@ class UncertaintyErrorOverlap:
     auprc: float | np.ndarray
 
 
-def collect(values: list, batch: bool):
+def collect(values: list[float], batch: bool) -> float | np.ndarray:
+    """The per-image values as an array (``batch``), or the one image's value as a float."""
     arr = np.asarray(values, dtype=np.float64)
-    return arr if batch else (float(arr[0]) if arr.ndim == 1 else arr[0])
+    return arr if batch else float(arr[0])
 
 
 def check_thresholds(thresholds: Sequence[float]) -> np.ndarray:
