@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import reference as ref
@@ -119,16 +121,17 @@ def test_conventions_set_the_options_and_explicit_arguments_win():
     assert am.multiclass_similarity(s, y, classes=3, conventions="phiseg")[0, 1] == pytest.approx(0.75)
 
 
+@pytest.mark.parametrize("dtype", [np.int64, np.uint8])
 @pytest.mark.parametrize("n_images", [2, 3])
 @pytest.mark.parametrize("classes", [3, [1, 2]])
-def test_ignored_pixels_are_left_out_image_by_image(classes, n_images):
+def test_ignored_pixels_are_left_out_image_by_image(classes, n_images, dtype):
     """A pixel where any annotation of an image has ``ignore_label`` counts for no pair of that image: the
     same as removing it. In a batch with a fixed class list (counted for all images at once), with as many
     images as predictions (2) and with more (3); each image has its own ignored pixels."""
     rng = np.random.default_rng(n_images)
-    preds = rng.integers(0, 3, (n_images, 2, 6, 6))
-    gts = rng.integers(0, 3, (n_images, 3, 6, 6))
-    for b in range(n_images):
+    preds = rng.integers(0, 3, (n_images, 2, 6, 6)).astype(dtype)
+    gts = rng.integers(0, 3, (n_images, 3, 6, 6)).astype(dtype)
+    for b in range(n_images):  # 255: the largest uint8 label
         gts[b, b % 3, rng.integers(0, 6, 6), rng.integers(0, 6, 6)] = 255
     got = am.multiclass_similarity(preds, gts, batch=True, classes=classes, ignore_label=255)
     ged = am.multiclass_ged(preds, gts, batch=True, classes=classes, ignore_label=255)
@@ -161,21 +164,59 @@ def test_ignore_label_must_be_an_integer(label):
         am.multiclass_ged(maps, maps, classes=[1], ignore_label=label)
 
 
-def test_inferred_classes_leave_the_ignored_label_out():
-    """With ``classes=None`` the class list runs up to the largest label other than ``ignore_label``,
-    which may also stand in predictions; absent classes count (class_absent="one"), so an extra class would
-    show."""
+@pytest.mark.parametrize(("ignored", "top_in"), [(255, "preds"), (255, "gts"), (0, "preds"), (0, "gts")])
+def test_inferred_classes_leave_the_ignored_label_out(ignored, top_in):
+    """With ``classes=None`` the class list runs up to the largest label other than ``ignore_label``
+    (which may also stand in predictions), whichever side holds that label; absent classes count
+    (class_absent="one"), so a class too many or too few would show."""
+    rng = np.random.default_rng(ignored)
+    preds = rng.integers(1, 3, (2, 6, 6)).astype(np.uint8)
+    gts = rng.integers(1, 3, (3, 6, 6)).astype(np.uint8)
+    (preds if top_in == "preds" else gts)[1, 2, :2] = 3  # the largest label, on one side only
+    preds[0, 0, :3] = ignored
+    gts[1, 5, 2:] = ignored
+    want = am.multiclass_ged(preds, gts, classes=[1, 2, 3], ignore_label=ignored)
+    assert am.multiclass_ged(preds, gts, ignore_label=ignored) == pytest.approx(want, abs=TOL)
+
+
+def test_only_background_and_the_ignored_label_give_class_0_alone():
+    """Maps of background and the ignored label only (on both sides; a prediction's 255 at a kept pixel
+    is simply not class 0): the inferred class list is class 0 alone."""
     rng = np.random.default_rng(8)
-    preds = rng.integers(0, 3, (2, 6, 6))
-    gts = rng.integers(0, 3, (3, 6, 6))
-    preds[0, 0, :3] = 255
-    gts[1, 5, 2:] = 255
-    got = am.multiclass_ged(preds, gts, ignore_label=255)
-    assert got == pytest.approx(am.multiclass_ged(preds, gts, classes=[1, 2], ignore_label=255), abs=TOL)
-    # only background and the ignored label: class 0 alone (with include_background)
-    bg, zero = np.where(preds > 0, 255, 0), np.zeros_like(gts)
-    assert (am.multiclass_ged(bg, zero, ignore_label=255, include_background=True)
-            == pytest.approx(am.multiclass_ged(bg, zero, classes=[0], ignore_label=255), abs=TOL))
+    preds = np.where(rng.random((2, 6, 6)) < 0.3, 255, 0)
+    gts = np.where(rng.random((3, 6, 6)) < 0.1, 255, 0)
+    want = am.multiclass_ged(preds, gts, classes=[0], ignore_label=255)
+    assert want > 0
+    got = am.multiclass_ged(preds, gts, ignore_label=255, include_background=True)
+    assert got == pytest.approx(want, abs=TOL)
+
+
+def test_images_of_one_batch_infer_their_own_classes():
+    """Same-shape images are counted as one group, but without ``classes`` each image's class list is its
+    own (here: labels up to 1 in image 0, up to 3 in image 1)."""
+    rng = np.random.default_rng(11)
+    preds = rng.integers(0, 2, (2, 3, 6, 6))
+    gts = rng.integers(0, 2, (2, 2, 6, 6))
+    preds[1, 0, :2], gts[1, 1, 4:] = 3, 2
+    got = am.multiclass_ged(preds, gts, batch=True)
+    for i in range(2):
+        assert got[i] == pytest.approx(am.multiclass_ged(preds[i], gts[i]), abs=TOL)
+
+
+def test_a_pair_with_no_class_present_under_skip():
+    """class_absent="skip" with no class present in either map of a pair: its similarity is NaN (no
+    class to average, no numpy warning), and a matching counts it as 1."""
+    preds = np.zeros((2, 4, 4), np.int64)
+    preds[1, :2] = 1
+    gts = np.zeros((2, 4, 4), np.int64)
+    gts[0, 1:] = 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        sim = am.multiclass_similarity(preds, gts, classes=[1], class_absent="skip")
+        hm = am.multiclass_hungarian_iou(preds, gts, classes=[1], class_absent="skip")
+    assert np.isnan(sim[0, 3]) and sim[1, 2] == 0.25  # pred 1: rows 0-1, gts 0: rows 1-3
+    # best matching: pred 0 with gts 1 (no class: counted as 1), pred 1 with gts 0 (0.25)
+    assert hm == (1 + 0.25) / 2
 
 
 @pytest.mark.parametrize(("dtype", "label"), [(np.uint8, 300), (np.uint8, -1), (np.int16, 40_000)])
