@@ -13,9 +13,11 @@ HERE = Path(__file__).resolve().parent
 
 
 def _changed_lines(diff: str) -> tuple[str, str]:
+    """The removed and the added lines of a mutant's diff, stripped; blank lines are left out (cosmic-ray's
+    diff of a module's last statement also removes and re-adds the blank lines after it)."""
     minus = [ln[1:].strip() for ln in diff.splitlines() if ln.startswith("-") and not ln.startswith("---")]
     plus = [ln[1:].strip() for ln in diff.splitlines() if ln.startswith("+") and not ln.startswith("+++")]
-    return "\n".join(minus), "\n".join(plus)
+    return "\n".join(x for x in minus if x), "\n".join(x for x in plus if x)
 
 
 def _load_equivalent() -> list[dict[str, str]]:

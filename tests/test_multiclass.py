@@ -243,3 +243,12 @@ def test_multiclass_ged_with_weights_equals_duplication():
     want = am.multiclass_ged_terms(preds, np.concatenate([gts, gts[2:]]), classes=3)
     for name in ("ged", "cross", "sample_diversity", "annotator_diversity"):
         assert getattr(got, name) == pytest.approx(getattr(want, name), abs=TOL), name
+
+
+def test_more_images_than_pixels_with_an_ignore_label_the_maps_cannot_hold():
+    """A batch of 4 one-pixel images with a fixed class list is counted as one group: the kept-pixel
+    mask must have one row per image, not per pixel."""
+    preds = np.array([[[[1]], [[0]]], [[[1]], [[1]]], [[[0]], [[0]]], [[[1]], [[0]]]], np.uint8)
+    gts = np.array([[[[1]]], [[[0]]], [[[0]]], [[[1]]]], np.uint8)
+    got = am.multiclass_ged(preds, gts, batch=True, classes=2, ignore_label=300)
+    np.testing.assert_allclose(got, am.multiclass_ged(preds, gts, batch=True, classes=2), rtol=0, atol=TOL)
