@@ -267,3 +267,48 @@ def test_each_section_alone_equals_all_on_both_paths(section, soft):
     for name, value in got.items():
         assert type(value) is float, name
         assert value == every[name] or (np.isnan(value) and np.isnan(every[name])), name
+
+
+def test_reliability_curves_are_count_mean_p_and_mean_f_per_bin():
+    """Binary masks: p = a/N per pixel, f = b/M; equal-width bins of p (np.linspace edges)."""
+    rng = np.random.default_rng(12)
+    preds = rng.random((4, 8, 8)) < 0.5
+    gts = rng.random((3, 8, 8)) < 0.5
+    cal = am.rater_calibration(preds, gts, n_bins=5)
+    p, f = preds.mean(0).ravel(), gts.mean(0).ravel()
+    bins = np.searchsorted(np.linspace(0.0, 1.0, 6)[1:-1], p, side="right")
+    count = np.bincount(bins, minlength=5)
+    np.testing.assert_array_equal(cal.bin_count, count)
+    with np.errstate(invalid="ignore"):
+        np.testing.assert_allclose(cal.bin_mean_pred, np.bincount(bins, p, 5) / count, rtol=1e-12)
+        np.testing.assert_allclose(cal.bin_mean_rater, np.bincount(bins, f, 5) / count, rtol=1e-12)
+    assert len(set(map(tuple, (cal.bin_count, cal.bin_mean_pred, cal.bin_mean_rater)))) == 3
+
+
+def test_rater_results_are_frozen():
+    import dataclasses
+
+    m = np.random.default_rng(0).random((3, 4, 4)) < 0.5
+    for result, field in ((am.rater_calibration(m, m), "ece"), (am.uncertainty_error_overlap(m, m), "auroc")):
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            setattr(result, field, 0.0)
+
+
+@pytest.mark.parametrize("thresholds", [[], [1.0], [1.5], [-0.5], [0.5, np.nan], [0.2, np.inf]])
+def test_bad_thresholds_are_refused(thresholds):
+    m = np.zeros((2, 3, 3), bool)
+    with pytest.raises(ValueError, match=r"thresholds must be a non-empty sequence of levels in \[0, 1\)"):
+        am.qubiq_score(m, m, thresholds=thresholds)
+
+
+def test_a_threshold_of_0_is_valid():
+    gts = np.array([[[1, 1, 0, 0]], [[1, 0, 0, 0]]], bool)
+    preds = np.array([[[1, 1, 0, 0]]], bool)
+    assert am.qubiq_score(preds, gts, thresholds=[0.0]) == 1.0  # f > 0 and p > 0 at pixels 0 and 1
+
+
+@pytest.mark.parametrize("n_bins", [0, -1, 2.5, True, "10", None])
+def test_bad_bin_counts_are_refused(n_bins):
+    m = np.zeros((2, 3, 3), bool)
+    with pytest.raises(ValueError, match="n_bins must be a positive integer"):
+        am.rater_calibration(m, m, n_bins=n_bins)
