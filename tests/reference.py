@@ -166,10 +166,8 @@ def multiclass_ged(preds, gts, classes, class_absent="one", estimator="v-statist
     return 2 * cross - ss - yy
 
 
-def ncc_maps(samples, gts, eps=1e-8):
-    """PHiSeg's expected cross-entropy maps as loops: E_ss (P,) and the M maps E_sy (P,)."""
-    s = np.stack([1.0 - np.asarray(samples, float), np.asarray(samples, float)], axis=-1)
-    y = np.stack([1.0 - np.asarray(gts, float), np.asarray(gts, float)], axis=-1)
+def _cross_entropy_maps(s, y, eps):
+    """E_ss (P,) and the M maps E_sy (P,) of class-last probabilities s (N, ..., C) and y (M, ..., C)."""
     mean = s.mean(axis=0)
 
     def xent(q, p):  # -sum_c p_c log(q_c + eps), per pixel
@@ -180,33 +178,49 @@ def ncc_maps(samples, gts, eps=1e-8):
     return e_ss, e_sy
 
 
-def ncc_channels(samples, gts, eps=1e-8) -> float:
-    """NCC of class probability maps (N, C, ...) and (M, C, ...), the class axis second, as loops."""
-    s = np.moveaxis(np.asarray(samples, float), 1, -1)
-    y = np.moveaxis(np.asarray(gts, float), 1, -1)
-    mean = s.mean(axis=0)
-
-    def xent(q, p):
-        return -np.sum(p * np.log(q + eps), axis=-1)
-
-    e_ss = np.mean([xent(s[i], mean) for i in range(len(s))], axis=0).ravel()
-    values = []
-    for j in range(len(y)):
-        e_sy = np.mean([xent(s[i], y[j]) for i in range(len(s))], axis=0).ravel()
-        a = (e_ss - e_ss.mean()) / (e_ss.std() * len(e_ss))
-        values.append(float(np.sum(a * (e_sy - e_sy.mean()) / e_sy.std())))
-    return float(np.mean(values))
-
-
-def ncc(samples, gts, eps=1e-8) -> float:
-    """PHiSeg's NCC written as loops: binary foreground probabilities, classes [1 - p, p]."""
-    e_ss, maps = ncc_maps(samples, gts, eps)
+def _mean_correlation(e_ss, maps) -> float:
     values = []
     for e_sy in maps:
         a = (e_ss - e_ss.mean()) / (e_ss.std() * len(e_ss))
         v = (e_sy - e_sy.mean()) / e_sy.std()
         values.append(float(np.sum(a * v)))
     return float(np.mean(values))
+
+
+def ncc_maps(samples, gts, eps=1e-8):
+    """PHiSeg's expected cross-entropy maps as loops: E_ss (P,) and the M maps E_sy (P,)."""
+    s = np.stack([1.0 - np.asarray(samples, float), np.asarray(samples, float)], axis=-1)
+    y = np.stack([1.0 - np.asarray(gts, float), np.asarray(gts, float)], axis=-1)
+    return _cross_entropy_maps(s, y, eps)
+
+
+def ncc_channels(samples, gts, eps=1e-8) -> float:
+    """NCC of class probability maps (N, C, ...) and (M, C, ...), the class axis second, as loops."""
+    s = np.moveaxis(np.asarray(samples, float), 1, -1)
+    y = np.moveaxis(np.asarray(gts, float), 1, -1)
+    return _mean_correlation(*_cross_entropy_maps(s, y, eps))
+
+
+def ncc(samples, gts, eps=1e-8) -> float:
+    """PHiSeg's NCC written as loops: binary foreground probabilities, classes [1 - p, p]."""
+    return _mean_correlation(*ncc_maps(samples, gts, eps))
+
+
+def vote_table(preds, gts) -> np.ndarray:
+    """T[a, b] = pixels marked by exactly a of the N predictions and b of the M annotations."""
+    a = np.asarray(preds).reshape(len(preds), -1).astype(np.int64).sum(0)
+    b = np.asarray(gts).reshape(len(gts), -1).astype(np.int64).sum(0)
+    cells = (len(preds) + 1) * (len(gts) + 1)
+    return np.bincount(a * (len(gts) + 1) + b, minlength=cells).reshape(len(preds) + 1, len(gts) + 1)
+
+
+def pair_counts(preds, gts):
+    """Intersection counts of every pair of the N + M masks (predictions first), and the areas of the
+    union of the predictions, of the annotations, and of their intersection."""
+    k = np.concatenate([preds, gts]).reshape(len(preds) + len(gts), -1).astype(np.int64)
+    up = np.asarray(preds).reshape(len(preds), -1).any(0)
+    ug = np.asarray(gts).reshape(len(gts), -1).any(0)
+    return k @ k.T, np.array([up.sum(), ug.sum(), (up & ug).sum()])
 
 
 def dice_soft(samples, gts, thresholds=(0.1, 0.3, 0.5, 0.7, 0.9)) -> float:

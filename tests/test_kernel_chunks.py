@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import reference as ref
 
 import ambiseg_metrics as am
 from ambiseg_metrics.core import _kernels
@@ -22,13 +23,6 @@ def _compiled_kernels_only(monkeypatch):
     from ambiseg_metrics.core import counts
 
     monkeypatch.setattr(counts, "_NUMPY_COUNT_BYTES", 0)
-
-
-def brute_counts(preds: np.ndarray, gts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    k = np.concatenate([preds, gts]).reshape(len(preds) + len(gts), -1).astype(np.int64)
-    up = preds.reshape(len(preds), -1).any(0)
-    ug = gts.reshape(len(gts), -1).any(0)
-    return k @ k.T, np.array([up.sum(), ug.sum(), (up & ug).sum()])
 
 
 # Word counts just above the 4,096-word chunking threshold and not multiples of 2, 4 or 8 chunks, nor of
@@ -50,7 +44,7 @@ def test_chunked_volume_counts_every_word(words: int, kind: str) -> None:
     raw_g[..., -70:] = 0.9
     preds_b, gts_b = raw_p > 0.5, raw_g > 0.5
     preds, gts = (raw_p, raw_g) if kind == "float" else (preds_b, gts_b)
-    inter, union = brute_counts(preds_b, gts_b)
+    inter, union = ref.pair_counts(preds_b, gts_b)
     block = am.pair_counts(preds, gts).blocks[0]
     assert np.array_equal(block.inter[0], inter)
     assert np.array_equal(block.union[0], union)
@@ -70,7 +64,7 @@ def test_chunked_gram_of_packed_words_counts_every_word(words: int) -> None:
     # enough pair-words for the parallel, chunked Gram (not the serial one for tiny inputs)
     assert 7 * 8 // 2 * words >= _kernels._SERIAL_GRAM_PAIRS
     preds, gts = np.ascontiguousarray(view_p), np.ascontiguousarray(view_g)
-    inter, union = brute_counts(preds, gts)
+    inter, union = ref.pair_counts(preds, gts)
     block = am.pair_counts(view_p, view_g).blocks[0]
     assert np.array_equal(block.inter[0], inter)
     assert np.array_equal(block.union[0], union)
@@ -99,14 +93,6 @@ def two_threads():
     _kernels.set_threads(None)
 
 
-def brute_votes(preds: np.ndarray, gts: np.ndarray) -> np.ndarray:
-    a = preds.reshape(len(preds), -1).sum(0)
-    b = gts.reshape(len(gts), -1).sum(0)
-    table = np.zeros((len(preds) + 1, len(gts) + 1), np.int64)
-    np.add.at(table, (a, b), 1)
-    return table
-
-
 # B images of W = 4097 words: with 2 threads, 2 word chunks for B = 4..7 and 3 for B = 3 (4097 = 2·2048 + 1
 # = 3·1365 + 2), so the chunk length is a rounded-up quotient and the last chunk is short
 PATHS = ["fused", "packed", "votes", "votes and pairs"]
@@ -131,16 +117,16 @@ def test_few_chunks_count_every_word(two_threads, images, path):
             pairs, votes = am.pair_and_vote_counts(preds, gts, batch=True)
             blk = votes.blocks[0]
             for i in range(images):
-                inter, union = brute_counts(preds[i], gts[i])
+                inter, union = ref.pair_counts(preds[i], gts[i])
                 np.testing.assert_array_equal(pairs.blocks[0].inter[i], inter)
                 np.testing.assert_array_equal(pairs.blocks[0].union[i], union)
         for i in range(images):
-            np.testing.assert_array_equal(blk.table[i], brute_votes(preds[i], gts[i]))
+            np.testing.assert_array_equal(blk.table[i], ref.vote_table(preds[i], gts[i]))
         return
     block = am.pair_counts(list(preds) if path == "packed" else preds, gts if path == "fused" else list(gts),
                            batch=True).blocks[0]
     for i in range(images):
-        inter, union = brute_counts(preds[i], gts[i])
+        inter, union = ref.pair_counts(preds[i], gts[i])
         np.testing.assert_array_equal(block.inter[i], inter)
         np.testing.assert_array_equal(block.union[i], union)
 
@@ -203,9 +189,7 @@ def test_vote_table_of_a_256_cubed_volume():
     preds = rng.random((1, 2, 256, 256, 256), dtype=np.float32) < 0.3
     gts = rng.random((1, 2, 256, 256, 256), dtype=np.float32) < 0.3
     table = am.vote_counts(preds, gts, batch=True).blocks[0].table[0]
-    a = preds[0].reshape(2, -1).sum(0, dtype=np.int64)
-    b = gts[0].reshape(2, -1).sum(0, dtype=np.int64)
-    np.testing.assert_array_equal(table, np.bincount(a * 3 + b, minlength=9).reshape(3, 3))
+    np.testing.assert_array_equal(table, ref.vote_table(preds[0], gts[0]))
 
 
 @pytest.mark.parametrize("threads", [3, 4, 5])
@@ -221,10 +205,10 @@ def test_any_thread_count_runs_every_task(threads):
     finally:
         _kernels.set_threads(None)
     for i in range(6):
-        inter, union = brute_counts(preds[i], gts[i])
+        inter, union = ref.pair_counts(preds[i], gts[i])
         np.testing.assert_array_equal(block.inter[i], inter)
         np.testing.assert_array_equal(block.union[i], union)
-        np.testing.assert_array_equal(votes.per_image()[i].table[0], brute_votes(preds[i], gts[i]))
+        np.testing.assert_array_equal(votes.per_image()[i].table[0], ref.vote_table(preds[i], gts[i]))
 
 
 def test_thread_pool_follows_set_threads():
@@ -272,7 +256,7 @@ def test_more_masks_than_words_per_span():
     for i in (0, 999, 1024):
         np.testing.assert_array_equal(block.inter[0, i], k @ k[i].astype(np.int64))
     votes = am.vote_counts(preds, gts, batch=True).blocks[0]  # the vote kernel packs spans the same way
-    np.testing.assert_array_equal(votes.table[0], brute_votes(preds[0], gts[0]))
+    np.testing.assert_array_equal(votes.table[0], ref.vote_table(preds[0], gts[0]))
 
 
 def test_every_kernel_releases_the_gil():

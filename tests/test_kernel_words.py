@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import reference as ref
 
 from ambiseg_metrics.core import _kernels
 
@@ -19,18 +20,6 @@ def ref_pack(x: np.ndarray, threshold: float) -> np.ndarray:
     padded = np.zeros((*bits.shape[:-1], 64 * W), bool)
     padded[..., :P] = bits
     return np.packbits(padded, axis=-1, bitorder="little").view("<u8")
-
-
-def ref_gram(x: np.ndarray) -> np.ndarray:
-    k = x.reshape(len(x), -1).astype(np.int64)
-    return k @ k.T
-
-
-def ref_votes(preds: np.ndarray, gts: np.ndarray) -> np.ndarray:
-    a = preds.astype(np.int64).sum(0)
-    b = gts.astype(np.int64).sum(0)
-    return np.bincount(a * (len(gts) + 1) + b, minlength=(len(preds) + 1) * (len(gts) + 1)).reshape(
-        len(preds) + 1, len(gts) + 1)
 
 
 def _threshold(dtype) -> float:
@@ -54,8 +43,8 @@ def test_a_row_one_pixel_short_of_a_word_is_not_read_past(P, dtype):
     inter, union, bad_p, bad_g = _kernels.fused_counts(x[:, :3], x[:, 3:], t, t)
     table, areas, *_ = _kernels.vote_counts(x[:, :3], x[:, 3:], t, t)
     for b in range(2):
-        np.testing.assert_array_equal(inter[b], ref_gram(x[b] > 0))
-        np.testing.assert_array_equal(table[b], ref_votes(x[b, :3] > 0, x[b, 3:] > 0))
+        np.testing.assert_array_equal(inter[b], ref.pair_counts(x[b, :3] > 0, x[b, 3:] > 0)[0])
+        np.testing.assert_array_equal(table[b], ref.vote_table(x[b, :3] > 0, x[b, 3:] > 0))
         np.testing.assert_array_equal(areas[b], (x[b] > 0).sum(1))
 
 
@@ -102,7 +91,7 @@ def test_vote_table_with_two_to_the_fifteen_masks_on_one_side(n, m):
     preds[0, :, 0] = 1  # pixel 0 is marked by all 2**15 masks of the big side
     gts[0, :, 0] = 1
     table, areas, *_ = _kernels.vote_counts(preds, gts, 0.0, 0.0, with_gram=False)
-    np.testing.assert_array_equal(table[0], ref_votes(preds[0], gts[0]))
+    np.testing.assert_array_equal(table[0], ref.vote_table(preds[0], gts[0]))
     assert table[0, n, m] >= 1
 
 
@@ -117,6 +106,6 @@ def test_only_words_without_any_foreground_are_skipped(with_gram):
     preds[0, 0, 128] = 1  # word 2: prediction pixel 0 of the word ...
     gts[0, 0, 128:192] = 1  # ... and every pixel of the word in one annotation
     table, areas, *_ = _kernels.vote_counts(preds, gts, 0.0, 0.0, with_gram=with_gram)
-    np.testing.assert_array_equal(table[0], ref_votes(preds[0], gts[0]))
+    np.testing.assert_array_equal(table[0], ref.vote_table(preds[0], gts[0]))
     assert table[0, 0, 0] == 192 - 65 and table[0, 1, 1] == 1
     np.testing.assert_array_equal(areas[0], [1, 0, 64, 1])
