@@ -79,17 +79,17 @@ def _ece_mce(t, n, m, p, f, bins, n_bins, count, sp, sf):  # pragma: no cover - 
 
 
 @njit(cache=_CACHE, nogil=True)
-def _cell_values(n, m, background):  # pragma: no cover - compiled by numba
-    """p and f of the (N+1)(M+1) cells in the ranking order of :func:`_ace`."""
+def _cell_values(n, m):  # pragma: no cover - compiled by numba
+    """p = i/N and f = j/M of the (N+1)(M+1) cells in the ranking order of :func:`_ace`, k = i·(M+1) + j.
+    The same for both classes: the background visits cell (N - i, M - j) at rank k, whose p0 = (N - a)/N
+    and f0 = (M - b)/M are again i/N and j/M."""
     pv = np.empty((n + 1) * (m + 1))
     fv = np.empty((n + 1) * (m + 1))
     k = 0
     for i in range(n + 1):
-        a = n - i if background else i
         for j in range(m + 1):
-            b = m - j if background else j
-            pv[k] = ((n - a) if background else a) / n
-            fv[k] = ((m - b) if background else b) / m
+            pv[k] = i / n
+            fv[k] = j / m
             k += 1
     return pv, fv
 
@@ -203,8 +203,7 @@ def _readouts(table, areas, qa0, qb0, bins_p, bins_p0, n_bins, both, sections, o
     cum = np.full(n_cells + 1, np.nan)
     cum_p = np.full(n_cells + 1, np.nan)
     cum_f = np.full(n_cells + 1, np.nan)
-    pv, fv = _cell_values(n, m, False)
-    pv0, fv0 = _cell_values(n, m, True)
+    pv, fv = _cell_values(n, m)  # both classes' ranking order (see _cell_values)
     p = np.arange(n + 1) / n
     f = np.arange(m + 1) / m
     p0 = (n - np.arange(n + 1)) / n
@@ -248,7 +247,7 @@ def _readouts(table, areas, qa0, qb0, bins_p, bins_p0, n_bins, both, sections, o
                 ace = _ace(t, n, m, n_bins, False, pv, fv, cum, cum_p, cum_f)
                 if both:
                     ece0, mce0 = _ece_mce(t, n, m, p0, f0, bins_p0, n_bins, count, sp, sf)
-                    ace0 = _ace(t, n, m, n_bins, True, pv0, fv0, cum, cum_p, cum_f)
+                    ace0 = _ace(t, n, m, n_bins, True, pv, fv, cum, cum_p, cum_f)
                     ece, mce, ace = 0.5 * (ece + ece0), 0.5 * (mce + mce0), 0.5 * (ace + ace0)
                 out[i, 2] = ece
                 out[i, 3] = mce
