@@ -312,3 +312,71 @@ def test_bad_bin_counts_are_refused(n_bins):
     m = np.zeros((2, 3, 3), bool)
     with pytest.raises(ValueError, match="n_bins must be a positive integer"):
         am.rater_calibration(m, m, n_bins=n_bins)
+
+
+def test_numpy_table_path_of_a_batch_equals_image_by_image():
+    """The numpy reference reads a batch with one searchsorted over all images (each image's cumulative
+    counts shifted apart): 300 random batches of 2-4 tables, many with all pixels in the first and last
+    cells, give the values of one image at a time."""
+    from ambiseg_metrics.metrics.rater_tables import table_metrics
+
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+        n, m = rng.integers(1, 6), rng.integers(1, 5)
+        b_images, pixels = rng.integers(2, 5), rng.integers(1, 30)
+        tables = np.zeros((b_images, n + 1, m + 1), np.int64)
+        for i in range(b_images):
+            cells = rng.integers(0, (n + 1) * (m + 1), pixels)
+            if rng.random() < 0.5:
+                cells = rng.choice([0, (n + 1) * (m + 1) - 1], pixels)
+            np.add.at(tables[i].reshape(-1), cells, 1)
+        areas = rng.integers(0, pixels + 1, (b_images, n + m))
+        n_bins, both = int(rng.integers(1, 12)), bool(rng.integers(2))
+        args = (set(am.RATER_METRICS), np.array([0.3, 0.5]), False, n_bins, both)
+        batch = table_metrics(tables, areas, *args)
+        for i in range(b_images):
+            one = table_metrics(tables[i : i + 1], areas[i : i + 1], *args)
+            for name in am.RATER_METRICS:
+                np.testing.assert_allclose(batch[name][i], one[name][0], rtol=1e-12, atol=1e-14, err_msg=name)
+
+
+@pytest.mark.parametrize("section", range(6))
+def test_each_section_alone_of_the_numpy_table_path(section):
+    from ambiseg_metrics.metrics.rater_family import QUBIQ_THRESHOLDS
+    from ambiseg_metrics.metrics.rater_tables import table_metrics
+
+    rng = np.random.default_rng(section)
+    table, areas = rng.integers(0, 9, (3, 5, 4)), rng.integers(0, 30, (3, 7))
+    args = (np.array(QUBIQ_THRESHOLDS), False, 10, True)
+    every = table_metrics(table, areas, set(am.RATER_METRICS), *args)
+    got = table_metrics(table, areas, set(SECTIONS[section]), *args)
+    assert set(got) == set(SECTIONS[section])
+    for name in got:
+        np.testing.assert_array_equal(got[name], every[name], err_msg=name)
+
+
+def test_one_error_pixel_has_an_auprc():
+    """One pixel where the samples' majority and the raters' majority disagree: AUPRC is defined (not NaN),
+    on the kernel and on the numpy table path."""
+    from ambiseg_metrics.core._rater_kernel import table_readouts
+    from ambiseg_metrics.metrics.rater_tables import table_metrics
+
+    table = np.zeros((1, 3, 3), np.int64)
+    table[0, 2, 0] = 1  # both samples say yes, no rater does: the one error pixel
+    table[0, 0, 0], table[0, 1, 1], table[0, 2, 2] = 5, 3, 4
+    areas = np.array([[5, 4, 4, 4]])
+    args = ({"ueo_auprc"}, np.array([0.5]), False, 10, False)
+    kernel, numpy_path = table_readouts(table, areas, *args), table_metrics(table, areas, *args)
+    assert not np.isnan(kernel["ueo_auprc"][0])
+    assert numpy_path["ueo_auprc"][0] == pytest.approx(kernel["ueo_auprc"][0], rel=1e-12)
+
+
+def test_per_pixel_path_reads_any_nonzero_integer_as_foreground():
+    """Weights send binary masks to the per-pixel path: 0/255 uint8 masks count as 0/1 masks."""
+    rng = np.random.default_rng(13)
+    preds, gts = rng.random((3, 5, 5)) < 0.5, rng.random((2, 5, 5)) < 0.5
+    w = [0.25, 0.75]
+    want = am.rater_metrics(preds, gts, gt_weights=w)
+    got = am.rater_metrics(preds.astype(np.uint8) * 255, gts.astype(np.uint8) * 255, gt_weights=w)
+    for name in want:
+        assert got[name] == want[name] or (np.isnan(got[name]) and np.isnan(want[name])), name
