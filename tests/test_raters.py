@@ -380,3 +380,10 @@ def test_per_pixel_path_reads_any_nonzero_integer_as_foreground():
     got = am.rater_metrics(preds.astype(np.uint8) * 255, gts.astype(np.uint8) * 255, gt_weights=w)
     for name in want:
         assert got[name] == want[name] or (np.isnan(got[name]) and np.isnan(want[name])), name
+
+
+def test_per_pixel_path_names_the_first_of_several_bad_values():
+    soft = np.full((2, 3, 3), 0.5)
+    soft[0, 2, 2], soft[1, 0, 0] = 1.5, -0.5  # mask 0 pixel 8 comes before mask 1 pixel 0
+    with pytest.raises(ValueError, match=r"preds contains 1.5 at index \(0, 8\)"):
+        am.soft_dice(soft, np.zeros((2, 3, 3), bool))
