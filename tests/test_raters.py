@@ -387,3 +387,30 @@ def test_per_pixel_path_names_the_first_of_several_bad_values():
     soft[0, 2, 2], soft[1, 0, 0] = 1.5, -0.5  # mask 0 pixel 8 comes before mask 1 pixel 0
     with pytest.raises(ValueError, match=r"preds contains 1.5 at index \(0, 8\)"):
         am.soft_dice(soft, np.zeros((2, 3, 3), bool))
+
+
+@pytest.mark.parametrize("inclusive", [False, True])
+def test_a_vote_fraction_equal_to_the_threshold_on_both_table_paths(inclusive):
+    """N = M = 2: p = f = 1/2 lies exactly on the threshold 0.5, above it only with >=."""
+    from ambiseg_metrics.core._rater_kernel import table_readouts
+    from ambiseg_metrics.metrics.rater_tables import table_metrics
+
+    table = np.array([[[3, 1, 0], [1, 4, 1], [0, 2, 5]]], np.int64)
+    areas = np.array([[9, 12, 11, 11]])
+    args = ({"qubiq"}, np.array([0.5]), inclusive, 10, False)
+    kernel = table_readouts(table, areas, *args)["qubiq"]
+    numpy_path = table_metrics(table, areas, *args)["qubiq"]
+    yes_p, yes_f = (slice(1, None), slice(1, None)) if inclusive else (slice(2, None), slice(2, None))
+    inter = table[0][yes_p, yes_f].sum()
+    want = 2 * inter / (table[0][yes_p].sum() + table[0][:, yes_f].sum())
+    assert kernel[0] == pytest.approx(want, rel=1e-12) and numpy_path[0] == pytest.approx(want, rel=1e-12)
+
+
+def test_per_pixel_votes_are_frozen():
+    import dataclasses
+
+    from ambiseg_metrics.metrics.rater_readouts import rater_votes
+
+    votes = rater_votes(np.full((2, 3, 3), 0.5), np.zeros((2, 3, 3), bool))[0]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        votes.c = None  # type: ignore[misc]
