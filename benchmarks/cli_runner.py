@@ -37,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["write_tree", "run", "DECODE_SCRIPT"]
+__all__ = ["write_tree", "run", "DECODE_SCRIPT", "READER_SCRIPT", "png_reader_costs"]
 
 DECODE_SCRIPT = r"""
 import os, sys
@@ -96,6 +96,43 @@ if __name__ == "__main__":
             client.submit(sum, [1, 2]).result()
         print(time.perf_counter() - t0)
 """
+
+
+READER_SCRIPT = r"""
+import os, sys, time
+import numpy as np
+from PIL import Image
+from ambiseg_metrics.core._kernel_load import load_kernels
+from ambiseg_metrics.files.png_plain import read_plain_png
+root = sys.argv[1]
+files = [os.path.join(root, side, case, name) for side in ("preds", "gts")
+         for case in sorted(os.listdir(os.path.join(root, side)))
+         for name in sorted(os.listdir(os.path.join(root, side, case)))]
+load_kernels()
+assert read_plain_png(files[0]) is not None  # the first call also loads the unfilter kernel
+def pillow(path):
+    with Image.open(path) as im:
+        return np.asarray(im)
+out = []
+for reader in (pillow, read_plain_png):
+    t0 = time.process_time()
+    for path in files:
+        reader(path)
+    out.append((time.process_time() - t0) / len(files) * 1e6)
+print(*out)
+"""
+
+
+def png_reader_costs(tree: Path, repeats: int) -> list[str]:
+    """CPU µs per file to read the PNGs of ``tree`` with Pillow (``np.asarray(Image.open(path))``) and with
+    the library's fast path for 8-bit grey PNGs (:mod:`ambiseg_metrics.files.png_plain`), in one fresh
+    process per repeat (medians)."""
+    runs = [[float(x) for x in subprocess.run([sys.executable, "-c", READER_SCRIPT, str(tree)], env=_env(),
+                                              capture_output=True, text=True, check=True).stdout.split()]
+            for _ in range(repeats)]
+    pillow, fast = (statistics.median(r[k] for r in runs) for k in (0, 1))
+    return [f"  CPU us per PNG file: Pillow {pillow:.1f}, fast 8-bit grey path {fast:.1f} "
+            f"({pillow / fast:.2f}x; load {_load()})"]
 
 
 SPIN = "import sys; n = int(sys.argv[1]); s = 0\nfor i in range(n): s += i"
@@ -323,6 +360,8 @@ def workload(settings, bw) -> tuple[object, dict[str, object]]:
             notes += [line.strip() for line in lines + startup_costs(root, repeats, dask)[1:]]
         for fmt in ("png", "npy"):
             r = bench(root, fmt, n_cases, repeats, dask=dask)
+            if fmt == "png":
+                notes += [f"png: {line.strip()}" for line in png_reader_costs(root / fmt, repeats)]
             figures[fmt] = {"wall": r.medians, "cpu": r.cpu, "identical": r.identical}
             for label in r.medians:
                 rows.append([fmt, label, f"{r.medians[label]:.2f}", f"{r.cpu[label]:.2f}"])
@@ -371,7 +410,8 @@ def run(argv: list[str] | None = None) -> list[str]:
                 lines.append(line)
         for fmt in args.formats.split(","):
             r = bench(root, fmt.strip(), args.cases, args.repeats, dask=dask)
-            for line in report(r):
+            extra = png_reader_costs(root / "png", args.repeats) if fmt.strip() == "png" else []
+            for line in report(r) + extra:
                 print(line, flush=True)
                 lines.append(line)
         if not args.no_startup:

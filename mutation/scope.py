@@ -117,6 +117,9 @@ SCOPE: dict[str, list[str]] = {
     "metrics/raters.py": [*_RATER_TESTS],
     "metrics/ncc.py": ["tests/test_ncc.py", "tests/test_presets.py", "tests/test_input_errors.py",
                        "tests/test_byte_order.py", "tests/test_options.py"],
+    # the compiled reading of 8-bit grey PNGs (a wrong pixel is a wrong number too)
+    "core/_png_kernel.py": ["tests/test_png_plain.py"],
+    "files/png_plain.py": ["tests/test_png_plain.py", "tests/test_image_reader.py"],
     "metrics/multiclass.py": [
         "tests/test_multiclass.py", "tests/test_conventions.py", "tests/test_options.py",
         "tests/test_weighted.py", "tests/test_presets.py", "tests/test_input_errors.py",

@@ -227,3 +227,55 @@ def dice_soft(samples, gts, thresholds=(0.1, 0.3, 0.5, 0.7, 0.9)) -> float:
     ms = np.mean(np.asarray(samples, float), axis=0)
     my = np.mean(np.asarray(gts, float), axis=0)
     return float(np.mean([dice(ms > t, my > t) for t in thresholds]))
+
+
+def png_unfilter(raw: np.ndarray) -> np.ndarray:
+    """PNG scanline unfiltering for 1 byte per pixel, written from the specification (section 9), pixel by
+    pixel in Python ints: ``raw`` is (H, W + 1) uint8 (a filter byte per row), the result (H, W) uint8."""
+    h, w = raw.shape[0], raw.shape[1] - 1
+    out = [[0] * w for _ in range(h)]
+    for y in range(h):
+        kind = int(raw[y, 0])
+        for x in range(w):
+            a = out[y][x - 1] if x > 0 else 0
+            b = out[y - 1][x] if y > 0 else 0
+            c = out[y - 1][x - 1] if x > 0 and y > 0 else 0
+            if kind == 0:
+                pred = 0
+            elif kind == 1:
+                pred = a
+            elif kind == 2:
+                pred = b
+            elif kind == 3:
+                pred = (a + b) // 2
+            elif kind == 4:
+                p = a + b - c
+                pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
+                pred = a if pa <= pb and pa <= pc else (b if pb <= pc else c)
+            else:
+                raise ValueError(f"filter type {kind}")
+            out[y][x] = (int(raw[y, x + 1]) + pred) % 256
+    return np.array(out, dtype=np.uint8).reshape(h, w)
+
+
+def png_filter(pixels: np.ndarray, kinds: list[int]) -> np.ndarray:
+    """The inverse of :func:`png_unfilter`: filter each row of (H, W) uint8 ``pixels`` with its filter
+    type ``kinds[y]`` (as a PNG encoder does), giving the (H, W + 1) scanlines."""
+    h, w = pixels.shape
+    px = pixels.astype(int)
+    raw = np.zeros((h, w + 1), np.uint8)
+    for y in range(h):
+        kind = kinds[y]
+        raw[y, 0] = kind
+        for x in range(w):
+            a = px[y, x - 1] if x > 0 else 0
+            b = px[y - 1, x] if y > 0 else 0
+            c = px[y - 1, x - 1] if x > 0 and y > 0 else 0
+            if kind == 4:
+                p = a + b - c
+                pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
+                pred = a if pa <= pb and pa <= pc else (b if pb <= pc else c)
+            else:
+                pred = (0, a, b, (a + b) // 2)[kind]
+            raw[y, x + 1] = (px[y, x] - pred) % 256
+    return raw

@@ -24,6 +24,7 @@ def test_smoke_run_reports_identical_outputs():
     text = "\n".join(lines)
     assert text.count("byte-identical across ways of running: yes") == 2
     assert "decode only" in text and "jobs 2" in text and "jobs auto" in text
+    assert "CPU us per PNG file: Pillow" in text and "fast 8-bit grey path" in text
 
 
 def test_smoke_crossover_reports_each_format():

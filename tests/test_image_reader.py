@@ -116,3 +116,25 @@ def test_a_cmyk_jpeg_reads_as_its_grey_values_not_as_zeros(tmp_path):
     m[4:10, 3:12] = 255
     Image.fromarray(m).convert("CMYK").save(tmp_path / "c.jpg")
     np.testing.assert_array_equal(read_file(tmp_path / "c.jpg") > 127, m > 127)
+
+
+@pytest.mark.parametrize("width", [2, 3, 4])
+def test_animated_png_of_narrow_frames_is_not_taken_for_colour(tmp_path, width):
+    """The channel check looks at each frame, not at the stack: 2 grey frames of 4 x ``width`` pixels are
+    a (2, 4, width) stack, not a 4 x ``width`` image with ``width`` colour channels (which dropped a
+    frame, or refused a mask as colour, before)."""
+    frames = [np.full((4, width), v, np.uint8) for v in (0, 255)]
+    frames[0][1, 0] = 9
+    path = tmp_path / "anim.png"
+    Image.fromarray(frames[0]).save(path, save_all=True, append_images=[Image.fromarray(frames[1])])
+    np.testing.assert_array_equal(read_file(path), np.stack(frames))
+
+
+def test_animated_png_of_rgba_frames_is_read_grey_frame_by_frame(tmp_path):
+    frames = [np.repeat(np.full((5, 6, 1), v, np.uint8), 4, axis=2) for v in (3, 200)]
+    for f in frames:
+        f[..., 3] = 255
+    path = tmp_path / "anim.png"
+    first, second = (Image.fromarray(f, "RGBA") for f in frames)
+    first.save(path, save_all=True, append_images=[second])
+    np.testing.assert_array_equal(read_file(path), np.stack([f[..., 0] for f in frames]))

@@ -190,6 +190,9 @@ def evaluate_chunk(
     """
     if not batched:
         return [_evaluate_one(_read_case(case, options, read), options) for case in items]
+    # a batched run is long enough for the kernels to pay off (see _evaluate_batch): loaded before the
+    # first file is read, 8-bit grey PNGs are read by the compiled fast path (png_plain.py)
+    load_kernels()
     results: list[tuple[dict[str, object], list]] = []
     batch: list[_Read] = []
     size = 0

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import InputFileError
+from .png_plain import read_plain_png
 
 __all__ = ["read_image"]
 
@@ -47,16 +48,25 @@ def _frame(im) -> np.ndarray:
 def read_image(path: Path, ext: str) -> np.ndarray:
     """The mask stored in the image file ``path`` (extension ``ext``, one of ``.png .jpg .jpeg .bmp``): a 2D
     array of the stored values; grey stored as RGB(A) or grey+alpha becomes 2D, a colour image is an
-    :class:`InputFileError`; an animated PNG gives its frames stacked (as imageio read it)."""
+    :class:`InputFileError`; an animated PNG gives its frames stacked (as imageio read it). An 8-bit grey
+    PNG is read without Pillow once the compiled kernels are loaded (:mod:`.png_plain`, the same array)."""
+    if ext == ".png":
+        plain = read_plain_png(path)
+        if plain is not None:
+            return plain
     with _open_image(path, ext) as im:
         if getattr(im, "is_animated", False) and im.format == "PNG":  # APNG: every frame, stacked
             frames = []
             for k in range(im.n_frames):
                 im.seek(k)
-                frames.append(_frame(im))
-            a = np.stack(frames)
-        else:
-            a = _frame(im)
+                frames.append(_grey(_frame(im), path))
+            return np.stack(frames)  # (grey frames 2-4 pixels wide are no colour channels)
+        return _grey(_frame(im), path)
+
+
+def _grey(a: np.ndarray, path: Path) -> np.ndarray:
+    """One frame's pixels as a 2D mask: grey stored as RGB(A) or grey+alpha becomes 2D (alpha dropped);
+    a colour frame is an :class:`InputFileError`."""
     if a.ndim == 3 and a.shape[-1] in (2, 3, 4):
         channels = a.shape[-1] if a.shape[-1] in (1, 3) else a.shape[-1] - 1  # drop alpha
         colour = a[..., :channels]
