@@ -185,6 +185,12 @@ def _bad_files() -> dict[str, bytes]:
         "acTL": _png(PIXELS, before=[_chunk(b"acTL", bytes(8))]),
         "eXIf": _png(PIXELS, before=[_chunk(b"eXIf", b"MM\x00*\x00\x00\x00\x08\x00\x00")]),
         "unknown private chunk": _png(PIXELS, before=[_chunk(b"prVt", b"x")]),
+        "compressed text": _png(PIXELS, before=[_chunk(b"zTXt", b"k\x00\x00" + zlib.compress(b"v" * 99))]),
+        "ICC profile": _png(PIXELS, before=[_chunk(b"iCCP", b"p\x00\x00" + zlib.compress(bytes(64)))]),
+        "truncated pHYs": _png(PIXELS, before=[_chunk(b"pHYs", bytes(8))]),
+        "truncated gAMA": _png(PIXELS, after=[_chunk(b"gAMA", bytes(3))]),
+        "over-long sRGB": _png(PIXELS, before=[_chunk(b"sRGB", bytes(2))]),
+        "too much text": _png(PIXELS, before=[_chunk(b"tEXt", b"k\x00" + bytes(1 << 19))] * 3),
         "PLTE": _png(PIXELS, before=[_chunk(b"PLTE", bytes(3))]),
         "a row short": _png(PIXELS, stream=zlib.compress(rows[:-1])),
         "a row too many": _png(PIXELS, stream=zlib.compress(rows + bytes(7))),
@@ -218,7 +224,13 @@ def test_unusual_or_broken_files_go_to_pillow(tmp_path, name):
 
 def test_the_well_formed_file_of_the_broken_ones_takes_the_fast_path(tmp_path):
     """The control for the test above: the same construction, unbroken, is read here."""
-    path = _write(tmp_path, _png(PIXELS, [1, 2, 3, 4, 0], before=[_chunk(b"gAMA", bytes(4))]))
+    lengths = {b"tIME": 7, b"pHYs": 9, b"gAMA": 4, b"cHRM": 32, b"sRGB": 1, b"sBIT": 1, b"bKGD": 2}
+    ignored = [_chunk(kind, bytes(n)) for kind, n in lengths.items()]
+    room = png_plain.MAX_IGNORED_BYTES - sum(lengths.values())
+    half = room // 2
+    text = [_chunk(b"tEXt", b"k\x00" + bytes(half - 2)), _chunk(b"tEXt", b"v\x00" + bytes(room - half - 2))]
+    path = _write(tmp_path, _png(PIXELS, [1, 2, 3, 4, 0], before=ignored[:4] + text, after=ignored[4:]))
+    np.testing.assert_array_equal(_pillow(path), PIXELS)
     np.testing.assert_array_equal(read_plain_png(path), PIXELS)
 
 

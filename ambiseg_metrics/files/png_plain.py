@@ -12,11 +12,11 @@ It answers only when it is sure to give what Pillow gives (``np.asarray(Image.op
 bytes as a ``(H, W)`` uint8 array; ``tests/test_png_plain.py`` compares the two on random images with
 every filter type); for anything else it returns None and the caller reads the file with Pillow, which
 also reports every error. Anything else is: another colour type or bit depth, interlacing, transparency
-(``tRNS``), an animated PNG, a chunk not listed in :data:`IGNORED_CHUNKS`, a bad CRC, a truncated or
-over-long zlib stream, more than :data:`MAX_PIXELS` pixels, an unreadable file, and any process that has
-not loaded the compiled kernels yet (:func:`ambiseg_metrics.core._kernel_load.kernels_loaded`: a batched
-``ambiseg-eval`` run loads them before it reads; a small run or a notebook's one file never imports
-numba for this).
+(``tRNS``), an animated PNG, a chunk not listed in :data:`IGNORED_CHUNKS` (or of another length), a bad
+CRC, a truncated or over-long zlib stream, more than :data:`MAX_PIXELS` pixels, an unreadable file, and
+any process that has not loaded the compiled kernels yet
+(:func:`ambiseg_metrics.core._kernel_load.kernels_loaded`: a batched ``ambiseg-eval`` run loads them
+before it reads; a small run or a notebook's one file never imports numba for this).
 """
 
 from __future__ import annotations
@@ -29,13 +29,17 @@ import numpy as np
 
 from ..core._kernel_load import kernels_loaded
 
-__all__ = ["IGNORED_CHUNKS", "MAX_PIXELS", "read_plain_png"]
+__all__ = ["IGNORED_CHUNKS", "MAX_IGNORED_BYTES", "MAX_PIXELS", "read_plain_png"]
 
 _SIGNATURE = b"\x89PNG\r\n\x1a\n"
-#: Ancillary chunks that do not change the pixels Pillow returns (text, time, physical size, colour
-#: space and gamma information, which Pillow does not apply); any other chunk sends the file to Pillow.
-IGNORED_CHUNKS = frozenset({b"tEXt", b"zTXt", b"iTXt", b"tIME", b"pHYs", b"gAMA", b"cHRM", b"sRGB",
-                            b"iCCP", b"sBIT", b"bKGD"})
+#: Ancillary chunks that do not change the pixels Pillow returns (text, time, physical size, colour space
+#: and gamma information, which Pillow does not apply), with the length each must have (None: any); any
+#: other chunk (compressed text and ICC profiles too, which Pillow inflates under its own limits), or one
+#: of another length (Pillow refuses some truncated ones), sends the file to Pillow.
+IGNORED_CHUNKS: dict[bytes, int | None] = {b"tEXt": None, b"tIME": 7, b"pHYs": 9, b"gAMA": 4, b"cHRM": 32,
+                                           b"sRGB": 1, b"sBIT": 1, b"bKGD": 2}
+#: The most bytes of ignored chunks a file may hold (Pillow limits the text it keeps).
+MAX_IGNORED_BYTES = 1 << 20
 #: Larger images go to Pillow (which has its own guard against decompression bombs).
 MAX_PIXELS = 1 << 24
 
@@ -75,6 +79,7 @@ def _inflated_rows(data: bytes) -> tuple[np.ndarray, int] | None:
     header = None
     idat: list[bytes] = []
     idat_done = False
+    ignored = 0
     while True:
         if pos + 12 > end:
             return None  # truncated: no IEND
@@ -98,7 +103,10 @@ def _inflated_rows(data: bytes) -> tuple[np.ndarray, int] | None:
             idat_done = True
         if kind == b"IEND":
             break
-        if kind not in IGNORED_CHUNKS:
+        if kind not in IGNORED_CHUNKS or IGNORED_CHUNKS[kind] not in (None, length):
+            return None
+        ignored += length
+        if ignored > MAX_IGNORED_BYTES:
             return None
     width, height, depth, colour, compression, filtering, interlace = header
     if (depth, colour, compression, filtering, interlace) != (8, 0, 0, 0, 0) or not idat:
