@@ -154,10 +154,8 @@ def _evaluate_batch(batch: list[_Read], options: EvalOptions) -> list[tuple[dict
     """Rows of the cases read, in order: one batched :func:`evaluate` per group of cases that get the same
     metrics from the same kind of masks. Each image's numbers do not depend on the others of its batch
     (integer counts, per-image readouts; tests/test_chunked_runner.py checks it bit for bit); any error
-    re-runs the cases one by one, so that it is raised for the first bad case, naming its file."""
-    # a batched run is long enough for the kernels to pay off: load them (not numpy first,
-    # core/_kernel_load.py)
-    load_kernels()
+    re-runs the cases one by one, so that it is raised for the first bad case, naming its file. The
+    kernels are loaded already (:func:`evaluate_chunk`)."""
     out: list[tuple[dict[str, object], list] | None] = [None] * len(batch)
     groups: dict[tuple, list[int]] = {}
     for i, r in enumerate(batch):
@@ -190,8 +188,9 @@ def evaluate_chunk(
     """
     if not batched:
         return [_evaluate_one(_read_case(case, options, read), options) for case in items]
-    # a batched run is long enough for the kernels to pay off (see _evaluate_batch): loaded before the
-    # first file is read, 8-bit grey PNGs are read by the compiled fast path (png_plain.py)
+    # a batched run is long enough for the kernels to pay off: load them (not numpy first,
+    # core/_kernel_load.py), before the first file, so that 8-bit grey PNGs take the compiled fast path
+    # (png_plain.py)
     load_kernels()
     results: list[tuple[dict[str, object], list]] = []
     batch: list[_Read] = []
