@@ -100,6 +100,23 @@ def test_random_plain_pngs_read_as_pillow_reads_them(tmp_path_factory, spec, kin
     assert fast.flags.writeable and fast.flags.c_contiguous
 
 
+@pytest.mark.parametrize("kind", [1, 2, 3, 4])
+def test_unfilter_kernel_on_small_values_where_paeth_ties(kind):
+    """Filtered bytes of 0..3 keep the pixels small, so the Paeth distances tie often, also between
+    neighbours of different values (a = 0, b = 2, c = 1: pa = pb = 1); the tie order a, b, c is the
+    specification's. Every row of one filter type, and then a random type per row."""
+    rng = np.random.default_rng(kind)
+    for _ in range(50):
+        raw = rng.integers(0, 4, (8, 9)).astype(np.uint8)
+        raw[:, 0] = kind
+        out = np.empty((8, 8), np.uint8)
+        assert unfilter_grey8(raw, out) == -1
+        np.testing.assert_array_equal(out, ref.png_unfilter(raw))
+        raw[:, 0] = rng.integers(0, 5, 8)
+        assert unfilter_grey8(raw, out) == -1
+        np.testing.assert_array_equal(out, ref.png_unfilter(raw))
+
+
 def test_an_unknown_filter_type_is_left_to_pillow(tmp_path):
     pixels = _pixels((4, 5, 256, 0))
     raw = ref.png_filter(pixels, [0, 1, 2, 3])
