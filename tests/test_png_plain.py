@@ -185,6 +185,8 @@ def _bad_files() -> dict[str, bytes]:
         "16-bit": _png(PIXELS, header=_ihdr(6, 5, depth=16)),
         "colour type 4": _png(PIXELS, header=_ihdr(6, 5, colour=4)),
         "zero width": _png(PIXELS, header=_ihdr(0, 5)),
+        "zero width, a filter byte per row": _png(PIXELS, header=_ihdr(0, 5), stream=zlib.compress(bytes(5))),
+        "zero height, no rows": _png(PIXELS, header=_ihdr(6, 0), stream=zlib.compress(b"")),
         "too many pixels": _png(PIXELS, header=_ihdr(1 << 12, (1 << 12) + 1)),
         "IHDR not first": b"\x89PNG\r\n\x1a\n" + _chunk(b"tEXt", b"a\x00b") + good[8:],
         "IHDR of the wrong length": _png(PIXELS, header=_chunk(b"IHDR", struct.pack(">IIBBBBBB", 6, 5, 8, 0,
