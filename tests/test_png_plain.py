@@ -241,6 +241,21 @@ def test_unusual_or_broken_files_go_to_pillow(tmp_path, name):
         np.testing.assert_array_equal(got, _pillow(path))
 
 
+def test_a_well_formed_image_over_the_pixel_limit_goes_to_pillow(tmp_path):
+    """4096 x 4097 pixels, one more row than MAX_PIXELS allows (all zero: a 16 KB file)."""
+    height, width = 4097, 4096
+    assert height * width > png_plain.MAX_PIXELS >= (height - 1) * width
+    stream = zlib.compress(bytes(height * (width + 1)), 1)
+    path = _write(tmp_path, b"\x89PNG\r\n\x1a\n" + _ihdr(width, height) + _chunk(b"IDAT", stream)
+                  + _chunk(b"IEND", b""))
+    assert read_plain_png(path) is None
+    assert read_file(path).shape == (height, width)  # by Pillow
+    at_limit = zlib.compress(bytes((height - 1) * (width + 1)), 1)
+    path = _write(tmp_path, b"\x89PNG\r\n\x1a\n" + _ihdr(width, height - 1) + _chunk(b"IDAT", at_limit)
+                  + _chunk(b"IEND", b""), "at_the_limit.png")
+    assert read_plain_png(path).shape == (height - 1, width)
+
+
 def test_the_well_formed_file_of_the_broken_ones_takes_the_fast_path(tmp_path):
     """The control for the test above: the same construction, unbroken, is read here."""
     lengths = {b"tIME": 7, b"pHYs": 9, b"gAMA": 4, b"cHRM": 32, b"sRGB": 1, b"sBIT": 1, b"bKGD": 2}
