@@ -273,6 +273,30 @@ def test_a_missing_or_unreadable_path_is_none_not_an_error(tmp_path):
     assert read_plain_png(tmp_path) is None  # a folder
 
 
+def test_a_link_to_a_device_is_not_read_to_its_end(tmp_path):
+    """A mask name linked to /dev/zero (endless) is left to Pillow, which reads only its header."""
+    if not Path("/dev/zero").exists():
+        pytest.skip("no /dev/zero here")
+    link = tmp_path / "z.png"
+    link.symlink_to("/dev/zero")
+    code = ("import sys; from ambiseg_metrics.core._kernel_load import load_kernels; load_kernels(); "
+            "from ambiseg_metrics.files.png_plain import read_plain_png; print(read_plain_png(sys.argv[1]))")
+    out = subprocess.run([sys.executable, "-c", code, str(link)], capture_output=True, text=True, timeout=60,
+                         check=True)
+    assert out.stdout.strip() == "None"
+    with pytest.raises(InputFileError, match="z.png"):
+        read_file(link)
+
+
+def test_a_file_over_the_size_limit_goes_to_pillow(tmp_path, monkeypatch):
+    data = _png(PIXELS)
+    path = _write(tmp_path, data)
+    monkeypatch.setattr(png_plain, "MAX_FILE_BYTES", len(data) - 1)
+    assert read_plain_png(path) is None
+    monkeypatch.setattr(png_plain, "MAX_FILE_BYTES", len(data))
+    np.testing.assert_array_equal(read_plain_png(path), PIXELS)
+
+
 def test_nothing_is_read_here_before_the_kernels_are_loaded(tmp_path, monkeypatch):
     path = _write(tmp_path, _png(PIXELS))
     monkeypatch.setattr(png_plain, "kernels_loaded", lambda: False)

@@ -13,7 +13,8 @@ bytes as a ``(H, W)`` uint8 array; ``tests/test_png_plain.py`` compares the two 
 every filter type); for anything else it returns None and the caller reads the file with Pillow, which
 also reports every error. Anything else is: another colour type or bit depth, interlacing, transparency
 (``tRNS``), an animated PNG, a chunk not listed in :data:`IGNORED_CHUNKS` (or of another length), a bad
-CRC, a truncated or over-long zlib stream, more than :data:`MAX_PIXELS` pixels, an unreadable file, and
+CRC, a truncated or over-long zlib stream, more than :data:`MAX_PIXELS` pixels, a file that is not regular
+(a link to a device) or larger than :data:`MAX_FILE_BYTES`, an unreadable file, and
 any process that has not loaded the compiled kernels yet
 (:func:`ambiseg_metrics.core._kernel_load.kernels_loaded`: a batched ``ambiseg-eval`` run loads them
 before it reads; a small run or a notebook's one file never imports numba for this).
@@ -22,6 +23,7 @@ before it reads; a small run or a notebook's one file never imports numba for th
 from __future__ import annotations
 
 import os
+import stat
 import struct
 import zlib
 
@@ -29,7 +31,7 @@ import numpy as np
 
 from ..core._kernel_load import kernels_loaded
 
-__all__ = ["IGNORED_CHUNKS", "MAX_IGNORED_BYTES", "MAX_PIXELS", "read_plain_png"]
+__all__ = ["IGNORED_CHUNKS", "MAX_FILE_BYTES", "MAX_IGNORED_BYTES", "MAX_PIXELS", "read_plain_png"]
 
 _SIGNATURE = b"\x89PNG\r\n\x1a\n"
 #: Ancillary chunks that do not change the pixels Pillow returns (text, time, physical size, colour space
@@ -42,6 +44,8 @@ IGNORED_CHUNKS: dict[bytes, int | None] = {b"tEXt": None, b"tIME": 7, b"pHYs": 9
 MAX_IGNORED_BYTES = 1 << 20
 #: Larger images go to Pillow (which has its own guard against decompression bombs).
 MAX_PIXELS = 1 << 24
+#: Larger files, and anything but a regular file, go to Pillow (which reads only what it needs).
+MAX_FILE_BYTES = 1 << 26
 
 _CHUNK_HEAD = struct.Struct(">I4s")
 _IHDR = struct.Struct(">IIBBBBB")
@@ -56,7 +60,10 @@ def read_plain_png(path: str | os.PathLike) -> np.ndarray | None:
         return None
     try:
         with open(path, "rb") as f:
-            data = f.read()
+            info = os.fstat(f.fileno())
+            if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_FILE_BYTES:
+                return None  # a device (a link to /dev/zero would never end), or too large to be plain
+            data = f.read(MAX_FILE_BYTES + 1)
         inflated = _inflated_rows(data)
     except (OSError, ValueError, struct.error, zlib.error):
         return None
