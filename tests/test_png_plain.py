@@ -183,6 +183,8 @@ def _bad_files() -> dict[str, bytes]:
     return {
         "interlaced": _png(PIXELS, header=_ihdr(6, 5, interlace=1)),
         "16-bit": _png(PIXELS, header=_ihdr(6, 5, depth=16)),
+        "1-bit, with 8-bit rows": _png(PIXELS, header=_ihdr(6, 5, depth=1)),
+        "8-bit palette, with grey rows": _png(PIXELS, header=_ihdr(6, 5, colour=3)),
         "colour type 4": _png(PIXELS, header=_ihdr(6, 5, colour=4)),
         "zero width": _png(PIXELS, header=_ihdr(0, 5)),
         "zero width, a filter byte per row": _png(PIXELS, header=_ihdr(0, 5), stream=zlib.compress(bytes(5))),

@@ -63,7 +63,7 @@ def read_plain_png(path: str | os.PathLike) -> np.ndarray | None:
             info = os.fstat(f.fileno())
             if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_FILE_BYTES:
                 return None  # a device (a link to /dev/zero would never end), or too large to be plain
-            data = f.read(MAX_FILE_BYTES + 1)
+            data = f.read(MAX_FILE_BYTES)  # (a file that grows meanwhile is cut: its CRCs fail)
         inflated = _inflated_rows(data)
     except (OSError, ValueError, struct.error, zlib.error):
         return None
@@ -79,20 +79,20 @@ def read_plain_png(path: str | os.PathLike) -> np.ndarray | None:
 
 
 def _inflated_rows(data: bytes) -> tuple[np.ndarray, int] | None:
-    """The inflated scanlines ``(H, W + 1)`` and W of a plain PNG's bytes, or None."""
+    """The inflated scanlines ``(H, W + 1)`` and W of a plain PNG's bytes, or None; struct.error if the
+    bytes end inside a chunk (a truncated file)."""
     if data[:8] != _SIGNATURE:
         return None
-    pos, end = 8, len(data)
+    pos = 8
     header = None
     idat: list[bytes] = []
     idat_done = False
     ignored = 0
     while True:
-        if pos + 12 > end:
-            return None  # truncated: no IEND
-        length, kind = _CHUNK_HEAD.unpack_from(data, pos)
+        length, kind = _CHUNK_HEAD.unpack_from(data, pos)  # struct.error past the end
         body_end = pos + 8 + length
-        if body_end + 4 > end or zlib.crc32(data[pos + 4:body_end]) != _CRC.unpack_from(data, body_end)[0]:
+        (crc,) = _CRC.unpack_from(data, body_end)
+        if zlib.crc32(data[pos + 4:body_end]) != crc:
             return None
         body = data[pos + 8:body_end]
         pos = body_end + 4
