@@ -4,6 +4,7 @@ specification's pixel-by-pixel rule."""
 
 from __future__ import annotations
 
+import os
 import struct
 import subprocess
 import sys
@@ -213,6 +214,9 @@ def _bad_files() -> dict[str, bytes]:
         "over-long sRGB": _png(PIXELS, before=[_chunk(b"sRGB", bytes(2))]),
         "too much text": _png(PIXELS, before=[_chunk(b"tEXt", b"k\x00" + bytes(1 << 19))] * 3),
         "PLTE": _png(PIXELS, before=[_chunk(b"PLTE", bytes(3))]),
+        # empty critical chunks (upper-case first letter) sorting before IDAT and IEND: not data, not the end
+        "unknown critical chunk before the data": _png(PIXELS, before=[_chunk(b"CgBI", b"")]),
+        "unknown critical chunk after the data": _png(PIXELS, after=[_chunk(b"CgBI", b"")]),
         "a row short": _png(PIXELS, stream=zlib.compress(rows[:-1])),
         "a row too many": _png(PIXELS, stream=zlib.compress(rows + bytes(7))),
         "truncated zlib stream": _png(PIXELS, stream=zlib.compress(rows)[:-4]),
@@ -288,6 +292,22 @@ def test_a_link_to_a_device_is_not_read_to_its_end(tmp_path):
     assert out.stdout.strip() == "None"
     with pytest.raises(InputFileError, match="z.png"):
         read_file(link)
+
+
+def test_a_pipe_is_left_unread():
+    """Only regular files are read here: a pipe holding a plain PNG (opened through /proc/self/fd) is left
+    to Pillow, and its bytes are still there afterwards."""
+    if not Path("/proc/self/fd").is_dir():
+        pytest.skip("no /proc/self/fd here")
+    data = _png(PIXELS)
+    r, w = os.pipe()
+    try:
+        os.write(w, data)
+        os.close(w)
+        assert read_plain_png(f"/proc/self/fd/{r}") is None
+        assert os.read(r, len(data) + 1) == data
+    finally:
+        os.close(r)
 
 
 def test_a_file_over_the_size_limit_goes_to_pillow(tmp_path, monkeypatch):
