@@ -198,6 +198,13 @@ def _bad_files() -> dict[str, bytes]:
         "bad IDAT CRC": b"\x89PNG\r\n\x1a\n" + _ihdr(6, 5) + _chunk(b"IDAT", stream, crc=zlib.crc32(idat) ^ 1)
         + _chunk(b"IEND", b""),
         "bad IEND CRC": good[:-4] + b"\x00\x00\x00\x00",
+        "IDAT CRC one above": b"\x89PNG\r\n\x1a\n" + _ihdr(6, 5)
+        + _chunk(b"IDAT", stream, crc=(zlib.crc32(idat) + 1) % 2**32) + _chunk(b"IEND", b""),
+        "IDAT CRC one below": b"\x89PNG\r\n\x1a\n" + _ihdr(6, 5)
+        + _chunk(b"IDAT", stream, crc=(zlib.crc32(idat) - 1) % 2**32) + _chunk(b"IEND", b""),
+        "signature sorting after PNG's": b"\x89PNG\r\n\x1a\x0b" + good[8:],
+        "no IHDR, a header's bytes in a text chunk": b"\x89PNG\r\n\x1a\n"
+        + _chunk(b"tEXt", struct.pack(">IIBBBBB", 6, 5, 8, 0, 0, 0, 0)) + good[33:],
         "truncated": good[: len(good) // 2],
         "no IEND": good[:-12],
         "no IDAT": b"\x89PNG\r\n\x1a\n" + _ihdr(6, 5) + _chunk(b"IEND", b""),
