@@ -205,6 +205,8 @@ def _bad_files() -> dict[str, bytes]:
         "signature sorting after PNG's": b"\x89PNG\r\n\x1a\x0b" + good[8:],
         "no IHDR, a header's bytes in a text chunk": b"\x89PNG\r\n\x1a\n"
         + _chunk(b"tEXt", struct.pack(">IIBBBBB", 6, 5, 8, 0, 0, 0, 0)) + good[33:],
+        "no IHDR, a header's bytes in a critical chunk sorting before it": b"\x89PNG\r\n\x1a\n"
+        + _chunk(b"CgBI", struct.pack(">IIBBBBB", 6, 5, 8, 0, 0, 0, 0)) + good[33:],
         "truncated": good[: len(good) // 2],
         "no IEND": good[:-12],
         "no IDAT": b"\x89PNG\r\n\x1a\n" + _ihdr(6, 5) + _chunk(b"IEND", b""),
@@ -219,7 +221,6 @@ def _bad_files() -> dict[str, bytes]:
         "truncated pHYs": _png(PIXELS, before=[_chunk(b"pHYs", bytes(8))]),
         "truncated gAMA": _png(PIXELS, after=[_chunk(b"gAMA", bytes(3))]),
         "over-long sRGB": _png(PIXELS, before=[_chunk(b"sRGB", bytes(2))]),
-        "too much text": _png(PIXELS, before=[_chunk(b"tEXt", b"k\x00" + bytes(1 << 19))] * 3),
         "PLTE": _png(PIXELS, before=[_chunk(b"PLTE", bytes(3))]),
         # empty critical chunks (upper-case first letter) sorting before IDAT and IEND: not data, not the end
         "unknown critical chunk before the data": _png(PIXELS, before=[_chunk(b"CgBI", b"")]),
@@ -273,12 +274,19 @@ def test_the_well_formed_file_of_the_broken_ones_takes_the_fast_path(tmp_path):
     """The control for the test above: the same construction, unbroken, is read here."""
     lengths = {b"tIME": 7, b"pHYs": 9, b"gAMA": 4, b"cHRM": 32, b"sRGB": 1, b"sBIT": 1, b"bKGD": 2}
     ignored = [_chunk(kind, bytes(n)) for kind, n in lengths.items()]
-    room = png_plain.MAX_IGNORED_BYTES - sum(lengths.values())
-    half = room // 2
-    text = [_chunk(b"tEXt", b"k\x00" + bytes(half - 2)), _chunk(b"tEXt", b"v\x00" + bytes(room - half - 2))]
+    text = [_chunk(b"tEXt", b"k\x00" + bytes(1 << 19))] * 3  # 1.5 MiB of text: Pillow keeps it all
     path = _write(tmp_path, _png(PIXELS, [1, 2, 3, 4, 0], before=ignored[:4] + text, after=ignored[4:]))
     np.testing.assert_array_equal(_pillow(path), PIXELS)
     np.testing.assert_array_equal(read_plain_png(path), PIXELS)
+
+
+def test_the_limits_stay_below_pillows():
+    """Files this path reads are ones Pillow reads without hitting its own limits: at most 64 MiB of text
+    (a file of at most MAX_FILE_BYTES holds less) and fewer pixels than its decompression-bomb warning."""
+    from PIL import PngImagePlugin
+
+    assert png_plain.MAX_FILE_BYTES <= PngImagePlugin.MAX_TEXT_MEMORY
+    assert png_plain.MAX_PIXELS <= Image.MAX_IMAGE_PIXELS
 
 
 def test_a_missing_or_unreadable_path_is_none_not_an_error(tmp_path):

@@ -31,18 +31,18 @@ import numpy as np
 
 from ..core._kernel_load import kernels_loaded
 
-__all__ = ["IGNORED_CHUNKS", "MAX_FILE_BYTES", "MAX_IGNORED_BYTES", "MAX_PIXELS", "read_plain_png"]
+__all__ = ["IGNORED_CHUNKS", "MAX_FILE_BYTES", "MAX_PIXELS", "read_plain_png"]
 
 _SIGNATURE = b"\x89PNG\r\n\x1a\n"
 #: Ancillary chunks that do not change the pixels Pillow returns (text, time, physical size, colour space
 #: and gamma information, which Pillow does not apply), with the length each must have (None: any); any
 #: other chunk (compressed text and ICC profiles too, which Pillow inflates under its own limits), or one
-#: of another length (Pillow refuses some truncated ones), sends the file to Pillow.
+#: of another length (Pillow refuses some truncated ones), sends the file to Pillow. Pillow's limit on a
+#: file's text (``PngImagePlugin.MAX_TEXT_MEMORY``, 64 MiB) is not reached by a file of at most
+#: :data:`MAX_FILE_BYTES` (tests/test_png_plain.py checks the two limits).
 IGNORED_CHUNKS: dict[bytes, int | None] = {b"tEXt": None, b"tIME": 7, b"pHYs": 9, b"gAMA": 4, b"cHRM": 32,
                                            b"sRGB": 1, b"sBIT": 1, b"bKGD": 2}
-#: The most bytes of ignored chunks a file may hold (Pillow limits the text it keeps).
-MAX_IGNORED_BYTES = 1 << 20
-#: Larger images go to Pillow (which has its own guard against decompression bombs).
+#: Larger images go to Pillow (which has its own guard against decompression bombs, at more pixels).
 MAX_PIXELS = 1 << 24
 #: Larger files, and anything but a regular file, go to Pillow (which reads only what it needs).
 MAX_FILE_BYTES = 1 << 26
@@ -87,7 +87,6 @@ def _inflated_rows(data: bytes) -> tuple[np.ndarray, int] | None:
     header = None
     idat: list[bytes] = []
     idat_done = False
-    ignored = 0
     while True:
         length, kind = _CHUNK_HEAD.unpack_from(data, pos)  # struct.error past the end
         body_end = pos + 8 + length
@@ -112,9 +111,6 @@ def _inflated_rows(data: bytes) -> tuple[np.ndarray, int] | None:
             break
         if kind not in IGNORED_CHUNKS or IGNORED_CHUNKS[kind] not in (None, length):
             return None
-        ignored += length
-        if ignored > MAX_IGNORED_BYTES:
-            return None
     width, height, depth, colour, compression, filtering, interlace = header
     if (depth, colour, compression, filtering, interlace) != (8, 0, 0, 0, 0) or not idat:
         return None
@@ -123,7 +119,8 @@ def _inflated_rows(data: bytes) -> tuple[np.ndarray, int] | None:
     expected = height * (width + 1)
     stream = zlib.decompressobj()
     raw = stream.decompress(b"".join(idat), expected)
-    if len(raw) != expected or stream.decompress(stream.unconsumed_tail, 1) or not stream.eof \
-            or stream.unused_data:
+    # zlib reads the end of a complete stream without needing room for output, so a stream with more
+    # rows than the header says is not at its end here
+    if len(raw) != expected or not stream.eof or stream.unused_data:
         return None  # too short, too long, not a complete zlib stream, or bytes after it
     return np.frombuffer(raw, np.uint8).reshape(height, width + 1), width
