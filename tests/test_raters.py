@@ -253,6 +253,26 @@ def test_any_one_or_two_sections_of_the_kernel_read_as_all(picked):
         assert not np.isnan(got[name]).any(), name
 
 
+@pytest.mark.parametrize("b_images", [11, 12, 40])
+def test_kernel_reads_batches_of_more_images_than_columns(b_images):
+    """Batches of more images than the kernel has output columns (11): each image's row is its own, as
+    image-by-image reads give it (a loop over the wrong axis of the output shows here under numba's
+    bounds checks, ``python -m mutation --boundscheck``)."""
+    from ambiseg_metrics.core._rater_kernel import COLUMNS, table_readouts
+    from ambiseg_metrics.metrics.rater_family import QUBIQ_THRESHOLDS
+
+    assert len(COLUMNS) == 11
+    rng = np.random.default_rng(b_images)
+    table = rng.integers(0, 9, (b_images, 5, 4))
+    areas = rng.integers(0, 30, (b_images, 7))
+    thresholds = np.array(QUBIQ_THRESHOLDS)
+    got = table_readouts(table, areas, set(COLUMNS), thresholds, False, 10, True)
+    for i in range(b_images):
+        one = table_readouts(table[i : i + 1], areas[i : i + 1], set(COLUMNS), thresholds, False, 10, True)
+        for name in COLUMNS:
+            np.testing.assert_array_equal(got[name][i], one[name][0], err_msg=f"{name}, image {i}")
+
+
 @pytest.mark.parametrize("soft", [False, True])
 @pytest.mark.parametrize("section", range(6))
 def test_each_section_alone_equals_all_on_both_paths(section, soft):
