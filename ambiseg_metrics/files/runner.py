@@ -35,15 +35,17 @@ CHUNKS_PER_WORKER = 8
 MAX_CHUNK = 64
 #: ``jobs="auto"``: the fewest cases for which a second process pays, by how the cases are stored —
 #: ``"images"`` (decoded: PNG/TIFF/... folders, TIFF/NIfTI stacks), ``"arrays"`` (``.npy``/``.npz`` stacks)
-#: — for cases of :data:`AUTO_REFERENCE_PIXELS` mask pixels. On 2 idle cores (``python -m benchmarks
-#: --workloads 5``) two processes against one took 0.84x, 0.98x, 0.93x, 1.04x, 1.19x and 1.37x the
-#: speed for 50, 100, 200, 400, 800 and 2000 cases as PNG folders, but 0.81-0.96x up to 2000 cases as
-#: ``.npy`` stacks: their reading is too cheap to repay a worker's start and kernel load, hence the far
-#: higher threshold for arrays. On a loaded machine (two other CPU-bound jobs on 2 cores) two processes
-#: were slower at every size from 100 to 1600 cases for both kinds, which :func:`free_cpus` sees. Arrays
-#: given in memory (``"memory"``) always run in one process: sending them to a worker costs more than
-#: evaluating them.
-AUTO_MIN_CASES = {"images": 400, "arrays": 4000}
+#: — for cases of :data:`AUTO_REFERENCE_PIXELS` mask pixels. On 2 idle cores, since 8-bit grey PNGs are
+#: read without Pillow in batched runs (``files/png_plain.py``), two processes against one ran 0.91x,
+#: 0.97x, 1.10x, 1.13x, 1.25x and 1.26x as fast for 200, 400, 800, 1200, 1600 and 2000 cases as PNG
+#: folders (``python -m benchmarks.cli_runner --crossover --formats png --sizes
+#: 200,400,800,1200,1600,2000``, 2026-11-26; with Pillow reading them the crossing was near 400 cases),
+#: but 0.81-0.96x up to 2000 cases as ``.npy`` stacks: their reading is too cheap to repay a worker's
+#: start and kernel load, hence the far higher threshold for arrays. On a loaded machine (two other
+#: CPU-bound jobs on 2 cores) two processes were slower at every size from 100 to 1600 cases for both
+#: kinds, which :func:`free_cpus` sees. Arrays given in memory (``"memory"``) always run in one process:
+#: sending them to a worker costs more than evaluating them.
+AUTO_MIN_CASES = {"images": 600, "arrays": 4000}
 #: The mask pixels per case (8 + 3 masks of 128 x 128) with which :data:`AUTO_MIN_CASES` was measured;
 #: cases with more pixels need proportionally fewer cases (never fewer than 2), smaller ones the same.
 AUTO_REFERENCE_PIXELS = 11 * 128 * 128
