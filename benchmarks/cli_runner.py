@@ -37,90 +37,9 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["write_tree", "run", "DECODE_SCRIPT", "READER_SCRIPT", "png_reader_costs"]
+from .cli_scripts import DECODE_SCRIPT, READER_SCRIPT, STARTUP_SCRIPT
 
-DECODE_SCRIPT = r"""
-import os, sys
-import numpy as np
-from PIL import Image
-root = sys.argv[1]
-total = 0
-for side in ("preds", "gts"):
-    base = os.path.join(root, side)
-    for case in sorted(os.listdir(base)):
-        path = os.path.join(base, case)
-        if case.endswith(".npy"):
-            total += int(np.load(path).sum() > 0)
-            continue
-        for name in sorted(os.listdir(path)):
-            with Image.open(os.path.join(path, name)) as im:
-                total += int(np.asarray(im).any())
-print(total)
-"""
-
-
-STARTUP_SCRIPT = r"""
-import resource, sys, time
-import numpy as np
-
-
-def _noop(chunk):
-    return [None] * len(chunk)
-
-
-def _cpu(who):
-    r = resource.getrusage(who)
-    return r.ru_utime + r.ru_stime
-
-
-if __name__ == "__main__":
-    what = sys.argv[1]
-    if what == "kernels":  # a fresh process: numba import and the kernels of one batched call
-        from ambiseg_metrics.core._kernel_load import load_kernels
-        from ambiseg_metrics.evaluation import evaluate
-        p = np.zeros((16, 8, 128, 128), bool)
-        g = np.zeros((16, 3, 128, 128), bool)
-        c0 = _cpu(resource.RUSAGE_SELF)
-        load_kernels()  # as a batched ambiseg-eval run does (a call this small alone would stay in numpy)
-        evaluate(p, g, batch=True)
-        print(_cpu(resource.RUSAGE_SELF) - c0)
-    elif what == "workers":  # two worker processes that do nothing: start, import, stop
-        from ambiseg_metrics.files.runner import run_local
-        c0 = _cpu(resource.RUSAGE_CHILDREN)
-        list(run_local(_noop, list(range(4)), (), 2))
-        print((_cpu(resource.RUSAGE_CHILDREN) - c0) / 2)
-    else:  # a Dask local:2 cluster started and closed around one trivial task
-        from ambiseg_metrics.files.distributed import scheduler_client
-        t0 = time.perf_counter()
-        with scheduler_client("local:2") as client:
-            client.submit(sum, [1, 2]).result()
-        print(time.perf_counter() - t0)
-"""
-
-
-READER_SCRIPT = r"""
-import os, sys, time
-import numpy as np
-from PIL import Image
-from ambiseg_metrics.core._kernel_load import load_kernels
-from ambiseg_metrics.files.png_plain import read_plain_png
-root = sys.argv[1]
-files = [os.path.join(root, side, case, name) for side in ("preds", "gts")
-         for case in sorted(os.listdir(os.path.join(root, side)))
-         for name in sorted(os.listdir(os.path.join(root, side, case)))]
-load_kernels()
-assert read_plain_png(files[0]) is not None  # the first call also loads the unfilter kernel
-def pillow(path):
-    with Image.open(path) as im:
-        return np.asarray(im)
-out = []
-for reader in (pillow, read_plain_png):
-    t0 = time.process_time()
-    for path in files:
-        reader(path)
-    out.append((time.process_time() - t0) / len(files) * 1e6)
-print(*out)
-"""
+__all__ = ["write_tree", "run", "png_reader_costs"]
 
 
 def png_reader_costs(tree: Path, repeats: int) -> list[str]:
