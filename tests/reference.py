@@ -229,6 +229,14 @@ def dice_soft(samples, gts, thresholds=(0.1, 0.3, 0.5, 0.7, 0.9)) -> float:
     return float(np.mean([dice(ms > t, my > t) for t in thresholds]))
 
 
+def _paeth(a: int, b: int, c: int) -> int:
+    """PNG's Paeth predictor: of a (left), b (above), c (above left), the one closest to a + b - c; ties in
+    that order."""
+    p = a + b - c
+    pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
+    return a if pa <= pb and pa <= pc else (b if pb <= pc else c)
+
+
 def png_unfilter(raw: np.ndarray) -> np.ndarray:
     """PNG scanline unfiltering for 1 byte per pixel, written from the specification (section 9), pixel by
     pixel in Python ints: ``raw`` is (H, W + 1) uint8 (a filter byte per row), the result (H, W) uint8."""
@@ -249,9 +257,7 @@ def png_unfilter(raw: np.ndarray) -> np.ndarray:
             elif kind == 3:
                 pred = (a + b) // 2
             elif kind == 4:
-                p = a + b - c
-                pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
-                pred = a if pa <= pb and pa <= pc else (b if pb <= pc else c)
+                pred = _paeth(a, b, c)
             else:
                 raise ValueError(f"filter type {kind}")
             out[y][x] = (int(raw[y, x + 1]) + pred) % 256
@@ -271,11 +277,6 @@ def png_filter(pixels: np.ndarray, kinds: list[int]) -> np.ndarray:
             a = px[y, x - 1] if x > 0 else 0
             b = px[y - 1, x] if y > 0 else 0
             c = px[y - 1, x - 1] if x > 0 and y > 0 else 0
-            if kind == 4:
-                p = a + b - c
-                pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
-                pred = a if pa <= pb and pa <= pc else (b if pb <= pc else c)
-            else:
-                pred = (0, a, b, (a + b) // 2)[kind]
+            pred = _paeth(a, b, c) if kind == 4 else (0, a, b, (a + b) // 2)[kind]
             raw[y, x + 1] = (px[y, x] - pred) % 256
     return raw
