@@ -1,5 +1,5 @@
 """``python -m ambiseg_metrics``: the same as the ``ambiseg-eval`` command."""
 
-from .files.cli import main
+from .files.cli import command
 
-raise SystemExit(main())
+command()

@@ -81,7 +81,11 @@ def startup_costs(root: Path, repeats: int, dask: bool) -> list[str]:
     script = root / "startup_probe.py"
     script.write_text(STARTUP_SCRIPT)
     probes = {"kernels": "CPU s to import numba and load the kernels (one process)",
-              "workers": "CPU s to start and stop one worker process (no work)"}
+              "spawn": "wall s until a spawned worker has warmed up and returned a task",
+              "fork": "wall s until a forked worker (after the warm-up here) has returned a task",
+              "teardown": "wall s of the interpreter's teardown once the kernels are loaded",
+              "quick": "wall s of the atexit handlers and os._exit instead (how ambiseg-eval ends)",
+              "bootstrap": "wall s of the summary, 10 metrics x 2000 cases, 10,000 resamples"}
     if dask:
         probes["dask"] = "wall s to start and close a Dask local:2 cluster"
     lines = []

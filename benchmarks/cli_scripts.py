@@ -26,9 +26,14 @@ print(total)
 
 
 #: Fixed costs, by its argument: ``kernels`` (CPU s to import numba and load the kernels of one batched
-#: call), ``workers`` (CPU s to start and stop a worker process), else the wall s of a Dask local:2 cluster.
+#: call); ``fork`` / ``spawn`` (wall s until a worker started that way has returned its first task, from a
+#: process that has loaded the kernels; the worker warms up as a run's does); ``teardown`` / ``quick``
+#: (wall s from the end of a batched call to the end of the process: the interpreter's teardown, or the
+#: atexit handlers and ``os._exit`` as ``ambiseg-eval`` ends); ``bootstrap`` (wall s of the summary of 10
+#: metric columns of 2000 cases with 10,000 resamples, as ``ambiseg-eval``'s default); else the wall s of a
+#: Dask local:2 cluster.
 STARTUP_SCRIPT = r"""
-import resource, sys, time
+import os, resource, subprocess, sys, time
 import numpy as np
 
 
@@ -39,6 +44,22 @@ def _noop(chunk):
 def _cpu(who):
     r = resource.getrusage(who)
     return r.ru_utime + r.ru_stime
+
+
+#: a child that loads the kernels, runs one batched call, says so, and ends (normally, or quickly)
+_ENDING = '''
+import sys
+import numpy as np
+from ambiseg_metrics.core._kernel_load import load_kernels
+from ambiseg_metrics.evaluation import evaluate
+load_kernels()
+evaluate(np.zeros((16, 8, 128, 128), bool), np.zeros((16, 3, 128, 128), bool), batch=True)
+sys.stdout.write("x")
+sys.stdout.flush()
+if sys.argv[1] == "quick":
+    from ambiseg_metrics.files.cli_process import end_process
+    end_process(0)
+'''
 
 
 if __name__ == "__main__":
@@ -52,11 +73,27 @@ if __name__ == "__main__":
         load_kernels()  # as a batched ambiseg-eval run does (a call this small alone would stay in numpy)
         evaluate(p, g, batch=True)
         print(_cpu(resource.RUSAGE_SELF) - c0)
-    elif what == "workers":  # two worker processes that do nothing: start, import, stop
-        from ambiseg_metrics.files.runner import run_local
-        c0 = _cpu(resource.RUSAGE_CHILDREN)
-        list(run_local(_noop, list(range(4)), (), 2))
-        print((_cpu(resource.RUSAGE_CHILDREN) - c0) / 2)
+    elif what in ("fork", "spawn"):  # one worker, from a process that has the kernels loaded
+        from ambiseg_metrics.files.case_eval import warm_up
+        from ambiseg_metrics.files.cases import EvalOptions
+        from ambiseg_metrics.files.workers import run_in_processes
+        options = EvalOptions().checked()
+        warm_up(options, True)
+        t0 = time.perf_counter()
+        list(run_in_processes(_noop, [([0],)], 1, warm_up=(warm_up, (options, True)), start=what))
+        print(time.perf_counter() - t0)
+    elif what in ("teardown", "quick"):
+        child = subprocess.Popen([sys.executable, "-c", _ENDING, what], stdout=subprocess.PIPE)
+        child.stdout.read(1)
+        t0 = time.perf_counter()
+        child.wait()
+        print(time.perf_counter() - t0)
+    elif what == "bootstrap":
+        from ambiseg_metrics.summary import nan_summaries
+        columns = list(np.random.default_rng(0).random((10, 2000)))
+        t0 = time.perf_counter()
+        nan_summaries(columns, n_boot=10_000, seed=0)
+        print(time.perf_counter() - t0)
     else:  # a Dask local:2 cluster started and closed around one trivial task
         from ambiseg_metrics.files.distributed import scheduler_client
         t0 = time.perf_counter()

@@ -108,7 +108,8 @@ SCOPE: dict[str, list[str]] = {
         "tests/test_inputs.py",
     ],
     "core/_kernel_load.py": ["tests/test_kernel_load.py", "tests/test_small_path.py"],
-    "files/report.py": ["tests/test_report.py"],
+    "files/report.py": ["tests/test_report.py", "tests/test_summary.py"],
+    "summary.py": ["tests/test_summary.py", "tests/test_report.py", "tests/test_accumulate.py"],
     # the rater-vote family: the compiled readouts, their numpy table path, the per-pixel path and the API
     "core/_rater_kernel.py": [*_RATER_TESTS],
     "metrics/rater_readouts.py": [*_RATER_TESTS],

@@ -1,16 +1,29 @@
 """The local process pool of ``evaluate_cases(jobs=N)``: results, errors, dead workers, no leftovers — with
-worker processes only, and with this process taking a share of the tasks (``here``, one worker fewer)."""
+worker processes only, and with this process taking a share of the tasks (``here``, one worker fewer); every
+test runs with forked and with spawned workers."""
 
 from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
+import threading
 import time
 
 import pytest
 
+from ambiseg_metrics.files import workers
 from ambiseg_metrics.files.io import InputFileError
 from ambiseg_metrics.files.workers import WorkerDiedError, run_in_processes
+
+METHODS = ["fork", "spawn"] if "fork" in multiprocessing.get_all_start_methods() else ["spawn"]
+
+
+@pytest.fixture(autouse=True, params=METHODS)
+def start(request, monkeypatch):
+    """Every test, once per way of starting a worker (the default is the platform's, start_method())."""
+    monkeypatch.setattr(workers, "start_method", lambda: request.param)
+    return request.param
 
 
 def _started(x: int) -> None:
@@ -122,9 +135,18 @@ def test_closing_the_stream_early_stops_the_workers(tmp_path, share):
     assert multiprocessing.active_children() == []
 
 
+def fail_on_three_else_hang(x: int) -> int:
+    """Task 3 fails; in a worker, any other task starts and never ends (until the worker is killed), so
+    that the workers, which take tasks from the front, cannot reach task 3 before this process does."""
+    if x != 3 and os.environ.get("AMBISEG_TEST_DIR"):
+        _started(x)
+        time.sleep(120)
+    return fail_on_three(x)
+
+
 def test_an_error_here_stops_the_workers(tmp_path):
     """This process's own task fails (task 3: its share starts at the back): the workers are killed."""
-    stream, here = _run(fail_on_three, [(i,) for i in range(4)], 3, tmp_path, True)
+    stream, here = _run(fail_on_three_else_hang, [(i,) for i in range(4)], 3, tmp_path, True)
     with pytest.raises(InputFileError, match="bad 3"):
         list(stream)
     assert here.ran[0] == (3,)
@@ -139,22 +161,103 @@ def test_each_task_runs_once_in_one_process(tmp_path):
     assert multiprocessing.active_children() == []
 
 
+_WARM: list[int] = []  # pids that ran the warm-up in this process's memory (a fork inherits it)
+_SET_UP: list[str] = []
+
+
 def warm(folder: str) -> None:
+    _WARM.append(os.getpid())
     open(os.path.join(folder, f"warm-{os.getpid()}"), "w").close()
 
 
-def warmed(x: int, folder: str) -> bool:
-    return os.path.exists(os.path.join(folder, f"warm-{os.getpid()}"))
+def warmed(x: int, folder: str) -> list[int]:
+    return list(_WARM)
 
 
 def fail(folder: str) -> None:
     raise RuntimeError("a warm-up error is not the run's")
 
 
-def test_a_worker_warms_up_before_its_first_task(tmp_path):
+def set_up(value: str) -> None:
+    _SET_UP.append(value)
+
+
+def seen_set_up(x: int) -> tuple[list[str], int]:
+    _started(x)
+    return list(_SET_UP), os.getpid()
+
+
+def test_a_worker_warms_up_before_its_first_task(tmp_path, start):
+    """Spawned: each worker runs the warm-up itself. Forked: this process runs it once, before the forks,
+    which inherit what it did (here: a list in memory), so that no worker pays for it again."""
     tasks = [(i, str(tmp_path)) for i in range(3)]
-    got = dict(run_in_processes(warmed, tasks, 2, warm_up=(warm, (str(tmp_path),))))
-    assert got == dict.fromkeys(range(3), True)
-    got = dict(run_in_processes(warmed, tasks[:1], 1, warm_up=(fail, (str(tmp_path),))))
-    assert got == {0: False}
+    try:
+        got = dict(run_in_processes(warmed, tasks, 2, warm_up=(warm, (str(tmp_path),))))
+        marks = sorted(int(p.name.split("-")[1]) for p in tmp_path.glob("warm-*"))
+        if start == "fork":
+            assert marks == [os.getpid()] and _WARM == [os.getpid()]
+            assert got == dict.fromkeys(range(3), [os.getpid()])
+        else:
+            # one warm-up per worker (a worker still starting when the run ends is stopped before its own)
+            assert os.getpid() not in marks and 1 <= len(marks) <= 2 and _WARM == []
+            assert all(len(pids) == 1 and pids[0] in marks for pids in got.values())
+        _WARM.clear()
+        got = dict(run_in_processes(warmed, tasks[:1], 1, warm_up=(fail, (str(tmp_path),))))
+        assert got == {0: []}
+        assert multiprocessing.active_children() == []
+    finally:
+        _WARM.clear()
+
+
+@SHARES
+def test_setup_runs_in_every_worker_and_not_here(tmp_path, share):
+    stream, here = _run(seen_set_up, [(i,) for i in range(6)], 3, tmp_path, share, setup=(set_up, ("on",)))
+    got = dict(stream)
+    for seen, pid in got.values():
+        assert seen == (["on"] if pid != os.getpid() else [])
+    assert _SET_UP == []
+    assert multiprocessing.active_children() == []
+
+
+def _sleep_then_square(x: int) -> int:
+    _started(x)
+    time.sleep(60)
+    return x * x
+
+
+def _wait_for_a_started_task(folder) -> int:
+    deadline = time.monotonic() + 60
+    while not (marks := list(folder.glob("started-*"))):
+        assert time.monotonic() < deadline, "no worker started a task"
+        time.sleep(0.01)
+    return int(marks[0].name.split("-")[2])
+
+
+def test_a_worker_dies_of_sigterm_without_running_our_handler(tmp_path, start):
+    """A fork inherits this process's Python signal handlers: the worker resets SIGTERM to the default, so
+    a SIGTERM sent to it kills it as it would a spawned one (the CLI's handler would unwind the worker
+    instead, printing a traceback), and the parent reports the dead worker."""
+    ran = []
+    old = signal.signal(signal.SIGTERM, lambda *a: ran.append(os.getpid()))
+    try:
+        stream = run_in_processes(_sleep_then_square, [(1,)], 1, env={"AMBISEG_TEST_DIR": str(tmp_path)})
+        killer = threading.Thread(target=lambda: os.kill(_wait_for_a_started_task(tmp_path), signal.SIGTERM))
+        killer.start()
+        with pytest.raises(WorkerDiedError, match=f"exit code -{int(signal.SIGTERM)}"):
+            list(stream)  # starts the worker, which starts the task; blocks until the worker dies
+        killer.join()
+        assert ran == []
+        assert multiprocessing.active_children() == []
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
+def test_start_method_is_checked():
+    with pytest.raises(ValueError, match="start must be"):
+        list(run_in_processes(square, [(1,)], 1, start="threads"))
+
+
+def test_a_failing_setup_is_a_dead_worker(tmp_path):
+    with pytest.raises(WorkerDiedError, match="while starting"):
+        list(run_in_processes(square, [(i,) for i in range(3)], 2, setup=(fail, (str(tmp_path),))))
     assert multiprocessing.active_children() == []

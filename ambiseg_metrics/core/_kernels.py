@@ -102,13 +102,6 @@ _TILE = 256
 
 _ALL = np.uint64(0xFFFFFFFFFFFFFFFF)
 
-#: Held while a ``parallel=True`` kernel runs. Numba's parallel regions must not be entered from several
-#: Python threads at once (its ``workqueue`` threading layer aborts the process; a Dask worker or a user's
-#: thread pool would do that), so parallel calls are serialised per process. The serial small-input kernels
-#: are thread-safe and run without it.
-_PARALLEL_LOCK = threading.Lock()
-
-
 @intrinsic
 def _popcount(typingctx, x):  # pragma: no cover - compiled by numba
     """LLVM ``ctpop`` on a uint64 (one POPCNT instruction on x86-64, vectorised in reductions)."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +20,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..core._kernel_load import load_kernels
+from ..core._kernel_load import KERNELS, load_kernels
 from ..core._validate import InputError, pairs_error
 from ..evaluation import FAMILIES, evaluate
 from .io import Case, InputFileError, Source, mask_extension, mask_files, read_source
@@ -216,13 +217,21 @@ def warm_up(options: EvalOptions, batched: bool) -> None:
     :func:`evaluate` of 8 random cases of 8 + 3 masks of 128 × 128 with the run's metrics and conventions,
     which imports numba and loads the compiled kernels from numba's cache (about 0.5 s of CPU), so that
     no chunk waits for that in a worker while the parent could have run it. Errors are the tasks' business
-    (ignored here by the caller)."""
+    (ignored here by the caller). The batch runs on one thread: the same compiled code loads, and no
+    thread pool is started (before a fork, the parent's would be left idle, and Python 3.12+ warns of a
+    fork of a process with several threads)."""
     if not batched:
         return
     load_kernels()  # else this mid-sized batch would run in numpy (core/_kernel_load.py)
-    rng = np.random.default_rng(0)
-    evaluate(rng.random((8, 8, 128, 128)) > 0.5, rng.random((8, 3, 128, 128)) > 0.5, batch=True,
-             metrics=list(options.names), conventions=options.conventions)
+    kernels = sys.modules[KERNELS]
+    before = kernels._THREADS
+    kernels.set_threads(1)
+    try:
+        rng = np.random.default_rng(0)
+        evaluate(rng.random((8, 8, 128, 128)) > 0.5, rng.random((8, 3, 128, 128)) > 0.5, batch=True,
+                 metrics=list(options.names), conventions=options.conventions)
+    finally:
+        kernels.set_threads(before)
 
 
 #: Extensions of stack files read without decoding (``jobs="auto"`` counts their cases as "arrays").

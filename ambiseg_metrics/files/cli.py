@@ -14,7 +14,6 @@ import argparse
 import os
 import signal
 import sys
-import threading
 import time
 import traceback
 import warnings
@@ -28,6 +27,7 @@ from ..examples import example_paths
 from ..options import evaluate_options, option
 from .atomic import atomic_write_many
 from .cases import EvalOptions, InputWarning, evaluate_cases
+from .cli_process import FIRED, catch_signals, end_process
 from .cli_report import (
     ReportUsageError,
     add_report_arguments,
@@ -49,7 +49,7 @@ from .outputs import OutputPathError, check_output, check_outputs
 from .report import csv_text, format_summary, json_text, summarize
 from .runner import AUTO_MIN_CASES, jobs_value
 
-__all__ = ["main"]
+__all__ = ["command", "main"]
 
 EPILOG = """\
 layouts (cases are matched by name; preds/ and gts/ may use different layouts):
@@ -302,32 +302,11 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-class _Stopped(KeyboardInterrupt):
-    """SIGINT or SIGTERM arrived; unwinds like Ctrl-C so that every ``finally`` (workers, clusters) runs."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(signum)
-        self.signum = signum
-
-
-_FIRED: list[int] = []  # the signals that arrived during this main() call
-
-
-def _on_signal(signum: int, frame: object) -> None:
-    _FIRED.append(signum)
-    for sig in (signal.SIGINT, signal.SIGTERM):  # one signal is enough: the clean-up is not interrupted
-        signal.signal(sig, signal.SIG_IGN)
-    raise _Stopped(signum)
-
-
-def _catch_signals() -> dict[int, object]:
-    """Route SIGINT and SIGTERM through :func:`_on_signal` (main thread only; a signal the parent chose to
-    ignore, as for a background job, stays ignored); return the handlers replaced."""
-    _FIRED.clear()
-    if threading.current_thread() is not threading.main_thread():
-        return {}
-    sigs = [sig for sig in (signal.SIGINT, signal.SIGTERM) if signal.getsignal(sig) is not signal.SIG_IGN]
-    return {sig: signal.signal(sig, _on_signal) for sig in sigs}
+def command() -> None:
+    """The ``ambiseg-eval`` command (and ``python -m ambiseg_metrics``): :func:`main`, then the process
+    ends without the interpreter's teardown (:func:`~ambiseg_metrics.files.cli_process.end_process`). An
+    exception that escapes :func:`main` takes the normal way out, traceback included."""
+    end_process(main())
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -343,13 +322,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:  # --help / --version (0) and usage errors (2)
         return int(exc.code or 0)
     args.written = False
-    old = _catch_signals()
+    old = catch_signals()
     try:
         return _main(args)
     finally:
         # after a signal the handlers stay ignored: a second Ctrl-C while the interpreter exits would
         # otherwise end it with a traceback or a death by SIGINT instead of our exit code
-        if not _FIRED:
+        if not FIRED:
             for sig, handler in old.items():
                 signal.signal(sig, handler)
 

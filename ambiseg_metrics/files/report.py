@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..summary import bootstrap_ci, nan_summary
+from ..summary import bootstrap_ci, nan_summaries
 from .cases import CaseTable
 
 __all__ = [
@@ -63,11 +63,10 @@ def summarize(
     """
     if n_boot < 1:
         raise ValueError(f"n_boot must be >= 1; got {n_boot!r}")
-    out = []
-    for name in table.metrics:
-        s = nan_summary(table.column(name), n_boot=n_boot, confidence=confidence, seed=seed)
-        out.append(MetricSummary(name, s.n, s.mean, s.std, s.median, s.ci_low, s.ci_high))
-    return out
+    summaries = nan_summaries([table.column(name) for name in table.metrics], n_boot=n_boot,
+                              confidence=confidence, seed=seed)
+    return [MetricSummary(name, s.n, s.mean, s.std, s.median, s.ci_low, s.ci_high)
+            for name, s in zip(table.metrics, summaries, strict=True)]
 
 
 # ------------------------------------------------------------------------------------------------ files

@@ -177,14 +177,23 @@ def run_local(
     from .workers import run_in_processes
 
     # share the cores between the processes that run (this one and jobs - 1 workers), no more than one
-    # per chunk (numba is not imported in the workers yet)
+    # per chunk
     threads = max(1, usable_cpus() // min(jobs, len(ranges)))
     stream = run_in_processes(task, [([items[i] for i in r], *args) for r in ranges], jobs,
                               env={"NUMBA_NUM_THREADS": str(threads)}, here=_with_threads(threads),
-                              warm_up=warm_up)
+                              warm_up=warm_up, setup=(_worker_threads, (threads,)))
     with closing(stream):  # an error here (or the consumer closing us) stops the workers at once
         for k, results in stream:
             yield from zip(ranges[k], _checked(results, ranges[k]), strict=True)
+
+
+def _worker_threads(threads: int) -> None:
+    """``setup`` of a worker: its kernels use ``threads`` threads. A spawned worker imports numba later and
+    reads ``NUMBA_NUM_THREADS`` (the ``env`` given to the workers); a forked one may have inherited the
+    loaded kernels, whose setting is then made here."""
+    kernels = sys.modules.get("ambiseg_metrics.core._kernels")
+    if kernels is not None:
+        kernels.set_threads(threads)
 
 
 def _with_threads(threads: int) -> Callable:

@@ -1,12 +1,21 @@
 """Local worker processes for ``evaluate_cases(jobs=N)`` that never outlive the run.
 
 A small pool of our own instead of :class:`concurrent.futures.ProcessPoolExecutor`, whose shutdown could
-hang on Ctrl-C and whose workers survived a SIGTERM of the parent (issue 13). Each worker is a ``spawn``
-process (a fork of a process that runs numba's thread pool is not safe) talking to the parent over its own
-pipe; a thread of the parent waits on the pipes *and* the process sentinels, so a worker that dies is
-noticed at once, and hands a worker its next task as soon as it finishes one. The parent may take a share
-of the tasks itself (``here``): it then starts one worker fewer, and an error found by the thread (a
-task's error, a dead worker) is raised once the parent's current task is done.
+hang on Ctrl-C and whose workers survived a SIGTERM of the parent (issue 13). Each worker talks to the
+parent over its own pipe; a thread of the parent waits on the pipes *and* the process sentinels, so a
+worker that dies is noticed at once, and hands a worker its next task as soon as it finishes one.
+
+How a worker starts (:func:`start_method`): on Linux it is a ``fork`` of this process, made after the
+warm-up ran *here*, so that it inherits the imported modules and the loaded compiled kernels instead of
+paying for them again (about 0.2 s to start Python and import, and 0.5 s of CPU for numba and the kernels,
+per worker: ``python -m benchmarks.cli_runner``). The kernels use no numba thread team (they are serial
+and release the GIL; core/_kernels.py runs them on a ``ThreadPoolExecutor`` that a forked child makes
+anew), so a fork needs none of this process's threads. A forked worker resets SIGTERM to the default (it
+would inherit the CLI's handler) and ends with ``os._exit``, as a spawned one does. Elsewhere (macOS,
+where a fork is unsafe once system frameworks are loaded; Windows, which has none), a ``spawn``.
+
+The parent may take a share of the tasks itself (``here``): it then starts one worker fewer, and an error
+found by the thread (a task's error, a dead worker) is raised once the parent's current task is done.
 
 Guarantees:
 
@@ -29,7 +38,7 @@ import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
 
-__all__ = ["WorkerDiedError", "run_in_processes"]
+__all__ = ["WorkerDiedError", "run_in_processes", "start_method"]
 
 
 class WorkerDiedError(RuntimeError):
@@ -57,17 +66,35 @@ def _portable(exc: BaseException) -> BaseException:
         return RuntimeError(f"{type(exc).__name__}: {exc}")
 
 
-def _worker(conn, parent: int, env: dict[str, str],
-            warm_up: tuple[Callable, tuple] | None = None) -> None:  # pragma: no cover - runs in the child
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _die_with_parent(parent)
-    for key, value in env.items():
-        os.environ.setdefault(key, value)
+def start_method() -> str:
+    """How :func:`run_in_processes` starts its workers by default: ``"fork"`` on Linux, else ``"spawn"``.
+
+    A fork copies this process, modules and compiled code included, in milliseconds; a spawn starts a new
+    interpreter that imports everything again. macOS is left to ``spawn`` (a fork there is unsafe once
+    system frameworks are loaded, and Python's own default is ``spawn``), as is every other platform.
+    """
+    return "fork" if sys.platform.startswith("linux") else "spawn"
+
+
+def _warm(warm_up: tuple[Callable, tuple] | None) -> None:
     if warm_up is not None:  # e.g. load the compiled kernels before asking for work
         try:
             warm_up[0](*warm_up[1])
         except Exception:  # only a warm-up: the tasks report their own errors
             pass
+
+
+def _worker(conn, parent: int, env: dict[str, str], warm_up: tuple[Callable, tuple] | None = None,
+            setup: tuple[Callable, tuple] | None = None) -> None:  # pragma: no cover - runs in the child
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if signal.getsignal(signal.SIGTERM) is not signal.SIG_IGN:  # a fork inherits the parent's handler,
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)  # which must not run here: die as a spawned worker
+    _die_with_parent(parent)
+    for key, value in env.items():
+        os.environ.setdefault(key, value)
+    if setup is not None:
+        setup[0](*setup[1])
+    _warm(warm_up)
     try:
         conn.send(_READY)
     except OSError:
@@ -215,21 +242,35 @@ class _Supervisor:
 def run_in_processes(
     func: Callable, tasks: Sequence[tuple], jobs: int, env: dict[str, str] | None = None,
     here: Callable | None = None, warm_up: tuple[Callable, tuple] | None = None,
+    setup: tuple[Callable, tuple] | None = None, start: str | None = None,
 ) -> Iterator[tuple[int, object]]:
-    """Run ``func(*tasks[i])`` in ``jobs`` spawned processes; yield ``(i, result)`` as results arrive.
+    """Run ``func(*tasks[i])`` in ``jobs`` worker processes; yield ``(i, result)`` as results arrive.
 
     ``func`` must be importable by the children (a module-level function). A task's exception is
-    re-raised here (after every worker was killed); ``env`` is added to the workers' environment;
-    ``warm_up = (f, args)``: each worker runs ``f(*args)`` (errors ignored) before it takes a task, so that
-    a task is never handed to a worker still loading what it needs while this process could run it.
+    re-raised here (after every worker was killed); ``env`` is added to the workers' environment (under
+    ``fork``, modules this process imported already read theirs: use ``setup``); ``setup = (f, args)``:
+    each worker runs ``f(*args)`` first (errors are the worker's: it dies, and the run stops).
+
+    ``warm_up = (f, args)``: ``f(*args)`` (errors ignored) runs before a worker takes a task, so that a
+    task is never handed to a worker still loading what it needs while this process could run it: in
+    each worker under ``spawn``; *here*, once, before the workers start, under ``fork`` (they inherit
+    what it loaded).
+
+    ``start``: ``"fork"`` or ``"spawn"``; default :func:`start_method`.
 
     ``here``: this process takes a share of the tasks too, as ``here(func, *tasks[i])``, so only
     ``jobs - 1`` workers are started (one start-up and one import fewer). The workers take tasks from the
     front of the list, this process from the back; an error found meanwhile (a worker's task failed, a
     worker died) is raised once this process's current task is done.
     """
-    ctx = multiprocessing.get_context("spawn")
+    start = start_method() if start is None else start
+    if start not in ("fork", "spawn"):
+        raise ValueError(f"start must be 'fork' or 'spawn'; got {start!r}")
+    ctx = multiprocessing.get_context(start)
     n_workers = min(jobs, len(tasks)) - (1 if here is not None else 0)
+    if start == "fork" and n_workers > 0:
+        _warm(warm_up)  # here, once: the forks inherit it
+        warm_up = None
     workers: list[tuple[object, object]] = []
     ok = False
     supervisor: _Supervisor | None = None
@@ -241,8 +282,8 @@ def run_in_processes(
         try:
             for _ in range(n_workers):
                 mine, theirs = ctx.Pipe()
-                proc = ctx.Process(target=_worker, args=(theirs, os.getpid(), dict(env or {}), warm_up),
-                                   daemon=True)
+                proc = ctx.Process(target=_worker, daemon=True,
+                                   args=(theirs, os.getpid(), dict(env or {}), warm_up, setup))
                 try:
                     proc.start()
                 finally:
