@@ -85,9 +85,11 @@ def startup_costs(root: Path, repeats: int, dask: bool) -> list[str]:
               "fork": "wall s until a forked worker (after the warm-up here) has returned a task",
               "teardown": "wall s of the interpreter's teardown once the kernels are loaded",
               "quick": "wall s of the atexit handlers and os._exit instead (how ambiseg-eval ends)",
-              "bootstrap": "wall s of the summary, 10 metrics x 2000 cases, 10,000 resamples"}
+              "bootstrap": "wall s of the summary, 10 metrics x 2000 cases, 10,000 resamples",
+              "bootstrap-alone": "the same one metric at a time (each drawing its resamples)"}
     if dask:
-        probes["dask"] = "wall s to start and close a Dask local:2 cluster"
+        probes["dask"] = "wall s to import Dask, start and close a local:2 cluster (forked workers on Linux)"
+        probes["dask-spawn"] = "the same with spawned workers (Dask's default)"
     lines = []
     for key, label in probes.items():
         values = []

@@ -30,8 +30,9 @@ print(total)
 #: process that has loaded the kernels; the worker warms up as a run's does); ``teardown`` / ``quick``
 #: (wall s from the end of a batched call to the end of the process: the interpreter's teardown, or the
 #: atexit handlers and ``os._exit`` as ``ambiseg-eval`` ends); ``bootstrap`` (wall s of the summary of 10
-#: metric columns of 2000 cases with 10,000 resamples, as ``ambiseg-eval``'s default); else the wall s of a
-#: Dask local:2 cluster.
+#: metric columns of 2000 cases with 10,000 resamples, as ``ambiseg-eval``'s default; ``bootstrap-alone``:
+#: the same one column at a time, drawing the resamples anew for each); else the wall s to
+#: start and close a Dask local:2 cluster (``dask-spawn``: with spawned workers, Dask's default).
 STARTUP_SCRIPT = r"""
 import os, resource, subprocess, sys, time
 import numpy as np
@@ -88,14 +89,20 @@ if __name__ == "__main__":
         t0 = time.perf_counter()
         child.wait()
         print(time.perf_counter() - t0)
-    elif what == "bootstrap":
-        from ambiseg_metrics.summary import nan_summaries
+    elif what in ("bootstrap", "bootstrap-alone"):  # shared draws / one column at a time
+        from ambiseg_metrics.summary import nan_summaries, nan_summary
         columns = list(np.random.default_rng(0).random((10, 2000)))
         t0 = time.perf_counter()
-        nan_summaries(columns, n_boot=10_000, seed=0)
+        if what == "bootstrap":
+            nan_summaries(columns, n_boot=10_000, seed=0)
+        else:
+            [nan_summary(x, n_boot=10_000, seed=0) for x in columns]
         print(time.perf_counter() - t0)
-    else:  # a Dask local:2 cluster started and closed around one trivial task
+    else:  # a Dask local:2 cluster started and closed around one trivial task ("dask-spawn": spawned workers)
+        from ambiseg_metrics.files import workers
         from ambiseg_metrics.files.distributed import scheduler_client
+        if what == "dask-spawn":
+            workers.start_method = lambda: "spawn"
         t0 = time.perf_counter()
         with scheduler_client("local:2") as client:
             client.submit(sum, [1, 2]).result()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import multiprocessing
 import os
 import signal
 import threading
@@ -154,6 +155,29 @@ def test_cli_local_scheduler_equals_local_run(tmp_path, capsys):
         assert code == 0, err
         texts.append(out.read_text())
     assert texts[0] == texts[1]
+
+
+def _kernel_threads() -> tuple[int, bool]:
+    from ambiseg_metrics.core import _kernels
+
+    return _kernels._n_threads(), multiprocessing.parent_process() is not None
+
+
+@pytest.mark.parametrize("method", ["fork", "spawn"])
+def test_local_workers_share_the_cores_however_they_start(method, monkeypatch):
+    """local:2 on 2 cores: one kernel thread per worker, whether a worker was forked from this process,
+    which has loaded numba (and its thread count) already, or spawned, reading NUMBA_NUM_THREADS."""
+    from ambiseg_metrics.core._kernel_load import load_kernels
+    from ambiseg_metrics.files import runner, workers
+
+    if method not in multiprocessing.get_all_start_methods():
+        pytest.skip(f"no {method} here")
+    load_kernels()
+    monkeypatch.setattr(workers, "start_method", lambda: method)
+    monkeypatch.setattr(runner, "usable_cpus", lambda: 2)
+    with scheduler_client("local:2") as c:
+        got = c.run(_kernel_threads)
+    assert sorted(got.values()) == [(1, True), (1, True)]
 
 
 def test_cli_scheduler_errors(tmp_path, capsys, monkeypatch):

@@ -25,6 +25,7 @@ from ..conventions import PRESETS, Conventions
 from ..evaluation import ALL_METRICS, FAMILIES
 from ..examples import example_paths
 from ..options import evaluate_options, option
+from . import case_eval
 from .atomic import atomic_write_many
 from .cases import EvalOptions, InputWarning, evaluate_cases
 from .cli_process import FIRED, catch_signals, end_process
@@ -232,7 +233,8 @@ def _run(args: argparse.Namespace) -> int:
         warnings.simplefilter("ignore", InputWarning)  # printed below, once, from table.notes
         if args.scheduler is not None:
             try:
-                with scheduler_client(args.scheduler) as client:
+                warm = (case_eval.warm_up, (options.checked(), len(cases) >= case_eval.BATCH_MIN_CASES))
+                with scheduler_client(args.scheduler, warm_up=warm) as client:
                     table = evaluate_cases(cases, options, client=client, progress=progress,
                                            extra_notes=found, read=read)
             except SchedulerUnreachableError as exc:

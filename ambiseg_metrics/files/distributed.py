@@ -83,20 +83,38 @@ def parse_scheduler(spec: str) -> tuple[str, int | str]:
 
 
 @contextmanager
-def scheduler_client(spec: str, *, timeout: float = 30.0) -> Iterator[object]:
+def scheduler_client(
+    spec: str, *, timeout: float = 30.0, warm_up: tuple[Callable, tuple] | None = None
+) -> Iterator[object]:
     """A :class:`dask.distributed.Client` for a scheduler spec; a ``local:N`` cluster is closed on exit.
 
     ``local:N`` starts a :class:`~dask.distributed.LocalCluster` of N single-threaded worker processes on
-    the loopback interface (no dashboard), each allowed ``usable CPUs // N`` numba threads.
+    the loopback interface (no dashboard), each allowed ``usable CPUs // N`` numba threads. The workers
+    are started as :func:`~ambiseg_metrics.files.workers.start_method` says (Dask's
+    ``distributed.worker.multiprocessing-method``): forks of this process on Linux, which start in
+    milliseconds instead of importing Dask and this package anew (``python -m benchmarks.cli_runner``,
+    fixed costs "dask" and "dask-spawn"). ``warm_up = (f, args)``: with
+    forked workers, ``f(*args)`` (errors ignored) runs here first, so that each worker inherits what it
+    loads (the compiled kernels: :func:`ambiseg_metrics.files.case_eval.warm_up`) instead of loading it
+    again; otherwise it is not run.
     """
     kind, value = parse_scheduler(spec)
     distributed = require_distributed()
     if kind == "local":
         n = int(value)
+        import dask
+
         from .runner import usable_cpus
+        from .workers import start_method
 
         threads = max(1, usable_cpus() // n)
-        with warnings.catch_warnings():
+        if start_method() == "fork" and warm_up is not None:
+            try:
+                warm_up[0](*warm_up[1])
+            except Exception:  # only a warm-up: the tasks report their own errors
+                pass
+        method = {"distributed.worker.multiprocessing-method": start_method()}
+        with warnings.catch_warnings(), dask.config.set(method):
             # without a dashboard the scheduler still serves /health etc., by default on 8787 or any free port
             warnings.filterwarnings("ignore", message=r"Port \d+ is already in use")
             cluster = distributed.LocalCluster(
@@ -105,6 +123,7 @@ def scheduler_client(spec: str, *, timeout: float = 30.0) -> Iterator[object]:
             )
         try:
             with distributed.Client(cluster, timeout=timeout) as client:
+                client.register_plugin(_kernel_threads(distributed, threads), name="ambiseg-kernel-threads")
                 yield client
         finally:
             cluster.close()
@@ -118,6 +137,20 @@ def scheduler_client(spec: str, *, timeout: float = 30.0) -> Iterator[object]:
             ) from exc
         with client:
             yield client
+
+
+def _kernel_threads(distributed: object, threads: int) -> object:
+    """A Dask worker plugin: the compiled kernels of a ``local:N`` worker use ``threads`` threads. A
+    spawned worker reads ``NUMBA_NUM_THREADS`` from its environment when it imports numba; a forked one
+    inherits numba from this process if it was imported here already (e.g. after an earlier
+    :func:`~ambiseg_metrics.evaluate` in a notebook), and is set by the plugin."""
+    from .runner import _worker_threads
+
+    class KernelThreads(distributed.WorkerPlugin):  # type: ignore[name-defined,misc]
+        def setup(self, worker: object) -> None:
+            _worker_threads(threads)
+
+    return KernelThreads()
 
 
 class _Failed:
