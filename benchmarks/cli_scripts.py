@@ -99,10 +99,10 @@ if __name__ == "__main__":
             [nan_summary(x, n_boot=10_000, seed=0) for x in columns]
         print(time.perf_counter() - t0)
     else:  # a Dask local:2 cluster started and closed around one trivial task ("dask-spawn": spawned workers)
-        from ambiseg_metrics.files import workers
+        from ambiseg_metrics.files import runner
         from ambiseg_metrics.files.distributed import scheduler_client
         if what == "dask-spawn":
-            workers.start_method = lambda: "spawn"
+            runner.start_method = lambda: "spawn"
         t0 = time.perf_counter()
         with scheduler_client("local:2") as client:
             client.submit(sum, [1, 2]).result()

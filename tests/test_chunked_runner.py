@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 import time
 
 import numpy as np
@@ -323,3 +324,13 @@ def test_an_interrupt_while_reading_a_chunk_is_not_held_up_by_the_batch(monkeypa
     monkeypatch.setattr(case_eval, "_read_case", interrupted)
     with pytest.raises(KeyboardInterrupt):
         case_eval.evaluate_chunk(items, EvalOptions().checked(), None, batched=True)
+
+
+def test_auto_thresholds_follow_how_workers_start():
+    """A forked worker costs milliseconds, a spawned one its own start and kernel load: each way has its
+    own thresholds (measured, runner.py), and this platform uses its own way's."""
+    assert runner.start_method() == ("fork" if sys.platform.startswith("linux") else "spawn")
+    assert runner.AUTO_MIN_CASES == runner.AUTO_MIN_CASES_BY_START[runner.start_method()]
+    fork, spawn = runner.AUTO_MIN_CASES_BY_START["fork"], runner.AUTO_MIN_CASES_BY_START["spawn"]
+    assert fork.keys() == spawn.keys() == {"images", "arrays"}
+    assert all(fork[kind] < spawn[kind] for kind in fork)

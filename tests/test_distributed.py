@@ -168,12 +168,12 @@ def test_local_workers_share_the_cores_however_they_start(method, monkeypatch):
     """local:2 on 2 cores: one kernel thread per worker, whether a worker was forked from this process,
     which has loaded numba (and its thread count) already, or spawned, reading NUMBA_NUM_THREADS."""
     from ambiseg_metrics.core._kernel_load import load_kernels
-    from ambiseg_metrics.files import runner, workers
+    from ambiseg_metrics.files import runner
 
     if method not in multiprocessing.get_all_start_methods():
         pytest.skip(f"no {method} here")
     load_kernels()
-    monkeypatch.setattr(workers, "start_method", lambda: method)
+    monkeypatch.setattr(runner, "start_method", lambda: method)
     monkeypatch.setattr(runner, "usable_cpus", lambda: 2)
     with scheduler_client("local:2") as c:
         got = c.run(_kernel_threads)

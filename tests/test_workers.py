@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from ambiseg_metrics.files import workers
+from ambiseg_metrics.files import runner
 from ambiseg_metrics.files.io import InputFileError
 from ambiseg_metrics.files.workers import WorkerDiedError, run_in_processes
 
@@ -22,7 +22,7 @@ METHODS = ["fork", "spawn"] if "fork" in multiprocessing.get_all_start_methods()
 @pytest.fixture(autouse=True, params=METHODS)
 def start(request, monkeypatch):
     """Every test, once per way of starting a worker (the default is the platform's, start_method())."""
-    monkeypatch.setattr(workers, "start_method", lambda: request.param)
+    monkeypatch.setattr(runner, "start_method", lambda: request.param)
     return request.param
 
 
@@ -48,6 +48,9 @@ def fail_on_three(x: int) -> int:
 class Unpicklable(Exception):
     def __init__(self, a, b):  # pickling re-calls __init__ with one argument: fails
         super().__init__(a)
+        # and a lock cannot be pickled at all: with Dask imported (a forked worker inherits it), tblib's
+        # exception pickling bypasses __init__, but not this
+        self.lock = threading.Lock()
 
 
 def raise_unpicklable(x: int) -> int:

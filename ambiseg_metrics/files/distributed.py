@@ -90,7 +90,7 @@ def scheduler_client(
 
     ``local:N`` starts a :class:`~dask.distributed.LocalCluster` of N single-threaded worker processes on
     the loopback interface (no dashboard), each allowed ``usable CPUs // N`` numba threads. The workers
-    are started as :func:`~ambiseg_metrics.files.workers.start_method` says (Dask's
+    are started as :func:`~ambiseg_metrics.files.runner.start_method` says (Dask's
     ``distributed.worker.multiprocessing-method``): forks of this process on Linux, which start in
     milliseconds instead of importing Dask and this package anew (``python -m benchmarks.cli_runner``,
     fixed costs "dask" and "dask-spawn"). ``warm_up = (f, args)``: with
@@ -104,8 +104,7 @@ def scheduler_client(
         n = int(value)
         import dask
 
-        from .runner import usable_cpus
-        from .workers import start_method
+        from .runner import start_method, usable_cpus
 
         threads = max(1, usable_cpus() // n)
         if start_method() == "fork" and warm_up is not None:

@@ -25,27 +25,52 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import closing
 
-__all__ = ["AUTO_MIN_CASES", "AUTO_REFERENCE_PIXELS", "BUSY_SAMPLE_S", "CHUNKS_PER_WORKER", "MAX_CHUNK",
-           "auto_jobs", "busy_cpus", "check_jobs", "chunk_ranges", "free_cpus", "jobs_value", "run_local",
-           "usable_cpus"]
+__all__ = [
+    "AUTO_MIN_CASES", "AUTO_MIN_CASES_BY_START", "AUTO_REFERENCE_PIXELS", "BUSY_SAMPLE_S",
+    "CHUNKS_PER_WORKER", "MAX_CHUNK", "auto_jobs", "busy_cpus", "check_jobs", "chunk_ranges", "free_cpus",
+    "jobs_value", "run_local", "start_method", "usable_cpus",
+]
+
+
+def start_method() -> str:
+    """How worker processes start by default (:func:`~ambiseg_metrics.files.workers.run_in_processes`, and
+    the workers of a Dask ``local:N`` cluster): ``"fork"`` on Linux, else ``"spawn"``.
+
+    A fork copies this process, modules and compiled code included, in milliseconds; a spawn starts a new
+    interpreter that imports everything again. macOS is left to ``spawn`` (a fork there is unsafe once
+    system frameworks are loaded, and Python's own default is ``spawn``), as is every other platform.
+    """
+    return "fork" if sys.platform.startswith("linux") else "spawn"
 
 #: Chunks per worker: enough that a slow chunk at the end does not leave the other workers idle long.
 CHUNKS_PER_WORKER = 8
 #: The most cases in one chunk (the granularity of the progress bar and of the results streamed back).
 MAX_CHUNK = 64
-#: ``jobs="auto"``: the fewest cases for which a second process pays, by how the cases are stored —
-#: ``"images"`` (decoded: PNG/TIFF/... folders, TIFF/NIfTI stacks), ``"arrays"`` (``.npy``/``.npz`` stacks)
-#: — for cases of :data:`AUTO_REFERENCE_PIXELS` mask pixels. On 2 idle cores, since 8-bit grey PNGs are
-#: read without Pillow in batched runs (``files/png_plain.py``), two processes against one ran 0.91x,
-#: 0.97x, 1.10x, 1.13x, 1.25x and 1.26x as fast for 200, 400, 800, 1200, 1600 and 2000 cases as PNG
-#: folders (``python -m benchmarks.cli_runner --crossover --formats png --sizes
-#: 200,400,800,1200,1600,2000``, 2026-11-26; with Pillow reading them the crossing was near 400 cases),
-#: but 0.81-0.96x up to 2000 cases as ``.npy`` stacks: their reading is too cheap to repay a worker's
-#: start and kernel load, hence the far higher threshold for arrays. On a loaded machine (two other
-#: CPU-bound jobs on 2 cores) two processes were slower at every size from 100 to 1600 cases for both
-#: kinds, which :func:`free_cpus` sees. Arrays given in memory (``"memory"``) always run in one process:
-#: sending them to a worker costs more than evaluating them.
-AUTO_MIN_CASES = {"images": 600, "arrays": 4000}
+#: ``jobs="auto"``: the fewest cases for which a second process pays, by how workers start
+#: (:func:`~ambiseg_metrics.files.workers.start_method`) and how the cases are stored — ``"images"``
+#: (decoded: PNG/TIFF/... folders, TIFF/NIfTI stacks), ``"arrays"`` (``.npy``/``.npz`` stacks) — for cases of
+#: :data:`AUTO_REFERENCE_PIXELS` mask pixels. Measured on 2 idle cores (``python -m benchmarks.cli_runner
+#: --crossover --formats png,npy --sizes 10,25,50,100,200,400,800 --repeats 5``, 2026-11-26), two processes
+#: against one:
+#:
+#: * forked workers (Linux), which inherit the loaded kernels and start in milliseconds: PNG folders 0.98x,
+#:   1.04x, 1.13x, 1.24x, 1.05x, 1.11x and 1.16x as fast for 10, 25, 50, 100, 200, 400 and 800 cases;
+#:   ``.npy`` stacks 0.96x, 1.02x, 1.05x, 1.14x, 1.02x, 1.04x, 1.03x (from 200 cases a run is batched and
+#:   loads the kernels first, once, before the fork);
+#: * spawned workers (elsewhere), which import the package and load the kernels again (about 0.5 s): PNG
+#:   folders 0.91x, 0.97x, 1.10x, 1.13x, 1.25x and 1.26x for 200, 400, 800, 1200, 1600 and 2000 cases
+#:   (``--sizes 200,400,800,1200,1600,2000``, measured with spawned workers before forks were used), and
+#:   0.81-0.96x up to 2000 cases as ``.npy`` stacks.
+#:
+#: On a loaded machine (two other CPU-bound jobs on 2 cores) two spawned processes were slower at every size
+#: from 100 to 1600 cases for both kinds, which :func:`free_cpus` sees. Arrays given in memory
+#: (``"memory"``) always run in one process: sending them to a worker costs more than evaluating them.
+AUTO_MIN_CASES_BY_START = {
+    "fork": {"images": 50, "arrays": 100},
+    "spawn": {"images": 600, "arrays": 4000},
+}
+#: The thresholds of this platform's way of starting workers (:data:`AUTO_MIN_CASES_BY_START`).
+AUTO_MIN_CASES = AUTO_MIN_CASES_BY_START[start_method()]
 #: The mask pixels per case (8 + 3 masks of 128 x 128) with which :data:`AUTO_MIN_CASES` was measured;
 #: cases with more pixels need proportionally fewer cases (never fewer than 2), smaller ones the same.
 AUTO_REFERENCE_PIXELS = 11 * 128 * 128

@@ -5,14 +5,15 @@ hang on Ctrl-C and whose workers survived a SIGTERM of the parent (issue 13). Ea
 parent over its own pipe; a thread of the parent waits on the pipes *and* the process sentinels, so a
 worker that dies is noticed at once, and hands a worker its next task as soon as it finishes one.
 
-How a worker starts (:func:`start_method`): on Linux it is a ``fork`` of this process, made after the
-warm-up ran *here*, so that it inherits the imported modules and the loaded compiled kernels instead of
-paying for them again (about 0.2 s to start Python and import, and 0.5 s of CPU for numba and the kernels,
-per worker: ``python -m benchmarks.cli_runner``). The kernels use no numba thread team (they are serial
-and release the GIL; core/_kernels.py runs them on a ``ThreadPoolExecutor`` that a forked child makes
-anew), so a fork needs none of this process's threads. A forked worker resets SIGTERM to the default (it
-would inherit the CLI's handler) and ends with ``os._exit``, as a spawned one does. Elsewhere (macOS,
-where a fork is unsafe once system frameworks are loaded; Windows, which has none), a ``spawn``.
+How a worker starts (:func:`~ambiseg_metrics.files.runner.start_method`): on Linux it is a ``fork`` of
+this process, made after the warm-up ran *here*, so that it inherits the imported modules and the loaded
+compiled kernels instead of paying for them again (a spawned worker took 0.51 s until it had warmed up
+and returned a first task, a forked one 0.02 s: ``python -m benchmarks.cli_runner``, fixed costs). The
+kernels use no numba thread team (they are serial and release the GIL; core/_kernels.py runs them on a
+``ThreadPoolExecutor`` that a forked child makes anew), so a fork needs none of this process's threads.
+A forked worker resets SIGTERM to the default (it would inherit the CLI's handler) and ends with
+``os._exit``, as a spawned one does. Elsewhere (macOS, where a fork is unsafe once system frameworks are
+loaded; Windows, which has none), a ``spawn``.
 
 The parent may take a share of the tasks itself (``here``): it then starts one worker fewer, and an error
 found by the thread (a task's error, a dead worker) is raised once the parent's current task is done.
@@ -38,7 +39,9 @@ import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
 
-__all__ = ["WorkerDiedError", "run_in_processes", "start_method"]
+from . import runner
+
+__all__ = ["WorkerDiedError", "run_in_processes"]
 
 
 class WorkerDiedError(RuntimeError):
@@ -64,16 +67,6 @@ def _portable(exc: BaseException) -> BaseException:
         return exc
     except Exception:
         return RuntimeError(f"{type(exc).__name__}: {exc}")
-
-
-def start_method() -> str:
-    """How :func:`run_in_processes` starts its workers by default: ``"fork"`` on Linux, else ``"spawn"``.
-
-    A fork copies this process, modules and compiled code included, in milliseconds; a spawn starts a new
-    interpreter that imports everything again. macOS is left to ``spawn`` (a fork there is unsafe once
-    system frameworks are loaded, and Python's own default is ``spawn``), as is every other platform.
-    """
-    return "fork" if sys.platform.startswith("linux") else "spawn"
 
 
 def _warm(warm_up: tuple[Callable, tuple] | None) -> None:
@@ -256,14 +249,14 @@ def run_in_processes(
     each worker under ``spawn``; *here*, once, before the workers start, under ``fork`` (they inherit
     what it loaded).
 
-    ``start``: ``"fork"`` or ``"spawn"``; default :func:`start_method`.
+    ``start``: ``"fork"`` or ``"spawn"``; default :func:`~ambiseg_metrics.files.runner.start_method`.
 
     ``here``: this process takes a share of the tasks too, as ``here(func, *tasks[i])``, so only
     ``jobs - 1`` workers are started (one start-up and one import fewer). The workers take tasks from the
     front of the list, this process from the back; an error found meanwhile (a worker's task failed, a
     worker died) is raised once this process's current task is done.
     """
-    start = start_method() if start is None else start
+    start = runner.start_method() if start is None else start
     if start not in ("fork", "spawn"):
         raise ValueError(f"start must be 'fork' or 'spawn'; got {start!r}")
     ctx = multiprocessing.get_context(start)
