@@ -334,3 +334,30 @@ def test_auto_thresholds_follow_how_workers_start():
     fork, spawn = runner.AUTO_MIN_CASES_BY_START["fork"], runner.AUTO_MIN_CASES_BY_START["spawn"]
     assert fork.keys() == spawn.keys() == {"images", "arrays"}
     assert all(fork[kind] < spawn[kind] for kind in fork)
+
+
+def test_the_start_method_can_be_chosen_by_environment(monkeypatch):
+    monkeypatch.setenv("AMBISEG_START_METHOD", " Spawn ")
+    assert runner.start_method() == "spawn"
+    monkeypatch.setattr(runner, "busy_cpus", lambda: 0.0)
+    spawn = runner.AUTO_MIN_CASES_BY_START["spawn"]["images"]
+    assert runner.auto_jobs(spawn - 1, cpus=2) == 1 and runner.auto_jobs(spawn, cpus=2) == 2
+    if hasattr(os, "fork"):
+        monkeypatch.setenv("AMBISEG_START_METHOD", "fork")
+        assert runner.start_method() == "fork"
+        fork = runner.AUTO_MIN_CASES_BY_START["fork"]["images"]
+        assert runner.auto_jobs(fork, cpus=2) == 2
+    monkeypatch.setenv("AMBISEG_START_METHOD", "forkserver")
+    with pytest.raises(ValueError, match="AMBISEG_START_METHOD='forkserver': use 'fork' or 'spawn'"):
+        runner.start_method()
+    monkeypatch.setenv("AMBISEG_START_METHOD", "")
+    assert runner.start_method() == ("fork" if sys.platform.startswith("linux") else "spawn")
+
+
+def test_cli_names_a_bad_start_method(monkeypatch, tmp_path, capsys):
+    from ambiseg_metrics.files.cli import main
+
+    monkeypatch.setenv("AMBISEG_START_METHOD", "threads")
+    assert main(["--example", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "AMBISEG_START_METHOD='threads'" in err and "Traceback" not in err

@@ -180,6 +180,38 @@ def test_local_workers_share_the_cores_however_they_start(method, monkeypatch):
     assert sorted(got.values()) == [(1, True), (1, True)]
 
 
+_WARMED: list[int] = []
+
+
+def _warm_here() -> None:
+    _WARMED.append(os.getpid())
+
+
+def _seen_warm() -> list[int]:
+    return list(_WARMED)
+
+
+@pytest.mark.parametrize("method", ["fork", "spawn"])
+def test_local_warm_up_runs_here_once_for_forked_workers(method, monkeypatch):
+    """Forked workers inherit what the warm-up loaded here (run once, before the cluster starts);
+    spawned ones would not, so it is not run here for them."""
+    from ambiseg_metrics.files import runner
+
+    if method not in multiprocessing.get_all_start_methods():
+        pytest.skip(f"no {method} here")
+    monkeypatch.setattr(runner, "start_method", lambda: method)
+    _WARMED.clear()
+    try:
+        with scheduler_client("local:2", warm_up=(_warm_here, ())) as c:
+            seen = c.run(_seen_warm)
+        if method == "fork":
+            assert _WARMED == [os.getpid()] and list(seen.values()) == [[os.getpid()]] * 2
+        else:
+            assert _WARMED == [] and list(seen.values()) == [[]] * 2
+    finally:
+        _WARMED.clear()
+
+
 def test_cli_scheduler_errors(tmp_path, capsys, monkeypatch):
     preds, gts, _ = write_dataset(tmp_path, "file", ".npy", n_cases=1)
     code = main([str(preds), str(gts), "--scheduler", "local:0"])

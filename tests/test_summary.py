@@ -3,7 +3,9 @@ plain one-column-at-a-time computation: the same bits, whatever the lengths, NaN
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -67,3 +69,55 @@ def test_bad_columns_are_refused_by_name():
         bootstrap_cis([np.ones(3)], confidence=1.0)
     assert bootstrap_cis([]) == []
     assert nan_summaries([]) == []
+
+
+def test_defaults_are_pinned():
+    """n_boot 10,000, 95%, seed 0 for the intervals; nan_summary(ies) compute no interval unless asked."""
+    x = np.random.default_rng(3).random(31)
+    expected = _plain_ci(x, 10_000, 0.95, 0)
+    assert bootstrap_ci(x) == expected
+    assert bootstrap_cis([x]) == [expected]
+    assert bootstrap_cis([x], n_boot=300) == [_plain_ci(x, 300, 0.95, 0)]
+    for s in (nan_summary(x), nan_summaries([x])[0]):
+        assert math.isnan(s.ci_low) and math.isnan(s.ci_high)
+    for s in (nan_summary(x, n_boot=300), nan_summaries([x], n_boot=300)[0]):
+        assert (s.ci_low, s.ci_high) == _plain_ci(x, 300, 0.95, 0)
+
+
+def test_options_are_keyword_only():
+    x = np.ones(4)
+    for call in (lambda: bootstrap_ci(x, 100), lambda: bootstrap_cis([x], 100),
+                 lambda: nan_summary(x, 100), lambda: nan_summaries([x], 100)):
+        with pytest.raises(TypeError):
+            call()
+
+
+@pytest.mark.parametrize("confidence", [0.0, -0.5, 1.0, 1.5, math.nan])
+def test_confidence_outside_the_open_unit_interval_is_refused(confidence):
+    with pytest.raises(ValueError, match="confidence"):
+        bootstrap_cis([np.ones(3)], confidence=confidence)
+
+
+def test_std_needs_two_values_and_warns_of_nothing():
+    """std is the sample standard deviation (ddof=1): NaN, without numpy's degrees-of-freedom warning, for
+    fewer than 2 defined values; exact for 2."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for values in ([], [math.nan], [0.25], [0.25, math.nan]):
+            s = nan_summary(values)
+            assert math.isnan(s.std)
+        s = nan_summary([0.25, math.nan, 0.75])
+    assert s.n == 2 and s.std == np.std([0.25, 0.75], ddof=1) and math.isclose(s.std, 0.5 / math.sqrt(2))
+
+
+def test_summaries_are_immutable():
+    s = nan_summary([0.5, 1.0])
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        s.mean = 0.0  # type: ignore[misc]
+
+
+def test_a_zero_dimensional_column_is_refused():
+    with pytest.raises(ValueError, match="one-dimensional"):
+        bootstrap_cis([np.float64(0.5)])
+    with pytest.raises(ValueError, match="one-dimensional"):
+        bootstrap_ci(np.array(0.5))

@@ -48,7 +48,7 @@ from .io import InputFileError
 from .masks import ReadOptions
 from .outputs import OutputPathError, check_output, check_outputs
 from .report import csv_text, format_summary, json_text, summarize
-from .runner import AUTO_MIN_CASES, jobs_value
+from .runner import AUTO_MIN_CASES, jobs_value, start_method
 
 __all__ = ["command", "main"]
 
@@ -197,6 +197,10 @@ def _run(args: argparse.Namespace) -> int:
         raise UsageError(f"--jobs must be >= 1; got {args.jobs}")
     if args.bootstrap < 1:
         raise UsageError(f"--bootstrap must be >= 1; got {args.bootstrap}")
+    try:
+        start_method()  # AMBISEG_START_METHOD, if set, is fork or spawn
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
     if args.scheduler is not None and args.jobs not in (1, "auto"):
         raise UsageError("--jobs and --scheduler do not combine (size the Dask cluster instead)")
     if args.scheduler is not None:

@@ -28,26 +28,43 @@ from contextlib import closing
 __all__ = [
     "AUTO_MIN_CASES", "AUTO_MIN_CASES_BY_START", "AUTO_REFERENCE_PIXELS", "BUSY_SAMPLE_S",
     "CHUNKS_PER_WORKER", "MAX_CHUNK", "auto_jobs", "busy_cpus", "check_jobs", "chunk_ranges", "free_cpus",
-    "jobs_value", "run_local", "start_method", "usable_cpus",
+    "START_METHOD_ENV", "jobs_value", "run_local", "start_method", "usable_cpus",
 ]
 
 
+#: Environment variable that overrides :func:`start_method` (``fork`` or ``spawn``).
+START_METHOD_ENV = "AMBISEG_START_METHOD"
+
+
 def start_method() -> str:
-    """How worker processes start by default (:func:`~ambiseg_metrics.files.workers.run_in_processes`, and
-    the workers of a Dask ``local:N`` cluster): ``"fork"`` on Linux, else ``"spawn"``.
+    """How worker processes start (:func:`~ambiseg_metrics.files.workers.run_in_processes`, and the workers
+    of a Dask ``local:N`` cluster): ``"fork"`` on Linux, else ``"spawn"``, unless the environment variable
+    ``AMBISEG_START_METHOD`` says ``fork`` or ``spawn`` (e.g. ``spawn`` where a library loaded in the same
+    process does not survive a fork; ``fork`` is refused where the platform has none).
 
     A fork copies this process, modules and compiled code included, in milliseconds; a spawn starts a new
     interpreter that imports everything again. macOS is left to ``spawn`` (a fork there is unsafe once
     system frameworks are loaded, and Python's own default is ``spawn``), as is every other platform.
+
+    Raises
+    ------
+    ValueError
+        ``AMBISEG_START_METHOD`` is set to anything else (the message names the variable).
     """
-    return "fork" if sys.platform.startswith("linux") else "spawn"
+    chosen = os.environ.get(START_METHOD_ENV, "").strip().lower()
+    if not chosen:
+        return "fork" if sys.platform.startswith("linux") else "spawn"
+    if chosen not in ("fork", "spawn") or (chosen == "fork" and not hasattr(os, "fork")):
+        raise ValueError(f"{START_METHOD_ENV}={os.environ[START_METHOD_ENV]!r}: use 'fork' or 'spawn'"
+                         + ("" if hasattr(os, "fork") else " ('fork' does not exist on this platform)"))
+    return chosen
 
 #: Chunks per worker: enough that a slow chunk at the end does not leave the other workers idle long.
 CHUNKS_PER_WORKER = 8
 #: The most cases in one chunk (the granularity of the progress bar and of the results streamed back).
 MAX_CHUNK = 64
 #: ``jobs="auto"``: the fewest cases for which a second process pays, by how workers start
-#: (:func:`~ambiseg_metrics.files.workers.start_method`) and how the cases are stored — ``"images"``
+#: (:func:`start_method`) and how the cases are stored — ``"images"``
 #: (decoded: PNG/TIFF/... folders, TIFF/NIfTI stacks), ``"arrays"`` (``.npy``/``.npz`` stacks) — for cases of
 #: :data:`AUTO_REFERENCE_PIXELS` mask pixels. Measured on 2 idle cores (``python -m benchmarks.cli_runner
 #: --crossover --formats png,npy --sizes 10,25,50,100,200,400,800 --repeats 5``, 2026-11-26), two processes
@@ -69,8 +86,9 @@ AUTO_MIN_CASES_BY_START = {
     "fork": {"images": 50, "arrays": 100},
     "spawn": {"images": 600, "arrays": 4000},
 }
-#: The thresholds of this platform's way of starting workers (:data:`AUTO_MIN_CASES_BY_START`).
-AUTO_MIN_CASES = AUTO_MIN_CASES_BY_START[start_method()]
+#: The thresholds of this platform's default way of starting workers (:data:`AUTO_MIN_CASES_BY_START`;
+#: :func:`auto_jobs` takes those of :func:`start_method` when it is called).
+AUTO_MIN_CASES = AUTO_MIN_CASES_BY_START["fork" if sys.platform.startswith("linux") else "spawn"]
 #: The mask pixels per case (8 + 3 masks of 128 x 128) with which :data:`AUTO_MIN_CASES` was measured;
 #: cases with more pixels need proportionally fewer cases (never fewer than 2), smaller ones the same.
 AUTO_REFERENCE_PIXELS = 11 * 128 * 128
@@ -145,12 +163,12 @@ def busy_cpus(interval: float | None = None) -> float | None:
 def auto_jobs(n_cases: int, cpus: int | None = None, kind: str = "images",
               pixels_per_case: int | None = None) -> int:
     """The number of processes ``jobs="auto"`` uses for ``n_cases`` cases of the given ``kind`` (see
-    :data:`AUTO_MIN_CASES`) and mask pixels per case (None: unknown, taken as the reference): 1 below
-    the kind's threshold, scaled down for larger cases, else one per free CPU (:func:`free_cpus`) and no
-    more than one per half-threshold of cases."""
+    :data:`AUTO_MIN_CASES_BY_START`, for :func:`start_method`) and mask pixels per case (None: unknown,
+    taken as the reference): 1 below the kind's threshold, scaled down for larger cases, else one per free
+    CPU (:func:`free_cpus`) and no more than one per half-threshold of cases."""
     if kind not in AUTO_MIN_CASES:
         return 1
-    threshold = AUTO_MIN_CASES[kind]
+    threshold = AUTO_MIN_CASES_BY_START[start_method()][kind]
     if pixels_per_case:
         threshold = max(2, math.ceil(threshold * min(1.0, AUTO_REFERENCE_PIXELS / pixels_per_case)))
     if n_cases < threshold:
