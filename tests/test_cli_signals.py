@@ -210,3 +210,40 @@ def test_closed_stdout_leaves_no_process(tmp_path):
     assert "Traceback" not in err and out.read_text().startswith("case,")
     assert _wait_gone(sorted(seen), timeout=1.0) == []
     assert _naming(preds) == []
+
+
+@pytest.mark.parametrize(("how", "signum", "code", "word"), [
+    ("group", signal.SIGINT, 130, "interrupted"),
+    ("pid", signal.SIGTERM, 143, "terminated"),
+])
+def test_a_local_dask_cluster_stops_as_cleanly(tmp_path, how, signum, code, word):
+    """The same with ``--scheduler local:2``, whose workers are forks of the run's process on Linux: a
+    worker must neither run the run's signal routing (a traceback from inside Dask) nor outlive it."""
+    pytest.importorskip("distributed", reason="needs the [distributed] extra")
+    preds, gts, pipes = _tree(tmp_path)
+    out = tmp_path / "results.csv"
+    argv = [sys.executable, "-m", "ambiseg_metrics", str(preds), str(gts), "--scheduler", "local:2",
+            "--out", str(out), "--bootstrap", "50"]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    fds = []
+    try:
+        fds = _hold_open(pipes, proc)  # both workers are busy, each blocked on a case
+        children = [p.pid for p in psutil.Process(proc.pid).children(recursive=True)]
+        assert len(children) >= 2
+        sent = time.monotonic()
+        os.killpg(proc.pid, signum) if how == "group" else os.kill(proc.pid, signum)
+        _, err = proc.communicate(timeout=60)
+        took = time.monotonic() - sent
+    finally:
+        for fd in fds:
+            os.close(fd)
+        if proc.poll() is None:
+            proc.kill()
+    print(f"local:2, {signal.Signals(signum).name} to {how}: exit {proc.returncode} after {took:.2f} s")
+    assert proc.returncode == code, err
+    assert took < 10.0, f"took {took:.2f} s"
+    assert f"{word}, no output written" in err and "Traceback" not in err, err
+    assert not out.exists()
+    assert _wait_gone(children, timeout=5.0) == [], "Dask worker processes outlived the run"
+    assert _naming(preds) == []

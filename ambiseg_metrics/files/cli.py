@@ -28,7 +28,14 @@ from ..options import evaluate_options, option
 from . import case_eval
 from .atomic import atomic_write_many
 from .cases import EvalOptions, InputWarning, evaluate_cases
-from .cli_process import FIRED, catch_signals, end_process
+from .cli_process import (
+    FIRED,
+    Stopped,
+    catch_signals,
+    end_process,
+    keep_worker_start_method,
+    quiet_after_stop,
+)
 from .cli_report import (
     ReportUsageError,
     add_report_arguments,
@@ -238,11 +245,15 @@ def _run(args: argparse.Namespace) -> int:
         if args.scheduler is not None:
             try:
                 warm = (case_eval.warm_up, (options.checked(), len(cases) >= case_eval.BATCH_MIN_CASES))
+                keep_worker_start_method()  # for this process's life: Dask may start workers after a stop
                 with scheduler_client(args.scheduler, warm_up=warm) as client:
                     table = evaluate_cases(cases, options, client=client, progress=progress,
                                            extra_notes=found, read=read)
             except SchedulerUnreachableError as exc:
                 raise SchedulerUnreachableError(f"--scheduler {exc}") from exc
+            except KeyboardInterrupt:  # Ctrl-C, SIGTERM: a local cluster interrupted while it started
+                quiet_after_stop()  # goes on logging its failure from its own threads; the run is over
+                raise
         else:
             table = evaluate_cases(cases, options, jobs=args.jobs, progress=progress,
                                    extra_notes=found, read=read)
@@ -264,6 +275,8 @@ def _run(args: argparse.Namespace) -> int:
         texts[out_json] = json_text(table, summary, meta)
     extra = report_outputs(args, cases, table, summary, meta, options)
     texts.update(extra.texts)
+    if FIRED:  # a signal whose exception was swallowed on its way (raised inside a library's __del__ or
+        raise Stopped(FIRED[0])  # gc callback, which Python only reports): the run was still stopped
     try:  # all or nothing, never a truncated file; before printing (stdout may close)
         atomic_write_many(texts)
         args.written = bool(texts)
@@ -332,8 +345,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _main(args)
     finally:
-        # after a signal the handlers stay ignored: a second Ctrl-C while the interpreter exits would
-        # otherwise end it with a traceback or a death by SIGINT instead of our exit code
+        # after a signal the handlers stay a no-op: a second Ctrl-C while the process ends would otherwise
+        # end it with a traceback or a death by SIGINT instead of our exit code
         if not FIRED:
             for sig, handler in old.items():
                 signal.signal(sig, handler)

@@ -5,12 +5,13 @@ without the interpreter's teardown."""
 from __future__ import annotations
 
 import atexit
+import logging
 import os
 import signal
 import sys
 import threading
 
-__all__ = ["FIRED", "Stopped", "catch_signals", "end_process"]
+__all__ = ["FIRED", "Stopped", "catch_signals", "end_process", "keep_worker_start_method", "quiet_after_stop"]
 
 
 class Stopped(KeyboardInterrupt):
@@ -28,16 +29,43 @@ FIRED: list[int] = []
 def _on_signal(signum: int, frame: object) -> None:
     FIRED.append(signum)
     for sig in (signal.SIGINT, signal.SIGTERM):  # one signal is enough: the clean-up is not interrupted
-        signal.signal(sig, signal.SIG_IGN)
+        signal.signal(sig, _noted)
     raise Stopped(signum)
+
+
+def _noted(signum: int, frame: object) -> None:
+    """A further SIGINT or SIGTERM while the run cleans up: noted, and nothing else. A handler rather than
+    ``SIG_IGN``, which a worker process started meanwhile (Dask may still be starting one) would keep
+    through ``exec`` and then survive the SIGTERM that stops it at exit."""
+    FIRED.append(signum)
+
+
+def _in_forked_child() -> None:
+    """After a fork (a worker of ours, or of a Dask ``local:N`` cluster): the routing above belongs to the
+    run's own process, not to its workers. A worker ignores SIGINT (a terminal's Ctrl-C reaches the whole
+    process group; the run's process stops the workers) and dies of SIGTERM, instead of raising
+    :class:`Stopped` in the middle of its own work. This holds too for a worker forked after a signal
+    arrived, when the run's process ignores both while it cleans up (Dask may still be starting a
+    worker then): the SIGTERM that stops it at exit must not be ignored."""
+    if signal.getsignal(signal.SIGINT) in (_on_signal, _noted):
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if signal.getsignal(signal.SIGTERM) in (_on_signal, _noted):
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+_AT_FORK: list[bool] = []  # os.register_at_fork cannot be undone: register once per process
 
 
 def catch_signals() -> dict[int, object]:
     """Route SIGINT and SIGTERM through :class:`Stopped` (main thread only; a signal the parent chose to
-    ignore, as for a background job, stays ignored); return the handlers replaced."""
+    ignore, as for a background job, stays ignored); return the handlers replaced. A process forked from
+    this one does not keep the routing (:func:`_in_forked_child`)."""
     FIRED.clear()
     if threading.current_thread() is not threading.main_thread():
         return {}
+    if hasattr(os, "register_at_fork") and not _AT_FORK:
+        os.register_at_fork(after_in_child=_in_forked_child)
+        _AT_FORK.append(True)
     sigs = [sig for sig in (signal.SIGINT, signal.SIGTERM) if signal.getsignal(sig) is not signal.SIG_IGN]
     return {sig: signal.signal(sig, _on_signal) for sig in sigs}
 
@@ -58,3 +86,26 @@ def end_process(code: int) -> None:
             except (AttributeError, OSError, ValueError):  # closed early (e.g. piped into head)
                 pass
         os._exit(code)
+
+
+def quiet_after_stop() -> None:
+    """Silence Dask's loggers, asyncio's and Python's "Exception ignored" reports for the rest of this
+    process: a run stopped by a signal while its ``local:N`` cluster was starting says so in one line, and
+    Dask's threads, still starting or stopping workers, would otherwise report the failure with tracebacks
+    after it."""
+    names = [name for name in logging.root.manager.loggerDict if name.split(".")[0] == "distributed"]
+    for name in {"distributed", "asyncio", *names}:
+        logging.getLogger(name).setLevel(logging.CRITICAL + 1)
+    sys.unraisablehook = lambda unraisable: None
+
+
+def keep_worker_start_method() -> None:
+    """Set Dask's ``distributed.worker.multiprocessing-method`` to
+    :func:`~ambiseg_metrics.files.runner.start_method` for the rest of this process (the command's own):
+    :func:`~ambiseg_metrics.files.distributed.scheduler_client` sets it only while the cluster starts, and a
+    run stopped then leaves Dask's thread starting workers after that setting was undone."""
+    import dask
+
+    from .runner import start_method
+
+    dask.config.set({"distributed.worker.multiprocessing-method": start_method()})

@@ -116,10 +116,12 @@ def scheduler_client(
         with warnings.catch_warnings(), dask.config.set(method):
             # without a dashboard the scheduler still serves /health etc., by default on 8787 or any free port
             warnings.filterwarnings("ignore", message=r"Port \d+ is already in use")
-            cluster = distributed.LocalCluster(
-                n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None,
-                env={"NUMBA_NUM_THREADS": str(threads)}, silence_logs=logging.ERROR,
-            )
+            with _half_built_clusters_left_alone(distributed):
+                cluster = distributed.LocalCluster(
+                    n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1",
+                    dashboard_address=None, env={"NUMBA_NUM_THREADS": str(threads)},
+                    silence_logs=logging.ERROR,
+                )
         try:
             with distributed.Client(cluster, timeout=timeout) as client:
                 client.register_plugin(_kernel_threads(distributed, threads), name="ambiseg-kernel-threads")
@@ -136,6 +138,23 @@ def scheduler_client(
             ) from exc
         with client:
             yield client
+
+
+@contextmanager
+def _half_built_clusters_left_alone(distributed: object) -> Iterator[None]:
+    """If the cluster's start is interrupted (Ctrl-C, SIGTERM: the run's process unwinds), Dask's exit hook
+    would try to close the half-built cluster it still lists and print a traceback (an AssertionError on
+    a worker not started yet). It is taken off that list instead: what it started ends with this process
+    (Dask's worker processes watch their parent)."""
+    spec = getattr(getattr(distributed, "deploy", None), "spec", None)
+    listed = getattr(getattr(spec, "SpecCluster", None), "_instances", None)
+    before = set(listed) if listed is not None else set()
+    try:
+        yield
+    except BaseException:
+        for cluster in set(listed or ()) - before:
+            cluster.shutdown_on_close = False
+        raise
 
 
 def _kernel_threads(distributed: object, threads: int) -> object:
