@@ -162,11 +162,11 @@ def _kernel_threads(distributed: object, threads: int) -> object:
     spawned worker reads ``NUMBA_NUM_THREADS`` from its environment when it imports numba; a forked one
     inherits numba from this process if it was imported here already (e.g. after an earlier
     :func:`~ambiseg_metrics.evaluate` in a notebook), and is set by the plugin."""
-    from .runner import _worker_threads
+    from .runner import worker_threads
 
     class KernelThreads(distributed.WorkerPlugin):  # type: ignore[name-defined,misc]
         def setup(self, worker: object) -> None:
-            _worker_threads(threads)
+            worker_threads(threads)
 
     return KernelThreads()
 

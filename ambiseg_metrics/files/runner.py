@@ -28,7 +28,7 @@ from contextlib import closing
 __all__ = [
     "AUTO_MIN_CASES", "AUTO_MIN_CASES_BY_START", "AUTO_REFERENCE_PIXELS", "BUSY_SAMPLE_S",
     "CHUNKS_PER_WORKER", "MAX_CHUNK", "auto_jobs", "busy_cpus", "check_jobs", "chunk_ranges", "free_cpus",
-    "START_METHOD_ENV", "jobs_value", "run_local", "start_method", "usable_cpus",
+    "START_METHOD_ENV", "jobs_value", "run_local", "start_method", "usable_cpus", "worker_threads",
 ]
 
 
@@ -224,13 +224,13 @@ def run_local(
     threads = max(1, usable_cpus() // min(jobs, len(ranges)))
     stream = run_in_processes(task, [([items[i] for i in r], *args) for r in ranges], jobs,
                               env={"NUMBA_NUM_THREADS": str(threads)}, here=_with_threads(threads),
-                              warm_up=warm_up, setup=(_worker_threads, (threads,)))
+                              warm_up=warm_up, setup=(worker_threads, (threads,)))
     with closing(stream):  # an error here (or the consumer closing us) stops the workers at once
         for k, results in stream:
             yield from zip(ranges[k], _checked(results, ranges[k]), strict=True)
 
 
-def _worker_threads(threads: int) -> None:
+def worker_threads(threads: int) -> None:
     """``setup`` of a worker: its kernels use ``threads`` threads. A spawned worker imports numba later and
     reads ``NUMBA_NUM_THREADS`` (the ``env`` given to the workers); a forked one may have inherited the
     loaded kernels, whose setting is then made here."""
