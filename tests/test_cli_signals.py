@@ -42,9 +42,9 @@ def _tree(root: Path, fifos: int = 2, good: int = 2, bad: bool = False) -> tuple
     return preds, gts, pipes
 
 
-def _start(preds: Path, gts: Path, out: Path) -> subprocess.Popen:
-    argv = [sys.executable, "-m", "ambiseg_metrics", str(preds), str(gts), "--jobs", "2", "--out", str(out),
-            "--bootstrap", "50"]
+def _start(preds: Path, gts: Path, out: Path, *runner: str) -> subprocess.Popen:
+    argv = [sys.executable, "-m", "ambiseg_metrics", str(preds), str(gts), *(runner or ("--jobs", "2")),
+            "--out", str(out), "--bootstrap", "50"]
     return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)  # its own process group, as a shell job would be
 
@@ -68,6 +68,26 @@ def _hold_open(pipes: list[Path], proc: subprocess.Popen, timeout: float = 120.0
                 raise AssertionError("the workers never opened the case files")
             time.sleep(0.05)
     return fds
+
+
+def _signal_when_busy(proc: subprocess.Popen, pipes: list[Path], send) -> tuple[list[int], str, float]:
+    """Wait until the run's readers block on the FIFO cases, note the run's processes, call ``send()``
+    and wait for the run to end: the processes, its standard error, and the seconds from the signal to
+    the end."""
+    fds = []
+    try:
+        fds = _hold_open(pipes, proc)
+        children = [p.pid for p in psutil.Process(proc.pid).children(recursive=True)]
+        sent = time.monotonic()
+        send()
+        _, err = proc.communicate(timeout=60)
+        took = time.monotonic() - sent
+    finally:
+        for fd in fds:
+            os.close(fd)
+        if proc.poll() is None:
+            proc.kill()
+    return children, err, took
 
 
 def _alive(pids: list[int]) -> list[int]:
@@ -99,12 +119,8 @@ def test_one_signal_ends_the_run_quickly_and_cleanly(tmp_path, how, signum, code
     preds, gts, pipes = _tree(tmp_path)
     out = tmp_path / "results.csv"
     proc = _start(preds, gts, out)
-    fds = []
-    try:
-        fds = _hold_open(pipes, proc)
-        children = [p.pid for p in psutil.Process(proc.pid).children(recursive=True)]
-        assert len(children) >= 1  # the worker (a spawned one comes with multiprocessing's resource tracker)
-        sent = time.monotonic()
+
+    def send() -> None:
         if how.startswith("group"):
             os.killpg(proc.pid, signum)
             if how.endswith("twice"):
@@ -115,13 +131,9 @@ def test_one_signal_ends_the_run_quickly_and_cleanly(tmp_path, how, signum, code
                     pass
         else:
             os.kill(proc.pid, signum)
-        _, err = proc.communicate(timeout=30)
-        took = time.monotonic() - sent
-    finally:
-        for fd in fds:
-            os.close(fd)
-        if proc.poll() is None:
-            proc.kill()
+
+    children, err, took = _signal_when_busy(proc, pipes, send)
+    assert len(children) >= 1  # the worker (a spawned one comes with multiprocessing's resource tracker)
     print(f"{signal.Signals(signum).name} to {how}: exit {proc.returncode} after {took:.2f} s")
     assert proc.returncode == code, err
     assert took < 2.0, f"took {took:.2f} s"
@@ -222,24 +234,10 @@ def test_a_local_dask_cluster_stops_as_cleanly(tmp_path, how, signum, code, word
     pytest.importorskip("distributed", reason="needs the [distributed] extra")
     preds, gts, pipes = _tree(tmp_path)
     out = tmp_path / "results.csv"
-    argv = [sys.executable, "-m", "ambiseg_metrics", str(preds), str(gts), "--scheduler", "local:2",
-            "--out", str(out), "--bootstrap", "50"]
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
-    fds = []
-    try:
-        fds = _hold_open(pipes, proc)  # both workers are busy, each blocked on a case
-        children = [p.pid for p in psutil.Process(proc.pid).children(recursive=True)]
-        assert len(children) >= 2
-        sent = time.monotonic()
-        os.killpg(proc.pid, signum) if how == "group" else os.kill(proc.pid, signum)
-        _, err = proc.communicate(timeout=60)
-        took = time.monotonic() - sent
-    finally:
-        for fd in fds:
-            os.close(fd)
-        if proc.poll() is None:
-            proc.kill()
+    proc = _start(preds, gts, out, "--scheduler", "local:2")
+    send = (lambda: os.killpg(proc.pid, signum)) if how == "group" else (lambda: os.kill(proc.pid, signum))
+    children, err, took = _signal_when_busy(proc, pipes, send)  # both workers blocked on a case
+    assert len(children) >= 2
     print(f"local:2, {signal.Signals(signum).name} to {how}: exit {proc.returncode} after {took:.2f} s")
     assert proc.returncode == code, err
     assert took < 10.0, f"took {took:.2f} s"
