@@ -45,8 +45,8 @@ def _in_forked_child() -> None:
     run's own process, not to its workers. A worker ignores SIGINT (a terminal's Ctrl-C reaches the whole
     process group; the run's process stops the workers) and dies of SIGTERM, instead of raising
     :class:`Stopped` in the middle of its own work. This holds too for a worker forked after a signal
-    arrived, when the run's process ignores both while it cleans up (Dask may still be starting a
-    worker then): the SIGTERM that stops it at exit must not be ignored."""
+    arrived, while the run's process only notes further ones as it cleans up (Dask may still be starting
+    a worker then): the SIGTERM that stops that worker at exit must not be ignored."""
     if signal.getsignal(signal.SIGINT) in (_on_signal, _noted):
         signal.signal(signal.SIGINT, signal.SIG_IGN)
     if signal.getsignal(signal.SIGTERM) in (_on_signal, _noted):
@@ -74,7 +74,7 @@ def end_process(code: int) -> None:
     """End this process with exit status ``code`` once the run is over: run the atexit handlers (other
     libraries' clean-up: coverage data, logging, temporary folders), flush the standard streams, then
     ``os._exit``. This skips the teardown that frees every module and object one by one, which took
-    0.15 s once numba is loaded, against 0.01 s this way (``python -m benchmarks.cli_runner``, fixed
+    0.14 s once numba is loaded, against 0.01 s this way (``python -m benchmarks.cli_runner``, fixed
     costs "teardown" and "quick"). The output files were closed and renamed before
     :func:`~ambiseg_metrics.files.cli.main` returned, and no worker process outlives a run."""
     try:
