@@ -145,7 +145,7 @@ def _half_built_clusters_left_alone(distributed: object) -> Iterator[None]:
     would try to close the half-built cluster it still lists and print a traceback (an AssertionError on
     a worker not started yet). It is taken off that list instead: the worker processes it started are
     daemonic (Dask's default), so multiprocessing terminates them as this process exits; runs interrupted
-    by hand 0.2 to 2.1 s after their start, with forked and spawned workers, left none behind."""
+    by hand 0.3 to 2.1 s after their start, with forked and spawned workers, left none behind."""
     spec = getattr(getattr(distributed, "deploy", None), "spec", None)
     listed = getattr(getattr(spec, "SpecCluster", None), "_instances", None)
     before = set(listed) if listed is not None else set()
