@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import math
 import os
-import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,11 +19,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..core._kernel_load import KERNELS, load_kernels
+from ..core._kernel_load import load_kernels
 from ..core._validate import InputError, pairs_error
 from ..evaluation import FAMILIES, evaluate
 from .io import Case, InputFileError, Source, mask_extension, mask_files, read_source
 from .masks import ReadOptions
+from .runner import kernel_threads
 
 if TYPE_CHECKING:
     from .cases import EvalOptions
@@ -223,15 +223,10 @@ def warm_up(options: EvalOptions, batched: bool) -> None:
     if not batched:
         return
     load_kernels()  # else this mid-sized batch would run in numpy (core/_kernel_load.py)
-    kernels = sys.modules[KERNELS]
-    before = kernels._THREADS
-    kernels.set_threads(1)
-    try:
+    with kernel_threads(1):
         rng = np.random.default_rng(0)
         evaluate(rng.random((8, 8, 128, 128)) > 0.5, rng.random((8, 3, 128, 128)) > 0.5, batch=True,
                  metrics=list(options.names), conventions=options.conventions)
-    finally:
-        kernels.set_threads(before)
 
 
 #: Extensions of stack files read without decoding (``jobs="auto"`` counts their cases as "arrays").

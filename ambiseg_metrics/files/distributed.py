@@ -103,14 +103,11 @@ def scheduler_client(
         n = int(value)
         import dask
 
-        from .runner import start_method, usable_cpus
+        from .runner import run_warm_up, start_method, usable_cpus
 
         threads = max(1, usable_cpus() // n)
-        if start_method() == "fork" and warm_up is not None:
-            try:
-                warm_up[0](*warm_up[1])
-            except Exception:  # only a warm-up: the tasks report their own errors
-                pass
+        if start_method() == "fork":
+            run_warm_up(warm_up)
         method = {"distributed.worker.multiprocessing-method": start_method()}
         with warnings.catch_warnings(), dask.config.set(method):
             # without a dashboard the scheduler still serves /health etc., by default on 8787 or any free port

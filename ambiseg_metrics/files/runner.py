@@ -23,17 +23,20 @@ import math
 import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import closing
+from contextlib import closing, contextmanager
 
 __all__ = [
     "AUTO_MIN_CASES", "AUTO_MIN_CASES_BY_START", "AUTO_REFERENCE_PIXELS", "BUSY_SAMPLE_S",
     "CHUNKS_PER_WORKER", "MAX_CHUNK", "auto_jobs", "busy_cpus", "check_jobs", "chunk_ranges", "free_cpus",
-    "START_METHOD_ENV", "jobs_value", "run_local", "start_method", "usable_cpus", "worker_threads",
+    "START_METHOD_ENV", "jobs_value", "kernel_threads", "run_local", "run_warm_up", "start_method",
+    "usable_cpus", "worker_threads",
 ]
 
 
 #: Environment variable that overrides :func:`start_method` (``fork`` or ``spawn``).
 START_METHOD_ENV = "AMBISEG_START_METHOD"
+#: How workers start on this platform unless :data:`START_METHOD_ENV` says otherwise.
+_PLATFORM_START = "fork" if sys.platform.startswith("linux") else "spawn"
 
 
 def start_method() -> str:
@@ -53,7 +56,7 @@ def start_method() -> str:
     """
     chosen = os.environ.get(START_METHOD_ENV, "").strip().lower()
     if not chosen:
-        return "fork" if sys.platform.startswith("linux") else "spawn"
+        return _PLATFORM_START
     if chosen not in ("fork", "spawn") or (chosen == "fork" and not hasattr(os, "fork")):
         raise ValueError(f"{START_METHOD_ENV}={os.environ[START_METHOD_ENV]!r}: use 'fork' or 'spawn'"
                          + ("" if hasattr(os, "fork") else " ('fork' does not exist on this platform)"))
@@ -88,7 +91,7 @@ AUTO_MIN_CASES_BY_START = {
 }
 #: The thresholds of this platform's default way of starting workers (:data:`AUTO_MIN_CASES_BY_START`;
 #: :func:`auto_jobs` takes those of :func:`start_method` when it is called).
-AUTO_MIN_CASES = AUTO_MIN_CASES_BY_START["fork" if sys.platform.startswith("linux") else "spawn"]
+AUTO_MIN_CASES = AUTO_MIN_CASES_BY_START[_PLATFORM_START]
 #: The mask pixels per case (8 + 3 masks of 128 x 128) with which :data:`AUTO_MIN_CASES` was measured;
 #: cases with more pixels need proportionally fewer cases (never fewer than 2), smaller ones the same.
 AUTO_REFERENCE_PIXELS = 11 * 128 * 128
@@ -239,22 +242,41 @@ def worker_threads(threads: int) -> None:
         kernels.set_threads(threads)
 
 
+@contextmanager
+def kernel_threads(threads: int) -> Iterator[None]:
+    """Within the block, the compiled kernels of this process use ``threads`` threads; the setting is
+    restored after. Only if the kernels are loaded when the block starts: a block that loads them runs with
+    this process's default, so that a run that never needs them does not import numba here."""
+    kernels = sys.modules.get("ambiseg_metrics.core._kernels")
+    if kernels is None:
+        yield
+        return
+    before = kernels._THREADS
+    kernels.set_threads(threads)
+    try:
+        yield
+    finally:
+        kernels.set_threads(before)
+
+
+def run_warm_up(warm_up: tuple[Callable, tuple] | None) -> None:
+    """Run a warm-up ``(f, args)`` (None: nothing), ignoring its errors: it only loads what the tasks need,
+    and the tasks report their own errors."""
+    if warm_up is not None:
+        try:
+            warm_up[0](*warm_up[1])
+        except Exception:
+            pass
+
+
 def _with_threads(threads: int) -> Callable:
     """``here`` of :func:`~ambiseg_metrics.files.workers.run_in_processes`: run a task in this process
     with the compiled kernels limited to ``threads`` threads (as the workers are), then restore the
-    setting. Only once the kernels are loaded (a task that loads them runs with this process's default),
-    so that a run that never needs them does not import numba here."""
+    setting (:func:`kernel_threads`)."""
 
     def here(task: Callable, *args: object) -> object:
-        kernels = sys.modules.get("ambiseg_metrics.core._kernels")
-        if kernels is None:
+        with kernel_threads(threads):
             return task(*args)
-        before = kernels._THREADS
-        kernels.set_threads(threads)
-        try:
-            return task(*args)
-        finally:
-            kernels.set_threads(before)
 
     return here
 

@@ -69,14 +69,6 @@ def _portable(exc: BaseException) -> BaseException:
         return RuntimeError(f"{type(exc).__name__}: {exc}")
 
 
-def _warm(warm_up: tuple[Callable, tuple] | None) -> None:
-    if warm_up is not None:  # e.g. load the compiled kernels before asking for work
-        try:
-            warm_up[0](*warm_up[1])
-        except Exception:  # only a warm-up: the tasks report their own errors
-            pass
-
-
 def _worker(conn, parent: int, env: dict[str, str], warm_up: tuple[Callable, tuple] | None = None,
             setup: tuple[Callable, tuple] | None = None) -> None:  # pragma: no cover - runs in the child
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -87,7 +79,7 @@ def _worker(conn, parent: int, env: dict[str, str], warm_up: tuple[Callable, tup
         os.environ.setdefault(key, value)
     if setup is not None:
         setup[0](*setup[1])
-    _warm(warm_up)
+    runner.run_warm_up(warm_up)
     try:
         conn.send(_READY)
     except OSError:
@@ -262,7 +254,7 @@ def run_in_processes(
     ctx = multiprocessing.get_context(start)
     n_workers = min(jobs, len(tasks)) - (1 if here is not None else 0)
     if start == "fork" and n_workers > 0:
-        _warm(warm_up)  # here, once: the forks inherit it
+        runner.run_warm_up(warm_up)  # here, once: the forks inherit it
         warm_up = None
     workers: list[tuple[object, object]] = []
     ok = False
