@@ -7,6 +7,8 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 
@@ -264,3 +266,18 @@ def test_a_failing_setup_is_a_dead_worker(tmp_path):
     with pytest.raises(WorkerDiedError, match="while starting"):
         list(run_in_processes(square, [(i,) for i in range(3)], 2, setup=(fail, (str(tmp_path),))))
     assert multiprocessing.active_children() == []
+
+
+def test_the_progress_bar_starts_no_thread():
+    """The bar over cases is shown while workers are forked: it must not start tqdm's monitor thread (a
+    plain tqdm bar does, which the second count shows), so that the fork copies a one-thread process."""
+    script = (
+        "import threading, sys\n"
+        "from ambiseg_metrics.files.cases import progress_bar\n"
+        "bar = progress_bar(3, True); bar.update(1); print(threading.active_count()); bar.close()\n"
+        "from tqdm.auto import tqdm\n"
+        "plain = tqdm(total=3, file=sys.stderr); plain.update(1)\n"
+        "print(threading.active_count()); plain.close()\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["1", "2"]

@@ -34,7 +34,9 @@ from .case_eval import evaluate_chunk, run_case
 from .io import Case, Source, case_name
 from .masks import ReadOptions
 
-__all__ = ["CaseTable", "EvalOptions", "InputWarning", "evaluate_case", "evaluate_cases", "to_cases"]
+__all__ = [
+    "CaseTable", "EvalOptions", "InputWarning", "evaluate_case", "evaluate_cases", "progress_bar", "to_cases",
+]
 
 #: Columns of every row before the metrics.
 ID_COLUMNS: tuple[str, ...] = ("case", "n_pred", "n_gt")
@@ -216,6 +218,18 @@ def _aggregate(notes: list[tuple[str, str]]) -> list[str]:
     return out
 
 
+def progress_bar(total: int, show: bool) -> object:
+    """The tqdm bar over cases (on stderr; a no-op object unless ``show``), without tqdm's monitor thread:
+    workers are forked from this process (:func:`~ambiseg_metrics.files.runner.start_method`), and a
+    process with no thread but its main one is what a fork expects (Python 3.12+ warns otherwise)."""
+    from tqdm.auto import tqdm
+
+    class Bar(tqdm):
+        monitor_interval = 0  # the monitor only adjusts the refresh of a bar left without updates
+
+    return Bar(total=total, disable=not show, unit="case", desc="cases", leave=False)
+
+
 def evaluate_cases(
     cases: Iterable[object] | Mapping[str, Sequence[Source]],
     options: EvalOptions | None = None,
@@ -270,10 +284,8 @@ def evaluate_cases(
         raise ValueError("no cases to evaluate")
     if jobs == "auto":
         jobs = runner.auto_jobs(len(items), None, *case_eval.workload(items[0])) if client is None else 1
-    from tqdm.auto import tqdm
-
     results: dict[int, tuple] = {}
-    with tqdm(total=len(items), disable=not progress, unit="case", desc="cases", leave=False) as bar:
+    with progress_bar(len(items), progress) as bar:
         batched = len(items) >= case_eval.BATCH_MIN_CASES
         if client is not None:
             stream = distributed.run_on_client(client, items, options,
