@@ -106,10 +106,11 @@ def scheduler_client(
         from .runner import run_warm_up, start_method, usable_cpus
 
         threads = max(1, usable_cpus() // n)
-        if start_method() == "fork":
+        method = start_method()
+        if method == "fork":
             run_warm_up(warm_up)
-        method = {"distributed.worker.multiprocessing-method": start_method()}
-        with warnings.catch_warnings(), dask.config.set(method):
+        config = {"distributed.worker.multiprocessing-method": method}
+        with warnings.catch_warnings(), dask.config.set(config):
             # without a dashboard the scheduler still serves /health etc., by default on 8787 or any free port
             warnings.filterwarnings("ignore", message=r"Port \d+ is already in use")
             with _half_built_clusters_left_alone(distributed):

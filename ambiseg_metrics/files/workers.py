@@ -7,7 +7,7 @@ worker that dies is noticed at once, and hands a worker its next task as soon as
 
 How a worker starts (:func:`~ambiseg_metrics.files.runner.start_method`): on Linux it is a ``fork`` of
 this process, made after the warm-up ran *here*, so that it inherits the imported modules and the loaded
-compiled kernels instead of paying for them again (a spawned worker took 0.51 s until it had warmed up
+compiled kernels instead of paying for them again (a spawned worker took 0.59 s until it had warmed up
 and returned a first task, a forked one 0.02 s: ``python -m benchmarks.cli_runner``, fixed costs). The
 kernels use no numba thread team (they are serial and release the GIL; core/_kernels.py runs them on a
 ``ThreadPoolExecutor`` that a forked child makes anew), so a fork needs none of this process's threads.
