@@ -5,7 +5,8 @@ the chunks, building the image object, ``tobytes``), not in inflating the pixels
 of 22,000 PNGs of 128 × 128 pixels, Pillow took 61.7 µs of CPU per file and this reader 23.1 µs, and
 77.4 and 27.5 µs in a run on a busier host (``python -m benchmarks.cli_runner``, "CPU us per PNG
 file"). It does what is needed for one kind of file, the kind Pillow writes for a mode-"L" mask (8-bit
-grey): it checks the signature and every chunk's CRC, inflates the IDAT data with :mod:`zlib` and undoes the scanline filters in a compiled kernel
+grey): it checks the signature and every chunk's CRC, inflates the IDAT data with :mod:`zlib` and
+undoes the scanline filters in a compiled kernel
 (:func:`ambiseg_metrics.core._png_kernel.unfilter_grey8`).
 
 It answers only when it is sure to give what Pillow gives (``np.asarray(Image.open(path))``: the stored
