@@ -146,3 +146,15 @@ def test_results_file_is_written_only_when_asked(monkeypatch, tmp_path):
     assert bench._parse([]).out is None
     assert bench._parse(["--write"]).out == str(tmp_path / "RESULTS.md")
     assert bench._parse(["--out", "x.md"]).out == "x.md"
+
+
+def test_signal_stops_runs_and_summarises(capsys):
+    """``python -m benchmarks.signal_stops`` on a tiny tree: one real SIGTERM, a row and a summary line."""
+    pytest.importorskip("distributed", reason="the runs use --scheduler local:2")
+    from benchmarks import signal_stops
+
+    assert signal_stops._delays("0.3:0.6:0.15") == [0.3, 0.45, 0.6]
+    assert signal_stops.main(["--cases", "20", "--delays", "0.5:0.5:0.1", "--signals", "SIGTERM", "--to",
+                              "pid", "--start-method", "fork"]) == 0
+    out = capsys.readouterr().out
+    assert "SIGTERM to pid at 0.50 s: exit " in out and "| SIGTERM | pid | 1 |" in out

@@ -30,6 +30,11 @@ def _on_signal(signum: int, frame: object) -> None:
     FIRED.append(signum)
     for sig in (signal.SIGINT, signal.SIGTERM):  # one signal is enough: the clean-up is not interrupted
         signal.signal(sig, _noted)
+    # the run is over. What Dask's threads log about the cluster it stops (e.g. tornado reporting Dask's own
+    # error in cancelling a wait the signal interrupted) would come before the one line that says so, and a
+    # Stopped raised inside a callback Python cannot unwind (a weakref callback of the import machinery)
+    # would be printed as "Exception ignored": FIRED holds the signal, checked before anything is written
+    quiet_after_stop()
     raise Stopped(signum)
 
 
@@ -89,12 +94,12 @@ def end_process(code: int) -> None:
 
 
 def quiet_after_stop() -> None:
-    """Silence Dask's loggers, asyncio's and Python's "Exception ignored" reports for the rest of this
-    process: a run stopped by a signal while its ``local:N`` cluster was starting says so in one line, and
-    Dask's threads, still starting or stopping workers, would otherwise report the failure with tracebacks
-    after it."""
+    """Silence Dask's, asyncio's and tornado's loggers and Python's "Exception ignored" reports for the rest
+    of this process: a run stopped by a signal while its ``local:N`` cluster was starting says so in one
+    line, and Dask's threads, still starting or stopping workers, would otherwise report the failure with
+    tracebacks after it."""
     names = [name for name in logging.root.manager.loggerDict if name.split(".")[0] == "distributed"]
-    for name in {"distributed", "asyncio", *names}:
+    for name in {"distributed", "asyncio", "tornado", *names}:
         logging.getLogger(name).setLevel(logging.CRITICAL + 1)
     sys.unraisablehook = lambda unraisable: None
 

@@ -14,6 +14,10 @@ retried: it stops the run and the remaining tasks are cancelled.
 from __future__ import annotations
 
 import logging
+import multiprocessing
+import multiprocessing.connection
+import signal
+import time
 import uuid
 import warnings
 from collections.abc import Callable, Iterator, Sequence
@@ -110,21 +114,26 @@ def scheduler_client(
         if method == "fork":
             run_warm_up(warm_up)
         config = {"distributed.worker.multiprocessing-method": method}
-        with warnings.catch_warnings(), dask.config.set(config):
-            # without a dashboard the scheduler still serves /health etc., by default on 8787 or any free port
-            warnings.filterwarnings("ignore", message=r"Port \d+ is already in use")
-            with _half_built_clusters_left_alone(distributed):
-                cluster = distributed.LocalCluster(
-                    n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1",
-                    dashboard_address=None, env={"NUMBA_NUM_THREADS": str(threads)},
-                    silence_logs=logging.ERROR,
-                )
+        cluster = None
+        processes_before = set(multiprocessing.active_children())
         try:
+            with warnings.catch_warnings(), dask.config.set(config):
+                # without a dashboard the scheduler still serves /health etc., by default on 8787 or any
+                # free port
+                warnings.filterwarnings("ignore", message=r"Port \d+ is already in use")
+                with _half_built_clusters_left_alone(distributed, processes_before), \
+                        _workers_deaf_to_ctrl_c(method):
+                    cluster = distributed.LocalCluster(
+                        n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1",
+                        dashboard_address=None, env={"NUMBA_NUM_THREADS": str(threads)},
+                        silence_logs=logging.ERROR,
+                    )
             with distributed.Client(cluster, timeout=timeout) as client:
                 client.register_plugin(_kernel_threads(distributed, threads), name="ambiseg-kernel-threads")
                 yield client
         finally:
-            cluster.close()
+            if cluster is not None:
+                _close(cluster, processes_before)
     else:
         try:
             client = distributed.Client(value, timeout=timeout)
@@ -138,12 +147,12 @@ def scheduler_client(
 
 
 @contextmanager
-def _half_built_clusters_left_alone(distributed: object) -> Iterator[None]:
+def _half_built_clusters_left_alone(distributed: object, processes_before: set) -> Iterator[None]:
     """If the cluster's start is interrupted (Ctrl-C, SIGTERM: the run's process unwinds), Dask's exit hook
     would try to close the half-built cluster it still lists and print a traceback (an AssertionError on
-    a worker not started yet). It is taken off that list instead: the worker processes it started are
-    daemonic (Dask's default), so multiprocessing terminates them as this process exits; runs interrupted
-    by hand 0.3 to 2.1 s after their start, with forked and spawned workers, left none behind."""
+    a worker not started yet). It is taken off that list instead, and the worker processes started since
+    ``processes_before`` are ended here (:func:`_end_processes`); runs interrupted by hand 0.3 to 2.55 s
+    after their start, with forked and spawned workers, left none behind."""
     spec = getattr(getattr(distributed, "deploy", None), "spec", None)
     listed = getattr(getattr(spec, "SpecCluster", None), "_instances", None)
     before = set(listed) if listed is not None else set()
@@ -152,7 +161,72 @@ def _half_built_clusters_left_alone(distributed: object) -> Iterator[None]:
     except BaseException:
         for cluster in set(listed or ()) - before:
             cluster.shutdown_on_close = False
+        _end_processes(set(multiprocessing.active_children()) - processes_before)
         raise
+
+
+def _close(cluster: object, processes_before: set) -> None:
+    """Close a ``local:N`` cluster; if a Ctrl-C or SIGTERM interrupts the close, end the worker processes
+    started since ``processes_before`` here. Dask cancels an interrupted close and leaves the cluster
+    "closing", and its exit hook would then wait 10 s for it (seen in 5 of 8 runs sent SIGTERM as they
+    were ending, with spawned workers)."""
+    try:
+        cluster.close()  # type: ignore[attr-defined]
+    except KeyboardInterrupt:
+        cluster.shutdown_on_close = False  # type: ignore[attr-defined]
+        _end_processes(set(multiprocessing.active_children()) - processes_before)
+        raise
+
+
+def _end_processes(processes: set, timeout: float = 2.0) -> None:
+    """SIGTERM the worker processes an interrupted cluster start left, and wait (up to ``timeout``) until
+    they are gone. Otherwise a spawned worker still starting would outlive this process's exit by a few
+    milliseconds and print a ``FileNotFoundError`` traceback: multiprocessing's exit hook unlinks the
+    semaphores the worker is still unpickling before it terminates the worker."""
+    for process in processes:
+        try:
+            process.terminate()
+        except (OSError, AttributeError, ValueError):  # gone already, or never started
+            pass
+    sentinels = []
+    for process in processes:
+        try:
+            sentinels.append(process.sentinel)
+        except ValueError:  # never started
+            pass
+    deadline = time.monotonic() + timeout
+    while sentinels and time.monotonic() < deadline:
+        ready = multiprocessing.connection.wait(sentinels, timeout=max(0.0, deadline - time.monotonic()))
+        sentinels = [sentinel for sentinel in sentinels if sentinel not in ready]
+
+
+@contextmanager
+def _workers_deaf_to_ctrl_c(method: str) -> Iterator[None]:
+    """Hold SIGINT back from this thread while the cluster starts, so that the threads Dask creates meanwhile,
+    and the worker processes they start (forked or spawned), inherit a signal mask that blocks it.
+
+    A Ctrl-C at a terminal goes to the whole process group. A spawned worker would take it as its own
+    ``KeyboardInterrupt`` and print a traceback, though this process stops the cluster itself (SIGTERM to
+    the workers, which stays deliverable). A Ctrl-C during the start still reaches this process: through
+    another of its threads that does not block it, or here once the mask is restored. No-op where
+    ``signal.pthread_sigmask`` is missing (Windows).
+
+    ``method`` is the workers' start method. Spawned workers need multiprocessing's resource tracker, and
+    the call that launches it unblocks SIGINT in its thread afterwards (``SIG_UNBLOCK``, whatever the mask
+    was before): it is launched here first, so that nothing launches it inside the block.
+    """
+    if not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    if method != "fork":
+        from multiprocessing import resource_tracker
+
+        resource_tracker.ensure_running()
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, before)
 
 
 def _kernel_threads(distributed: object, threads: int) -> object:
