@@ -44,6 +44,7 @@ from typing import Any
 from .torch_settings import (
     MATMUL_SIZE,
     Setting,
+    apply_setting,
     matmul_rate,
     median_after_warm_up,
     precision_mode,
@@ -168,7 +169,6 @@ def measure(
     calls = _calls(name, config_name, batch=batch, images=images, n=n, sampler_steps=sampler_steps,
                    device=device)
     model, row, size = calls.model, calls.row, calls.row["size"]
-    x, y, xs = calls.inputs
     if dev.type == "cuda":
         torch.backends.cudnn.benchmark = True
         row["device_name"] = torch.cuda.get_device_name(dev)
@@ -180,11 +180,7 @@ def measure(
         failed: dict[str, str] = {}
         every: dict[str, float] = {}
         for setting in settings_for(dev.type, threads):
-            torch.set_num_threads(setting.threads)
-            fmt = torch.channels_last if setting.channels_last else torch.contiguous_format
-            model.to(memory_format=fmt)
-            for tensor in (x, y, xs):
-                tensor.data = tensor.data.contiguous(memory_format=fmt)
+            apply_setting(setting, model, calls.inputs)
 
             def timed(fn: Callable[[], Any] = fn, setting: Setting = setting) -> Any:
                 with precision_mode(setting.precision, dev.type):
@@ -201,9 +197,7 @@ def measure(
         if best is None:
             raise RuntimeError(f"{name}/{config_name}: every setting failed for {what}: {failed}")
         seconds, setting = best
-        torch.set_num_threads(setting.threads)
-        fmt = torch.channels_last if setting.channels_last else torch.contiguous_format
-        model.to(memory_format=fmt)
+        apply_setting(setting, model, calls.inputs)
         if dev.type == "cuda":
             torch.cuda.reset_peak_memory_stats(dev)
         with precision_mode(setting.precision, dev.type):
@@ -276,9 +270,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="CIMD network steps per timed draw (default 2)")
     ap.add_argument("--json", default=None)
     ap.add_argument("--count-only", action="store_true",
-                    help="count the FLOPs of the calls a --device run makes (its default shapes), on "
-                    "the CPU, "
-                    "without timing")
+                    help="count, on the CPU and without timing, the FLOPs of the calls that a --device "
+                    "run makes (with its default shapes)")
     args = ap.parse_args(argv)
     import torch
 

@@ -70,7 +70,19 @@ def precision_mode(precision: str, device_type: str) -> Iterator[None]:
         torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
 
 
+def apply_setting(setting: Setting, model: Any, tensors: tuple[Any, ...]) -> None:
+    """Put ``model`` and ``tensors`` (4-d inputs) in the setting's memory format, and torch in its threads."""
+    import torch
+
+    torch.set_num_threads(setting.threads)
+    fmt = torch.channels_last if setting.channels_last else torch.contiguous_format
+    model.to(memory_format=fmt)
+    for tensor in tensors:
+        tensor.data = tensor.data.contiguous(memory_format=fmt)
+
+
 def synchronizer(device: Any) -> Callable[[], None]:
+    """A call that waits for ``device``'s queued work (a no-op on the CPU), to end each timed call with."""
     import torch
 
     if device.type == "cuda":
@@ -79,6 +91,7 @@ def synchronizer(device: Any) -> Callable[[], None]:
 
 
 def median_after_warm_up(fn: Callable[[], object], repeats: int) -> float:
+    """Median wall time of ``repeats`` calls of ``fn`` after one untimed call."""
     fn()  # warm-up (allocator, oneDNN primitive caches, cuDNN's algorithm search)
     return median_time(fn, repeats)[0]
 
