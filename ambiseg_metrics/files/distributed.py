@@ -159,9 +159,7 @@ def _half_built_clusters_left_alone(distributed: object, processes_before: set) 
     try:
         yield
     except BaseException:
-        for cluster in set(listed or ()) - before:
-            cluster.shutdown_on_close = False
-        _end_processes(set(multiprocessing.active_children()) - processes_before)
+        _abandon(set(listed or ()) - before, processes_before)
         raise
 
 
@@ -173,9 +171,16 @@ def _close(cluster: object, processes_before: set) -> None:
     try:
         cluster.close()  # type: ignore[attr-defined]
     except KeyboardInterrupt:
-        cluster.shutdown_on_close = False  # type: ignore[attr-defined]
-        _end_processes(set(multiprocessing.active_children()) - processes_before)
+        _abandon({cluster}, processes_before)
         raise
+
+
+def _abandon(clusters: set, processes_before: set) -> None:
+    """Take ``clusters`` off Dask's exit hook and end the worker processes started since
+    ``processes_before``: what an interrupted start or close leaves."""
+    for cluster in clusters:
+        cluster.shutdown_on_close = False
+    _end_processes(set(multiprocessing.active_children()) - processes_before)
 
 
 def _end_processes(processes: set, timeout: float = 2.0) -> None:
