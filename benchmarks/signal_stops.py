@@ -1,4 +1,5 @@
-"""How ``ambiseg-eval --scheduler local:2`` stops on real signals sent at many moments of a run.
+"""How ``ambiseg-eval --scheduler local:2`` (or ``--runner "--jobs 2"``) stops on real signals sent at many
+moments of a run.
 
 For each signal (``--signals``), each target (``--to``: ``pid``, the command's process; ``group``, its whole
 process group, as a terminal's Ctrl-C is) and each delay after the start (``--delays``), this starts the
@@ -33,14 +34,15 @@ def _delays(spec: str) -> list[float]:
     return [round(start + i * step, 3) for i in range(n)]
 
 
-def one_run(tree: Path, signum: int, to: str, delay: float, method: str) -> dict[str, object]:
+def one_run(tree: Path, signum: int, to: str, delay: float, method: str,
+            runner: tuple[str, ...] = ("--scheduler", "local:2")) -> dict[str, object]:
     """Start the command, send ``signum`` after ``delay`` seconds, and describe how it ended."""
     import psutil
 
     env = dict(os.environ, AMBISEG_START_METHOD=method)
     with tempfile.TemporaryDirectory() as out:
         argv = [sys.executable, "-m", "ambiseg_metrics", str(tree / "preds"), str(tree / "gts"),
-                "--out", str(Path(out) / "r.csv"), "--scheduler", "local:2", "--no-progress"]
+                "--out", str(Path(out) / "r.csv"), *runner, "--no-progress"]
         proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
                                 start_new_session=True)
         seen: set[int] = set()
@@ -85,6 +87,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--to", default="pid,group")
     ap.add_argument("--delays", default="0.3:2.55:0.15",
                     help="start:stop:step in seconds (default: 16 delays)")
+    ap.add_argument("--runner", default="--scheduler local:2",
+                    help="how the command runs the cases (default: --scheduler local:2; e.g. --jobs 2)")
     ap.add_argument("--cases", type=int, default=2000)
     ap.add_argument("--tree", default=None, help="existing tree with preds/ and gts/ (default: a new one)")
     ap.add_argument("--keep", default=None, help="folder for the standard error of runs with a traceback")
@@ -99,7 +103,8 @@ def main(argv: list[str] | None = None) -> int:
         for name in args.signals.split(","):
             for to in args.to.split(","):
                 for delay in _delays(args.delays):
-                    row = one_run(tree, getattr(signal, name), to, delay, args.start_method)
+                    row = one_run(tree, getattr(signal, name), to, delay, args.start_method,
+                                  tuple(args.runner.split()))
                     rows.append(row)
                     print(f"{name} to {to} at {delay:.2f} s: exit {row['rc']} after {row['seconds']:.2f} s, "
                           f"{row['children']} processes seen, left {row['left']}, "
@@ -107,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
                     if row["traceback"] and args.keep:
                         Path(args.keep).mkdir(parents=True, exist_ok=True)
                         (Path(args.keep) / f"{name}_{to}_{delay:.2f}.txt").write_text(str(row["stderr"]))
-    print(f"\nstart method {args.start_method}; {args.cases} cases")
+    print(f"\n{args.runner}; start method {args.start_method}; {args.cases} cases")
     print("| signal | to | runs | exit codes | max s to exit | tracebacks | runs leaving processes "
           "| output written |")
     print("|---|---|---|---|---|---|---|---|")

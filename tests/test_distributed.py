@@ -303,56 +303,6 @@ def test_cli_dask_bad_file_is_one_clean_line_and_clean_exit_is_quiet(tmp_path):
     assert lines[0].startswith("ambiseg-eval: error: ") and "case01.npy" in lines[0]
 
 
-_MASK_PROBE = '''
-import json, multiprocessing, signal, sys, threading
-sys.path.insert(0, {root!r})
-from ambiseg_metrics.files.distributed import _workers_deaf_to_ctrl_c
-
-
-def report(queue):
-    queue.put(sorted(int(s) for s in signal.pthread_sigmask(signal.SIG_BLOCK, set())))
-
-
-def start(out):
-    # as Dask's thread does: a spawn-context queue (its semaphore needs the resource tracker) and a process
-    ctx = multiprocessing.get_context("spawn")
-    queue = ctx.Queue()
-    process = ctx.Process(target=report, args=(queue,))
-    process.start()
-    out.append(queue.get(timeout=60))
-    process.join(60)
-
-
-if __name__ == "__main__":
-    out = []
-    with _workers_deaf_to_ctrl_c({method!r}):
-        thread = threading.Thread(target=start, args=(out,))
-        thread.start()
-    thread.join(120)
-    main_mask = sorted(int(s) for s in signal.pthread_sigmask(signal.SIG_BLOCK, set()))
-    print(json.dumps({{"child": out[0], "main": main_mask}}))
-'''
-
-
-@pytest.mark.skipif(not hasattr(signal, "pthread_sigmask"), reason="no signal masks on this platform")
-def test_workers_started_during_the_cluster_start_do_not_take_ctrl_c(tmp_path):
-    """A process started from a thread created while the cluster starts inherits a mask that blocks SIGINT,
-    even when launching multiprocessing's resource tracker would unblock it (a fresh interpreter, so the
-    tracker is not running yet); the caller's own mask is restored."""
-    import json
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    script = tmp_path / "probe.py"
-    script.write_text(_MASK_PROBE.format(root=str(Path(__file__).resolve().parents[1]), method="spawn"))
-    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=180)
-    assert done.returncode == 0, done.stderr
-    masks = json.loads(done.stdout)
-    assert int(signal.SIGINT) in masks["child"], done.stdout
-    assert int(signal.SIGINT) not in masks["main"]
-
-
 def _sleep_long() -> None:
     time.sleep(60)
 

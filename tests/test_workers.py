@@ -4,6 +4,7 @@ test runs with forked and with spawned workers."""
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import os
 import signal
@@ -11,6 +12,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -281,3 +283,76 @@ def test_the_progress_bar_starts_no_thread():
     )
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     assert done.stdout.split() == ["1", "2"]
+
+
+_MASK_PROBE = '''
+import json, multiprocessing, signal, sys, threading
+sys.path.insert(0, {root!r})
+from ambiseg_metrics.files.runner import children_deaf_to_ctrl_c
+
+
+def report(queue):
+    queue.put(sorted(int(s) for s in signal.pthread_sigmask(signal.SIG_BLOCK, set())))
+
+
+def start(out):
+    # as Dask's thread does: a spawn-context queue (its semaphore needs the resource tracker) and a process
+    ctx = multiprocessing.get_context("spawn")
+    queue = ctx.Queue()
+    process = ctx.Process(target=report, args=(queue,))
+    process.start()
+    out.append(queue.get(timeout=60))
+    process.join(60)
+
+
+if __name__ == "__main__":
+    out = []
+    with children_deaf_to_ctrl_c({method!r}):
+        thread = threading.Thread(target=start, args=(out,))
+        thread.start()
+    thread.join(120)
+    main_mask = sorted(int(s) for s in signal.pthread_sigmask(signal.SIG_BLOCK, set()))
+    print(json.dumps({{"child": out[0], "main": main_mask}}))
+'''
+
+
+@pytest.mark.skipif(not hasattr(signal, "pthread_sigmask"), reason="no signal masks on this platform")
+def test_processes_started_meanwhile_do_not_take_ctrl_c(tmp_path):
+    """A process started from a thread created while workers start (as Dask's threads are) inherits a mask
+    that blocks SIGINT, even when launching multiprocessing's resource tracker would unblock it (a fresh
+    interpreter, so the tracker is not running yet); the caller's own mask is restored."""
+
+    script = tmp_path / "probe.py"
+    script.write_text(_MASK_PROBE.format(root=str(Path(__file__).resolve().parents[1]), method="spawn"))
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr
+    masks = json.loads(done.stdout)
+    assert int(signal.SIGINT) in masks["child"], done.stdout
+    assert int(signal.SIGINT) not in masks["main"]
+
+
+_POOL_PROBE = '''
+import json, signal, sys
+sys.path.insert(0, {root!r})
+from ambiseg_metrics.files.workers import run_in_processes
+
+
+def mask(i):
+    return sorted(int(s) for s in signal.pthread_sigmask(signal.SIG_BLOCK, set()))
+
+
+if __name__ == "__main__":
+    print(json.dumps([m for _, m in run_in_processes(mask, [(i,) for i in range(4)], jobs=2, start="spawn")]))
+'''
+
+
+@pytest.mark.skipif(not hasattr(signal, "pthread_sigmask"), reason="no signal masks on this platform")
+def test_spawned_workers_start_with_ctrl_c_blocked(tmp_path):
+    """``run_in_processes`` in a fresh interpreter: its first spawned worker launches multiprocessing's
+    resource tracker, whose launch unblocks SIGINT; every worker must still start with it blocked."""
+    script = tmp_path / "pool_probe.py"
+    script.write_text(_POOL_PROBE.format(root=str(Path(__file__).resolve().parents[1])))
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr
+    masks = json.loads(done.stdout)
+    assert len(masks) == 4 and all(int(signal.SIGINT) in m for m in masks), masks

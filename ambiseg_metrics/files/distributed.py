@@ -16,7 +16,6 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import multiprocessing.connection
-import signal
 import time
 import uuid
 import warnings
@@ -107,7 +106,7 @@ def scheduler_client(
         n = int(value)
         import dask
 
-        from .runner import run_warm_up, start_method, usable_cpus
+        from .runner import children_deaf_to_ctrl_c, run_warm_up, start_method, usable_cpus
 
         threads = max(1, usable_cpus() // n)
         method = start_method()
@@ -122,7 +121,7 @@ def scheduler_client(
                 # free port
                 warnings.filterwarnings("ignore", message=r"Port \d+ is already in use")
                 with _half_built_clusters_left_alone(distributed, processes_before), \
-                        _workers_deaf_to_ctrl_c(method):
+                        children_deaf_to_ctrl_c(method):
                     cluster = distributed.LocalCluster(
                         n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1",
                         dashboard_address=None, env={"NUMBA_NUM_THREADS": str(threads)},
@@ -203,35 +202,6 @@ def _end_processes(processes: set, timeout: float = 2.0) -> None:
     while sentinels and time.monotonic() < deadline:
         ready = multiprocessing.connection.wait(sentinels, timeout=max(0.0, deadline - time.monotonic()))
         sentinels = [sentinel for sentinel in sentinels if sentinel not in ready]
-
-
-@contextmanager
-def _workers_deaf_to_ctrl_c(method: str) -> Iterator[None]:
-    """Hold SIGINT back from this thread while the cluster starts, so that the threads Dask creates meanwhile,
-    and the worker processes they start (forked or spawned), inherit a signal mask that blocks it.
-
-    A Ctrl-C at a terminal goes to the whole process group. A spawned worker would take it as its own
-    ``KeyboardInterrupt`` and print a traceback, though this process stops the cluster itself (SIGTERM to
-    the workers, which stays deliverable). A Ctrl-C during the start still reaches this process: through
-    another of its threads that does not block it, or here once the mask is restored. No-op where
-    ``signal.pthread_sigmask`` is missing (Windows).
-
-    ``method`` is the workers' start method. Spawned workers need multiprocessing's resource tracker, and
-    the call that launches it unblocks SIGINT in its thread afterwards (``SIG_UNBLOCK``, whatever the mask
-    was before): it is launched here first, so that nothing launches it inside the block.
-    """
-    if not hasattr(signal, "pthread_sigmask"):
-        yield
-        return
-    if method != "fork":
-        from multiprocessing import resource_tracker
-
-        resource_tracker.ensure_running()
-    before = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, before)
 
 
 def _kernel_threads(distributed: object, threads: int) -> object:

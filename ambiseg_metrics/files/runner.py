@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 import os
+import signal
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import closing, contextmanager
@@ -257,6 +258,34 @@ def kernel_threads(threads: int) -> Iterator[None]:
         yield
     finally:
         kernels.set_threads(before)
+
+
+@contextmanager
+def children_deaf_to_ctrl_c(start: str) -> Iterator[None]:
+    """Hold SIGINT back from this thread while worker processes start: the processes started meanwhile
+    (forked or spawned, by this thread or by threads it creates, such as Dask's) inherit a signal mask that
+    blocks it. A Ctrl-C at a terminal goes to the whole process group; a worker still starting would take
+    it as its own ``KeyboardInterrupt`` and print a traceback, though the run's process stops the workers
+    itself. A Ctrl-C meant for this process still reaches it: through another of its threads that does
+    not block it, or here once the mask is restored. No-op where ``signal.pthread_sigmask`` is missing
+    (Windows).
+
+    ``start`` is the workers' start method. Spawned workers need multiprocessing's resource tracker, and
+    the call that launches it unblocks SIGINT in its thread afterwards (``SIG_UNBLOCK``, whatever the mask
+    was before): it is launched here first, so that nothing launches it inside the block.
+    """
+    if not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    if start != "fork":
+        from multiprocessing import resource_tracker
+
+        resource_tracker.ensure_running()
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, before)
 
 
 def run_warm_up(warm_up: tuple[Callable, tuple] | None) -> None:

@@ -20,7 +20,9 @@ found by the thread (a task's error, a dead worker) is raised once the parent's 
 
 Guarantees:
 
-* workers ignore SIGINT (a terminal's Ctrl-C reaches the whole process group; only the parent decides);
+* workers ignore SIGINT (a terminal's Ctrl-C reaches the whole process group; only the parent decides),
+  and start with it blocked (:func:`~ambiseg_metrics.files.runner.children_deaf_to_ctrl_c`), so that a
+  Ctrl-C while a worker is still starting cannot print its traceback either;
 * on any exception in the parent — a task's error, ``KeyboardInterrupt``, the generator being closed —
   every worker is killed (SIGKILL: they hold no file open for writing) and reaped before the exception
   propagates;
@@ -260,11 +262,7 @@ def run_in_processes(
     ok = False
     supervisor: _Supervisor | None = None
     try:
-        # SIGINT blocked while the children start: they inherit the mask (so a Ctrl-C during their start
-        # cannot print a traceback) and a Ctrl-C meant for us is delivered right after.
-        masking = hasattr(signal, "pthread_sigmask")  # POSIX
-        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT}) if masking else None
-        try:
+        with runner.children_deaf_to_ctrl_c(start):  # a Ctrl-C during their start: no traceback
             for _ in range(n_workers):
                 mine, theirs = ctx.Pipe()
                 proc = ctx.Process(target=_worker, daemon=True,
@@ -274,9 +272,6 @@ def run_in_processes(
                 finally:
                     theirs.close()
                 workers.append((proc, mine))
-        finally:
-            if masking:
-                signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
         supervisor = _Supervisor(func, tasks, workers)
         supervisor.start()
         own = 0
