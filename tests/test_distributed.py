@@ -350,3 +350,25 @@ def test_a_close_interrupted_by_a_signal_ends_the_workers():
         for process in (mine, worker):
             process.kill()
             process.join(5)
+
+
+def test_quiet_after_stop_reaches_the_loggers_dask_configured():
+    """Dask's config gives ``tornado.application`` its own level (ERROR), so silencing ``tornado`` alone
+    would let it report Dask's error in cancelling an interrupted wait after the run's stop."""
+    import logging
+    import sys
+
+    from ambiseg_metrics.files.cli_process import quiet_after_stop
+
+    names = ["tornado.application", "distributed.worker", "asyncio", "tornado"]
+    saved = {name: logging.getLogger(name).level for name in names}
+    hook = sys.unraisablehook
+    try:
+        assert logging.getLogger("tornado.application").level == logging.ERROR  # set by Dask's config
+        quiet_after_stop()
+        for name in names:
+            assert not logging.getLogger(name).isEnabledFor(logging.CRITICAL), name
+    finally:
+        for name, level in saved.items():
+            logging.getLogger(name).setLevel(level)
+        sys.unraisablehook = hook

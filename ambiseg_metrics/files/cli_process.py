@@ -98,8 +98,9 @@ def quiet_after_stop() -> None:
     of this process: a run stopped by a signal while its ``local:N`` cluster was starting says so in one
     line, and Dask's threads, still starting or stopping workers, would otherwise report the failure with
     tracebacks after it."""
-    names = [name for name in logging.root.manager.loggerDict if name.split(".")[0] == "distributed"]
-    for name in {"distributed", "asyncio", "tornado", *names}:
+    roots = {"distributed", "asyncio", "tornado"}  # with their children that Dask's config set a level on
+    names = [name for name in logging.root.manager.loggerDict if name.split(".")[0] in roots]
+    for name in {*roots, *names}:
         logging.getLogger(name).setLevel(logging.CRITICAL + 1)
     sys.unraisablehook = lambda unraisable: None
 
