@@ -296,3 +296,73 @@ def test_a_signal_raised_inside_a_callback_is_noted_not_printed(tmp_path):
     assert "Stopped" not in done.stderr, done.stderr
     assert "ValueError: before" in done.stderr  # reported before the signal
     assert done.stderr.count("Exception ignored") == 1
+
+
+_IMPORT_PROBE = '''
+import os, signal, sys, time
+sys.path.insert(0, {root!r})
+sys.path.insert(0, {here!r})
+from ambiseg_metrics.files import cli_process
+
+cli_process.catch_signals()
+try:
+    import slow_module  # sends itself SIGTERM, then keeps importing for 0.3 s
+    print("imported", slow_module.DONE)
+    time.sleep(5)
+    print("not stopped")
+except cli_process.Stopped as exc:
+    print("stopped after the import", exc.signum, "slow_module" in sys.modules)
+'''
+
+_SLOW_MODULE = '''
+import os, signal, time
+os.kill(os.getpid(), signal.SIGTERM)
+end = time.monotonic() + 0.3
+while time.monotonic() < end:
+    pass
+DONE = True
+'''
+
+
+def test_a_signal_during_an_import_stops_the_run_after_it(tmp_path):
+    """Stopped is not raised inside an import (a C extension importing a module may turn it into an
+    ImportError: the run then ended with "internal error", exit 1): the signal is sent again until it
+    lands outside, and the run stops right after the import."""
+    (tmp_path / "slow_module.py").write_text(_SLOW_MODULE)
+    script = tmp_path / "probe.py"
+    script.write_text(_IMPORT_PROBE.format(root=str(Path(__file__).resolve().parents[1]), here=str(tmp_path)))
+    started = time.monotonic()
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "imported True" in done.stdout and "stopped after the import 15 True" in done.stdout, done.stdout
+    assert time.monotonic() - started < 4.0
+
+
+def test_an_error_after_a_signal_reports_the_signal(tmp_path, monkeypatch, capsys):
+    """A signal's Stopped turned into another exception on its way (numba's C import turned it into
+    ImportError) ends the run as stopped (143), not as an internal error (1)."""
+    from ambiseg_metrics.files import cli, cli_process
+
+    preds = tmp_path / "preds"
+    gts = tmp_path / "gts"
+    preds.mkdir()
+    gts.mkdir()
+    np.save(preds / "a.npy", np.zeros((2, 8, 8), bool))
+    np.save(gts / "a.npy", np.zeros((2, 8, 8), bool))
+
+    def converted(*args, **kwargs):
+        cli_process.FIRED.append(int(signal.SIGTERM))
+        raise ImportError("numba._devicearray failed to import")
+
+    monkeypatch.setattr(cli, "evaluate_cases", converted)
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        code = cli.main([str(preds), str(gts), "--out", str(tmp_path / "r.csv")])
+    finally:
+        cli_process.FIRED.clear()
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+    assert code == 143
+    err = capsys.readouterr().err
+    assert "terminated, no output written" in err and "internal error" not in err
+    assert not (tmp_path / "r.csv").exists()

@@ -352,6 +352,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                 signal.signal(sig, handler)
 
 
+def _stopped(args: argparse.Namespace, signum: int) -> int:
+    what = "terminated" if signum == signal.SIGTERM else "interrupted"
+    done = "the output files were written" if args.written else "no output written"
+    print(f"ambiseg-eval: {what}, {done}", file=sys.stderr)
+    return 128 + int(signum)
+
+
 def _main(args: argparse.Namespace) -> int:
     try:
         return _run(args)
@@ -363,12 +370,10 @@ def _main(args: argparse.Namespace) -> int:
         os.dup2(devnull, sys.stdout.fileno())
         return 141
     except KeyboardInterrupt as exc:
-        signum = getattr(exc, "signum", signal.SIGINT)
-        what = "terminated" if signum == signal.SIGTERM else "interrupted"
-        done = "the output files were written" if args.written else "no output written"
-        print(f"ambiseg-eval: {what}, {done}", file=sys.stderr)
-        return 128 + int(signum)
+        return _stopped(args, getattr(exc, "signum", signal.SIGINT))
     except Exception as exc:
+        if FIRED:  # the signal's exception, turned into another one on its way (e.g. by a C extension)
+            return _stopped(args, FIRED[0])
         if isinstance(exc, (InputFileError, SchedulerUnreachableError)):
             print(f"ambiseg-eval: error: {exc}", file=sys.stderr)
             return 2

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import atexit
 import logging
+import multiprocessing
 import os
 import signal
 import sys
@@ -26,8 +27,48 @@ class Stopped(KeyboardInterrupt):
 FIRED: list[int] = []
 
 
+#: Seconds after which a signal that arrived during an import is sent again (:func:`_on_signal`).
+IMPORT_RETRY_S = 0.02
+
+
+def _send_again(signum: int) -> None:
+    """Send ``signum`` to this process again, from a thread that blocks it: the kernel then hands it to a
+    thread that takes it (the main thread, or none until the main thread unblocks it), never to this one,
+    whose receipt would let the handler interrupt the main thread anywhere, e.g. inside a worker's start,
+    where SIGINT is blocked on purpose (:func:`~ambiseg_metrics.files.runner.children_deaf_to_ctrl_c`)."""
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+        os.kill(os.getpid(), signum)
+    else:  # Windows: os.kill would end the process outright; raise_signal runs the handler
+        signal.raise_signal(signum)
+
+
+#: Code that an exception must not unwind: Python's import machinery (a C extension importing a module
+#: may turn the exception into another error), and multiprocessing starting a process (a spawned child
+#: whose start is cut short reads a closed pipe and prints ``EOFError``).
+_NO_UNWIND = ("<frozen importlib", os.path.join(os.path.dirname(multiprocessing.__file__), "popen_"))
+
+
+def _must_not_unwind(frame: object) -> bool:
+    """Whether the interrupted code runs under the import machinery or a process start (``_NO_UNWIND``)."""
+    while frame is not None:
+        if frame.f_code.co_filename.startswith(_NO_UNWIND):  # type: ignore[attr-defined]
+            return True
+        frame = frame.f_back  # type: ignore[attr-defined]
+    return False
+
+
 def _on_signal(signum: int, frame: object) -> None:
     FIRED.append(signum)
+    if _must_not_unwind(frame):
+        # Raised here, Stopped can reach a C extension's import, which may turn it into another error (numba's
+        # "numba._devicearray failed to import": exit 1 with a traceback, seen once in 64 runs), or cut a
+        # worker's start short. The signal is sent again shortly, until it lands outside such code; FIRED
+        # holds it meanwhile.
+        timer = threading.Timer(IMPORT_RETRY_S, _send_again, (signum,))
+        timer.daemon = True
+        timer.start()
+        return
     for sig in (signal.SIGINT, signal.SIGTERM):  # one signal is enough: the clean-up is not interrupted
         signal.signal(sig, _noted)
     # the run is over. What Dask's threads log about the cluster it stops (e.g. tornado reporting Dask's own
