@@ -27,8 +27,8 @@ class Stopped(KeyboardInterrupt):
 FIRED: list[int] = []
 
 
-#: Seconds after which a signal that arrived during an import is sent again (:func:`_on_signal`).
-IMPORT_RETRY_S = 0.02
+#: Seconds after which a signal that landed in code it must not unwind (``_NO_UNWIND``) is sent again.
+RETRY_S = 0.02
 
 
 def _send_again(signum: int) -> None:
@@ -65,7 +65,7 @@ def _on_signal(signum: int, frame: object) -> None:
         # "numba._devicearray failed to import": exit 1 with a traceback, seen once in 64 runs), or cut a
         # worker's start short. The signal is sent again shortly, until it lands outside such code; FIRED
         # holds it meanwhile.
-        timer = threading.Timer(IMPORT_RETRY_S, _send_again, (signum,))
+        timer = threading.Timer(RETRY_S, _send_again, (signum,))
         timer.daemon = True
         timer.start()
         return
